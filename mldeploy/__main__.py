@@ -1,0 +1,3 @@
+from mldeploy.cli.main import main
+
+main()

@@ -1,0 +1,58 @@
+"""The Typer application: global options and registration of every command module.
+
+Each ``cmd_*`` module owns a group of commands and exposes ``register(app)``. Command modules import
+only typer at module level; heavy libraries are imported inside the command functions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mldeploy import __version__
+from mldeploy.cli import cmd_artifacts, cmd_aws, cmd_build, cmd_config, cmd_cost, cmd_release, cmd_up, state
+
+app = typer.Typer(
+    name="mldeploy",
+    help="ML deploy in one command: a trained model + mldeploy.yaml → an autoscaled HTTPS endpoint on AWS Fargate.\n\n"
+    "Global options may be given before or after the command.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mldeploy {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    config: Annotated[Path | None, typer.Option("--config", "-f", help="Path to mldeploy.yaml.",
+                                                 envvar="MLDEPLOY_CONFIG")] = None,
+    env: Annotated[str | None, typer.Option("--env", help="Environment overlay (dev, staging, prod…).",
+                                            envvar="MLDEPLOY_ENV")] = None,
+    region: Annotated[str | None, typer.Option("--region", help="AWS region (overrides aws.region).")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help="AWS profile (overrides aws.profile).")] = None,
+    json: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Answer yes to confirmations (needed in CI).")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Global options."""
+    state.options = state.Options(config=config, env=env, region=region, profile=profile, json=json, yes=yes,
+                                  debug=debug)
+    if debug:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG)
+
+
+for module in (cmd_config, cmd_artifacts, cmd_build, cmd_up, cmd_aws, cmd_release, cmd_cost):
+    module.register(app)

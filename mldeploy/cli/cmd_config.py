@@ -1,0 +1,183 @@
+"""``init``, ``validate`` and ``schema``: create and check ``mldeploy.yaml``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mldeploy.cli import state
+
+MODEL_SUFFIXES = {
+    ".pkl": "pickle", ".pickle": "pickle", ".joblib": "joblib", ".skops": "skops", ".onnx": "onnx",
+    ".pt": "torchscript", ".pth": "torch", ".torchscript": "torchscript", ".keras": "savedmodel",
+}
+
+
+def guess_format(path: Path) -> str:
+    """A cheap guess by name for ``init`` (``package`` detects for real by content)."""
+    if path.is_dir():
+        return "savedmodel" if (path / "saved_model.pb").exists() else "auto"
+    return MODEL_SUFFIXES.get(path.suffix.lower(), "auto")
+
+
+def find_model_files(folder: Path) -> list[Path]:
+    """Model files and SavedModel folders in ``folder`` (one level deep, then ``models/``/``model/``)."""
+    found: list[Path] = []
+    for base in (folder, folder / "model", folder / "models"):
+        if not base.is_dir():
+            continue
+        for p in sorted(base.iterdir()):
+            if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES or p.is_dir() and (p / "saved_model.pb").exists():
+                found.append(p)
+    return found
+
+
+def default_name(folder: Path) -> str:
+    name = re.sub(r"[^a-z0-9-]+", "-", folder.resolve().name.lower()).strip("-") or "model"
+    if not name[0].isalpha():
+        name = f"m-{name}"
+    return name[:28].rstrip("-")
+
+
+def init(
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="Model file or SavedModel folder.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="App name (lowercase, hyphens).")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="Model format (default: detect).")] = None,
+    base_image: Annotated[str, typer.Option("--base-image", help="Base image for the build.")] =
+        "python:3.11-slim",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing mldeploy.yaml.")] = False,
+) -> None:
+    """Write a commented mldeploy.yaml (interactive on a terminal, scriptable with flags)."""
+    from mldeploy import console
+    from mldeploy.config import parse_text
+    from mldeploy.config.schema import ModelFormat
+    from mldeploy.errors import ExitCode, MldeployError
+    from mldeploy.templating import render
+
+    target = state.options.config or Path("mldeploy.yaml")
+    if target.is_dir():
+        target = target / "mldeploy.yaml"
+    folder = target.parent
+    if target.exists() and not force:
+        raise MldeployError(f"{target} already exists", hint="pass --force to overwrite it",
+                            exit_code=ExitCode.USAGE)
+    ask = console.interactive() and not state.options.yes
+    if model is None:
+        candidates = find_model_files(folder)
+        if ask and candidates:
+            from rich.prompt import Prompt
+
+            console.info("Model files found:")
+            for i, c in enumerate(candidates, 1):
+                console.info(f"  {i}. {c.relative_to(folder) if c.is_relative_to(folder) else c} "
+                             f"[dim]({guess_format(c)})[/dim]")
+            choice = Prompt.ask("Which model?", console=console.console,
+                                choices=[str(i) for i in range(1, len(candidates) + 1)], default="1")
+            model = candidates[int(choice) - 1]
+        elif ask:
+            from rich.prompt import Prompt
+
+            model = Path(Prompt.ask("Path to the model file", console=console.console))
+        elif len(candidates) == 1:
+            model = candidates[0]
+        else:
+            raise MldeployError("no --model given" + (f" and {len(candidates)} candidates found" if candidates else
+                                                         " and no model file found"),
+                                hint="pass --model PATH", exit_code=ExitCode.USAGE)
+    model_abs = model if model.is_absolute() else (Path.cwd() / model)
+    if not model_abs.exists():
+        raise MldeployError(f"model not found: {model}", hint="check the path", exit_code=ExitCode.CONFIG)
+    fmt = format or guess_format(model_abs)
+    if fmt not in {f.value for f in ModelFormat}:
+        raise MldeployError(f"--format {fmt!r} is not one of {', '.join(f.value for f in ModelFormat)}",
+                            exit_code=ExitCode.USAGE)
+    if name is None:
+        name = default_name(folder)
+        if ask:
+            from rich.prompt import Prompt
+
+            name = Prompt.ask("App name", console=console.console, default=name)
+    if ask and format is None:
+        from rich.prompt import Prompt
+
+        fmt = Prompt.ask("Model format", console=console.console, default=fmt,
+                         choices=[f.value for f in ModelFormat])
+    try:
+        rel = model_abs.resolve().relative_to(folder.resolve())
+        model_path = rel.as_posix()
+    except ValueError:
+        model_path = model_abs.resolve().as_posix()
+    text = render("mldeploy.yaml.j2", name=name, model_path=model_path, format=fmt,
+                  image_model=fmt in ("torch", "torchscript"), base_image=base_image)
+    parse_text(text, file=str(target), environ={})  # never write a file that does not validate
+    folder.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    console.success(f"wrote {target} (model {model_path}, format {fmt})")
+    console.info("next: [bold]mldeploy validate[/bold], then [bold]mldeploy up --target local[/bold]")
+
+
+def validate() -> None:
+    """Check mldeploy.yaml (every environment overlay) and the model path."""
+    from mldeploy import console
+    from mldeploy.config.loader import load_project, validate_all_envs
+    from mldeploy.errors import ConfigError, Location, Problem
+
+    opts = state.options
+    envs = [opts.env] if opts.env else validate_all_envs(opts.config)
+    project = state.project()
+    cfg = project.config
+    model_path = project.resolve(cfg.model.path)
+    if not model_path.exists():
+        from mldeploy.config.loader import _position  # noqa: PLC0415 - one shared position lookup
+        from mldeploy.config.yamlpos import load_with_positions
+
+        _, positions = load_with_positions(project.path.read_text(encoding="utf-8"))
+        line, col = _position(positions, ("model", "path"))
+        raise ConfigError([Problem(Location(str(project.path), line, col), "model.path",
+                                   f"{cfg.model.path} does not exist (resolved to {model_path})")])
+    warnings: list[str] = []
+    fmt = cfg.model.format.value
+    if fmt == "auto":
+        fmt = guess_format(model_path)
+    if fmt in ("pickle", "joblib"):
+        warnings.append(
+            f"{cfg.model.path} is a {fmt} file: loading it executes code. mldeploy pins its sha256 and the "
+            "server refuses a changed file, but prefer skops or ONNX (convert: onnx) for files you did not make."
+        )
+    if cfg.runtime.auth.mode.value == "none":
+        warnings.append("runtime.auth.mode is 'none': anyone who can reach the endpoint can call it")
+    for w in warnings:
+        console.warn(w)
+    summary = {
+        "file": str(project.path), "name": cfg.name, "environments": envs, "model": cfg.model.path,
+        "format": fmt, "fargate": {"cpu": cfg.aws.cpu, "memory": cfg.aws.memory}, "warnings": warnings,
+        "resources": {"cluster": project.names.cluster, "service": project.names.service,
+                      "load_balancer": project.names.load_balancer, "target_group": project.names.target_group},
+    }
+    if opts.json:
+        console.emit_json({"valid": True, **summary})
+        return
+    del load_project
+    console.success(f"{project.path.name} is valid ({', '.join(envs)}): app {cfg.name}, model {cfg.model.path} "
+                    f"({fmt}), Fargate {cfg.aws.cpu} CPU / {cfg.aws.memory} MiB")
+
+
+def schema() -> None:
+    """Print the JSON Schema of mldeploy.yaml (for editors' yaml-language-server)."""
+    import json
+
+    from mldeploy.config.schema import Config
+
+    doc = Config.model_json_schema()
+    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    doc["title"] = "mldeploy.yaml"
+    typer.echo(json.dumps(doc, indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(validate)
+    app.command()(schema)

@@ -1,0 +1,36 @@
+"""``up``: the one command — local (build + run in Docker) or AWS (build + push + plan + apply + wait)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+
+class Target(str, Enum):
+    aws = "aws"
+    local = "local"
+
+
+def up(
+    target: Annotated[Target, typer.Option("--target", help="Where to deploy.")] = Target.aws,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Do not wait for the service to be stable.")] = False,
+    port: Annotated[int | None, typer.Option("--port", help="Local port (--target local).")] = None,
+) -> None:
+    """Deploy: build the image and run it locally, or ship it to AWS Fargate behind an ALB."""
+    from mldeploy.cli import state
+
+    project = state.project()
+    if target is Target.local:
+        from mldeploy.build.local import up_local
+
+        up_local(project, port=port, wait=not no_wait)
+    else:
+        from mldeploy.aws.deploy import up_aws
+
+        up_aws(project, wait=not no_wait)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(up)

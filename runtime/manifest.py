@@ -1,0 +1,97 @@
+"""``model.json``: the manifest written by ``mldeploy package`` and read by the server.
+
+This module is the contract between the CLI (which writes it) and the runtime (which reads it); it uses
+pydantic only, so it can live inside the image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_FILE = "model.json"
+SCHEMA_VERSION = 1
+
+ServedFormat = Literal["onnx", "torchscript", "pickle", "joblib", "skops", "savedmodel"]
+OutputRole = Literal["label", "probabilities", "logits", "prediction", "other"]
+
+
+class Tensor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    dtype: str = "float32"  # numpy dtype name
+    shape: list[int | None] = Field(default_factory=lambda: [None])  # None = dynamic (batch axis first)
+    role: OutputRole | None = None  # outputs only: how the server presents it
+
+
+class ImageSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    width: int = 224
+    height: int = 224
+    channels: int = 3
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    scale: float = 1 / 255.0
+    mean: list[float] = Field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = Field(default_factory=lambda: [0.229, 0.224, 0.225])
+
+
+class Baseline(BaseModel):
+    """Per-feature statistics of the sample input, for drift checks at serving time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mean: list[float]
+    std: list[float]
+    count: int
+
+
+class ParityReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    samples: int
+    max_abs_error: float
+    max_rel_error: float
+    argmax_agreement: float | None = None  # classifiers only
+    passed: bool
+
+
+class Manifest(BaseModel):
+    """Everything the server needs to load, verify, describe and serve one model version."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    schema_version: int = SCHEMA_VERSION
+    name: str
+    version: str
+    format: ServedFormat  # what the server loads
+    source_format: str  # what the user gave us
+    file: str  # model file or folder, relative to the manifest's folder
+    sha256: str  # of the file (of a folder: of its sorted file list + contents)
+    size_bytes: int
+    task: Literal["classification", "regression", "image-classification", "other"] = "other"
+    inputs: list[Tensor]
+    outputs: list[Tensor]
+    class_labels: list[str] | None = None
+    feature_names: list[str] | None = None
+    image: ImageSpec | None = None
+    sample_input: dict[str, Any] | None = None  # {input name: nested list}, a few rows for docs/predict/warm-up
+    baseline: Baseline | None = None
+    parity: ParityReport | None = None
+    framework_versions: dict[str, str] = Field(default_factory=dict)
+    requirements: list[str] = Field(default_factory=list)  # pip requirements the server needs for this model
+    created_at: str
+    git_commit: str | None = None
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Manifest:
+        path = Path(folder) / MANIFEST_FILE
+        return cls.model_validate_json(path.read_bytes())
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / MANIFEST_FILE
+        path.write_text(self.model_dump_json(indent=2, exclude_none=False), encoding="utf-8")
+        return path
