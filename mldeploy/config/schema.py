@@ -8,7 +8,7 @@ are made here, at ``validate`` time.
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -21,7 +21,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
 
 
-class ModelFormat(str, Enum):
+class ModelFormat(StrEnum):
     auto = "auto"
     pickle = "pickle"
     joblib = "joblib"
@@ -32,7 +32,7 @@ class ModelFormat(str, Enum):
     torch = "torch"
 
 
-class ConvertTarget(str, Enum):
+class ConvertTarget(StrEnum):
     auto = "auto"  # ONNX where conversion succeeds and passes parity, else serve natively
     onnx = "onnx"  # ONNX or fail
     torchscript = "torchscript"
@@ -107,7 +107,7 @@ class Batching(Strict):
     max_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 2.0
 
 
-class AuthMode(str, Enum):
+class AuthMode(StrEnum):
     none = "none"
     api_key = "api_key"
     jwt = "jwt"
