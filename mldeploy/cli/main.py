@@ -55,7 +55,12 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns (and exits with) the documented exit code."""
-    import click
+    import typer
+
+    try:  # typer ≥ 0.20 vendors click; older versions use the click package
+        from typer._click.exceptions import ClickException
+    except ImportError:  # pragma: no cover
+        from click import ClickException
 
     from mldeploy import console
     from mldeploy.cli import state
@@ -81,15 +86,15 @@ def main(argv: list[str] | None = None) -> int:
         code = e.exit_code
         if state.options.debug:
             console.console.print_exception()
-    except click.exceptions.Abort:
+    except typer.Abort:
         console.error("interrupted")
         code = ExitCode.INTERRUPTED
     except KeyboardInterrupt:
         console.error("interrupted — nothing is lost: run the same command again to continue")
         code = ExitCode.INTERRUPTED
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         code = e.exit_code
-    except click.ClickException as e:
+    except ClickException as e:
         e.show()
         code = ExitCode.USAGE
     except Exception as e:  # an unexpected bug: short message unless --debug
