@@ -356,6 +356,22 @@ class CostSection(Strict):
     response_bytes: Annotated[int, Field(ge=0)] = 512
     log_bytes_per_request: Annotated[int, Field(ge=0)] = 300
     keepalive_requests_per_connection: Annotated[float, Field(ge=1)] = 100.0
+    connection_duration_s: Annotated[float, Field(gt=0, le=4000)] = Field(
+        default=60.0, description="Average client connection lifetime (ALB active-connections LCU dimension).")
+    alb_rules: Annotated[int, Field(ge=0, le=100)] = Field(
+        default=1, description="Listener rules evaluated per request (the first 10 are free).")
+    image_gb: Annotated[float, Field(gt=0, le=100)] = Field(
+        default=1.0, description="Compressed image size in ECR (storage, NAT pulls).")
+    images_retained: Annotated[int, Field(ge=1, le=10000)] = Field(
+        default=10, description="Image versions kept in ECR (upper bound: shared layers are stored once).")
+    custom_metrics: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="CloudWatch custom metrics published by the service (ALB/ECS metrics are free).")
+    nat_gateways: Annotated[int, Field(ge=0, le=10)] | None = Field(
+        default=None, description="NAT gateways paid for this service (default: 1 when aws.assign_public_ip "
+                                  "is false, else 0).")
+    free_tier: bool = Field(
+        default=True, description="Subtract AWS's always-free allowances (account-wide: 3 dashboards, 10 metrics, "
+                                  "10 alarms, 5 GB logs, 100 GB data transfer out).")
 
 
 class Config(Strict):
