@@ -69,6 +69,7 @@ class Manifest(BaseModel):
     version: str
     format: ServedFormat  # what the server loads
     source_format: str  # what the user gave us
+    source_sha256: str | None = None  # of the user's original model file/folder (provenance, package cache)
     file: str  # model file or folder, relative to the manifest's folder
     sha256: str  # of the file (of a folder: of its sorted file list + contents)
     size_bytes: int
