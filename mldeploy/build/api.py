@@ -1,0 +1,145 @@
+"""Public build API for other areas: ``build_image``, ``push_image``, ``build_and_push``."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mldeploy import console
+from mldeploy.build import records
+
+if TYPE_CHECKING:
+    from mldeploy.config import Project
+    from runtime.manifest import Manifest
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """A locally built image: ``tags`` are full references (``mldeploy/app:1.0.0`` …)."""
+
+    repository: str
+    tags: list[str]
+    image_id: str
+    size: int
+    base_size: int | None
+    build_seconds: float
+    cached_steps: int
+    steps: int
+    context_dir: str
+    model_version: str
+    model_sha256: str
+    git_commit: str | None = None
+    tag_names: list[str] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        """The primary reference (the model version tag)."""
+        return self.tags[0]
+
+    @property
+    def added_size(self) -> int | None:
+        return None if self.base_size is None else self.size - self.base_size
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "added_size": self.added_size}
+
+
+@dataclass(frozen=True)
+class PushedImage:
+    uri: str  # repository:tag
+    digest: str  # sha256:… manifest digest in the registry
+    tag: str
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        """Immutable reference ``repository@sha256:…`` (what ECS task definitions should use)."""
+        return f"{self.uri.rsplit(':', 1)[0]}@{self.digest}"
+
+
+def local_repository(project: Project) -> str:
+    return f"mldeploy/{project.names.base}"
+
+
+def docker_tag(text: str) -> str:
+    """A valid Docker tag: ``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`` (``+`` in semver becomes ``_``)."""
+    tag = re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:128]
+    return tag if re.match(r"[A-Za-z0-9_]", tag) else f"v{tag}"[:128]
+
+
+def tag_names(version: str, commit: str | None) -> list[str]:
+    names = [docker_tag(version)]
+    if commit:
+        names.append(commit[:12])
+    names.append("latest")
+    return list(dict.fromkeys(names))
+
+
+def build_from_artifact(project: Project, artifact_dir: Path, manifest: Manifest, *, no_cache: bool = False,
+                        output: Path | None = None) -> BuiltImage:
+    """Assemble the context for an already packaged artifact and build it with Docker."""
+    from mldeploy.build.context import assemble
+    from mldeploy.build.docker_api import build_platform, client, image_size
+    from mldeploy.build.image import docker_build
+
+    cfg = project.config
+    client()  # fail fast (and clearly) when no daemon answers, before downloading wheels
+    ctx = assemble(project, artifact_dir, manifest, output, status=console.info)
+    repo = local_repository(project)
+    commit = ctx.spec.git_commit if ctx.spec.git_commit != "unknown" else None
+    names = tag_names(manifest.version, commit)
+    outcome = docker_build(ctx.dir, f"{repo}:{names[0]}", platform=build_platform(cfg.image.platform),
+                           no_cache=no_cache)
+    api = client().api
+    for name in names[1:]:
+        api.tag(outcome.image_id, repository=repo, tag=name, force=True)
+    built = BuiltImage(
+        repository=repo,
+        tags=[f"{repo}:{n}" for n in names],
+        image_id=outcome.image_id,
+        size=image_size(outcome.image_id) or 0,
+        base_size=image_size(cfg.image.base),
+        build_seconds=round(outcome.seconds, 2),
+        cached_steps=outcome.cached_steps,
+        steps=outcome.steps,
+        context_dir=str(ctx.dir),
+        model_version=manifest.version,
+        model_sha256=manifest.sha256,
+        git_commit=commit,
+        tag_names=names,
+    )
+    records.write(project, records.BUILD, {**built.to_dict(), "built_at": time.time()})
+    return built
+
+
+def build_image(project: Project, *, no_cache: bool = False, output: Path | None = None) -> BuiltImage:
+    """Package the model (cached when unchanged), render the context and build the image."""
+    from mldeploy.artifacts import package
+
+    result = package(project)
+    return build_from_artifact(project, Path(result.dir), result.manifest, no_cache=no_cache, output=output)
+
+
+def push_image(project: Project, built: BuiltImage, *, registry: str | None = None) -> PushedImage:
+    """Push ``built`` to ``registry`` (a URL), else ``registry.url``, else ECR; records the digest."""
+    from mldeploy.build.push import push
+
+    pushed = push(project, built, registry=registry)
+    records.write(project, records.PUSH, {**asdict(pushed), "ref": pushed.ref, "image_id": built.image_id,
+                                          "pushed_at": time.time()})
+    return pushed
+
+
+def build_and_push(project: Project, *, registry: str | None = None) -> PushedImage:
+    return push_image(project, build_image(project), registry=registry)
+
+
+def last_build(project: Project) -> dict | None:
+    return records.read(project, records.BUILD)
+
+
+def last_push(project: Project) -> dict | None:
+    return records.read(project, records.PUSH)

@@ -1,0 +1,128 @@
+"""Assemble the Docker build context: ``wheels/`` (+ lock), ``runtime/``, ``model/``, Dockerfile, .dockerignore.
+
+The context holds only what the image needs; nothing is copied from the user's project folder except the
+packaged artifact, so ``.env`` files, credentials and pip configuration cannot end up in the image.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mldeploy.build.dockerfile import DockerfileSpec, render_dockerfile, render_dockerignore
+from mldeploy.build.wheelhouse import (
+    LOCK_FILE,
+    Wheelhouse,
+    ensure_wheelhouse,
+    merge_requirements,
+    read_requirements,
+)
+from mldeploy.errors import BuildError
+
+if TYPE_CHECKING:
+    from mldeploy.config import Project
+    from runtime.manifest import Manifest
+
+_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".env", ".env.*", "tests", ".pytest_cache")
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    dir: Path
+    wheelhouse: Wheelhouse
+    requirements: list[str]
+    spec: DockerfileSpec
+
+
+def runtime_dir() -> Path:
+    """The installed ``runtime`` package's folder (works from a wheel install as well as a checkout)."""
+    import runtime
+
+    return Path(runtime.__file__).resolve().parent
+
+
+def git_commit(folder: Path) -> str | None:
+    """HEAD's commit of the git repository containing ``folder``, or None outside git."""
+    try:
+        proc = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    sha = proc.stdout.strip()
+    return sha if proc.returncode == 0 and len(sha) >= 7 else None
+
+
+def requirements_for(project: Project, manifest: Manifest) -> list[str]:
+    """The runtime's own requirements + the model's + ``image.pip_packages``, pinned (see wheelhouse)."""
+    req_file = runtime_dir() / "requirements.txt"
+    if not req_file.is_file():
+        raise BuildError(f"{req_file} is missing; reinstall mldeploy")
+    groups = [read_requirements(req_file), list(manifest.requirements), list(project.config.image.pip_packages)]
+    return merge_requirements(groups, project.config.image.platform)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _normalise_modes(folder: Path) -> None:
+    """Files 0644 and folders 0755: nothing in /app is writable by the unprivileged user."""
+    for root, dirs, files in os.walk(folder):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o755)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o644)
+
+
+def assemble(project: Project, artifact_dir: Path, manifest: Manifest, out_dir: Path | None = None,
+             status: Callable[[str], None] | None = None) -> BuildContext:
+    """Write the build context for ``artifact_dir`` (a packaged model folder) and return its description."""
+    cfg = project.config
+    out = out_dir or project.root / ".mldeploy" / project.env / "context"
+    if out.exists():
+        if not (out / "Dockerfile").exists() and any(out.iterdir()):
+            raise BuildError(f"{out} exists and is not an mldeploy build context; choose an empty --output folder")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+    requirements = requirements_for(project, manifest)
+    find_links = [project.resolve(cfg.image.wheelhouse)] if cfg.image.wheelhouse else []
+    wheelhouse = ensure_wheelhouse(requirements, platform=cfg.image.platform,
+                                   python_version=cfg.image.python_version, find_links=find_links, status=status)
+
+    wheels = out / "wheels"
+    wheels.mkdir()
+    for wheel in wheelhouse.dir.glob("*.whl"):
+        _link_or_copy(wheel, wheels / wheel.name)
+    (wheels / LOCK_FILE).write_text("\n".join(wheelhouse.lock) + "\n", encoding="utf-8")
+
+    shutil.copytree(runtime_dir(), out / "runtime", ignore=_SKIP)
+    shutil.copytree(artifact_dir, out / "model", ignore=_SKIP)
+    (out / "model" / "runtime.json").write_text(cfg.runtime.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    _normalise_modes(out / "runtime")
+    _normalise_modes(out / "model")
+
+    locked = {line.split("==", 1)[0].lower().replace("_", "-") for line in wheelhouse.lock}
+    spec = DockerfileSpec(
+        app=cfg.name,
+        env=project.env,
+        base=cfg.image.base,
+        port=cfg.runtime.port,
+        model_version=manifest.version,
+        model_sha256=manifest.sha256,
+        model_format=manifest.format,
+        git_commit=git_commit(project.root) or "unknown",
+        uninstall=[p for p in ("pip", "setuptools") if p not in locked],
+        system_packages=list(cfg.image.system_packages),
+    )
+    (out / "Dockerfile").write_text(render_dockerfile(spec), encoding="utf-8")
+    (out / ".dockerignore").write_text(render_dockerignore(), encoding="utf-8")
+    return BuildContext(dir=out, wheelhouse=wheelhouse, requirements=requirements, spec=spec)

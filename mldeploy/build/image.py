@@ -1,0 +1,97 @@
+"""``docker build`` through the SDK's streaming API, with a rich progress display and a useful failure."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from mldeploy import console
+from mldeploy.build.docker_api import client
+from mldeploy.errors import BuildError
+
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+LOG_TAIL = 30
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    image_id: str
+    seconds: float
+    steps: int
+    cached_steps: int
+    log: list[str]
+
+
+def docker_build(context_dir: Path, tag: str, *, platform: str | None = None, no_cache: bool = False,
+                 pull: bool = False) -> BuildOutcome:
+    """Build ``context_dir`` and tag it ``tag``; raise BuildError with the last log lines on failure."""
+    from docker.errors import APIError
+
+    api = client().api
+    log: deque[str] = deque(maxlen=2000)
+    image_id: str | None = None
+    step = total = cached = 0
+    current = "sending build context"
+    started = time.monotonic()
+    live = console.interactive()
+    status = console.console.status(f"[bold]docker build[/] {current}") if live else None
+    try:
+        if status:
+            status.start()
+        else:
+            console.info(f"docker build {tag} ({context_dir})")
+        stream = api.build(path=str(context_dir), tag=tag, platform=platform, nocache=no_cache, pull=pull,
+                           rm=True, forcerm=True, decode=True)
+        for chunk in stream:
+            if "error" in chunk:
+                detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                log.append(str(detail).rstrip())
+                raise BuildError(_failure(tag, f"build failed at step {step}/{total}: {current}", log))
+            if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+            text = chunk.get("stream")
+            if not text:
+                continue
+            for line in text.splitlines():
+                if not line.strip():
+                    continue
+                log.append(line.rstrip())
+                m = _STEP.match(line)
+                if m:
+                    step, total, current = int(m[1]), int(m[2]), m[3][:90]
+                    if status:
+                        status.update(f"[bold]docker build[/] step {step}/{total}: {current}")
+                    elif not console.in_ci() or step == total:
+                        console.info(f"  step {step}/{total}: {current}")
+                elif "Using cache" in line:
+                    cached += 1
+                else:
+                    mid = re.match(r"^Successfully built ([0-9a-f]+)", line)
+                    if mid and not image_id:
+                        image_id = mid[1]
+    except APIError as e:
+        log.append(str(e.explanation or e))
+        raise BuildError(_failure(tag, f"the Docker daemon refused the build: {e.explanation or e}", log),
+                         hint=_hint(str(e.explanation or e))) from e
+    finally:
+        if status:
+            status.stop()
+    if not image_id:
+        raise BuildError(_failure(tag, "the build finished without an image id", log))
+    return BuildOutcome(image_id=image_id, seconds=time.monotonic() - started, steps=total, cached_steps=cached,
+                        log=list(log))
+
+
+def _failure(tag: str, headline: str, log: deque[str]) -> str:
+    tail = list(log)[-LOG_TAIL:]
+    body = "\n".join(f"  | {line}" for line in tail)
+    return f"docker build of {tag}: {headline}\n  last build log lines:\n{body}"
+
+
+def _hint(message: str) -> str | None:
+    if "pull access denied" in message or "not found" in message.lower():
+        return "the base image (image.base) must exist locally or be pullable from its registry"
+    return None
