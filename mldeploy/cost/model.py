@@ -1,0 +1,338 @@
+"""The cost arithmetic: tasks per traffic level and the monthly price of every AWS component mldeploy creates.
+
+Conventions (the AWS pricing pages' own): a month is 730 hours, 1 GB is 10⁹ bytes, traffic is steady at the
+given request rate. Every component keeps the formula that produced it, so reports can show the arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from mldeploy.cost.prices import DEFAULT_REGION, PriceTable, bundled
+from mldeploy.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mldeploy.config.schema import Config, Spot
+
+GB = 1e9
+Arch = Literal["x86", "arm"]
+
+# ALB LCU dimensions (https://aws.amazon.com/elasticloadbalancing/pricing/): one LCU is the largest of these.
+LCU_NEW_CONNECTIONS_PER_S = 25.0
+LCU_ACTIVE_CONNECTIONS = 3000.0
+LCU_PROCESSED_GB_PER_HOUR = 1.0
+LCU_RULE_EVALUATIONS_PER_S = 1000.0
+FREE_RULES = 10
+
+# Alarms mldeploy creates (the AWS area): 5xx error rate, p99 latency, unhealthy targets; each target-tracking
+# scaling policy adds two CloudWatch alarms (scale out / scale in), billed like any other.
+SERVICE_ALARMS = 3
+ALARMS_PER_TRACKING_POLICY = 2
+DASHBOARDS = 1
+
+
+@dataclass
+class Component:
+    """One line of the bill."""
+
+    key: str
+    name: str
+    quantity: float
+    unit: str
+    unit_price: float
+    monthly: float
+    formula: str
+    estimate: bool = False
+
+
+@dataclass
+class Lcu:
+    """The four ALB LCU dimensions (in LCUs) and the one that is billed (the largest)."""
+
+    new_connections: float
+    active_connections: float
+    processed_bytes: float
+    rule_evaluations: float
+
+    @property
+    def billed(self) -> float:
+        return max(self.new_connections, self.active_connections, self.processed_bytes, self.rule_evaluations)
+
+    @property
+    def dimension(self) -> str:
+        dims = asdict(self)
+        return max(dims, key=dims.__getitem__)
+
+
+@dataclass
+class Estimate:
+    """The monthly bill for one configuration at one request rate."""
+
+    variant: str
+    region: str
+    rps: float
+    tasks: int
+    tasks_needed: int
+    saturated: bool
+    capacity_rps_per_task: float | None
+    capacity_source: str | None
+    components: list[Component]
+    lcu: Lcu
+    requests_per_month: float
+    prices: str
+    assumptions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return sum(c.monthly for c in self.components)
+
+    @property
+    def per_million(self) -> float | None:
+        """Cost per 1M requests (None without traffic)."""
+        return self.total / (self.requests_per_month / 1e6) if self.requests_per_month > 0 else None
+
+    def component(self, key: str) -> Component:
+        return next(c for c in self.components if c.key == key)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lcu"] = {**d["lcu"], "billed": self.lcu.billed, "dimension": self.lcu.dimension}
+        d["total"] = round(self.total, 2)
+        d["per_million"] = None if self.per_million is None else round(self.per_million, 4)
+        for c in d["components"]:
+            c["monthly"] = round(c["monthly"], 2)
+        return d
+
+
+def tasks_for(rps: float, capacity: float, utilization: float, lo: int, hi: int) -> tuple[int, int, bool]:
+    """(tasks needed, tasks billed, saturated): the autoscaler keeps each task at ``utilization`` of its capacity,
+    within the ``lo``..``hi`` autoscaling bounds."""
+    needed = math.ceil(rps / (capacity * utilization) - 1e-9) if rps > 0 else 0
+    return needed, min(max(needed, lo), hi), needed > hi
+
+
+def spot_split(tasks: float, spot: Spot) -> tuple[float, float]:
+    """(on-demand, spot) tasks for a FARGATE/FARGATE_SPOT strategy: ``base`` on-demand, then ``weight`` % Spot."""
+    if not spot.enabled:
+        return tasks, 0.0
+    base = min(float(spot.base), tasks)
+    on_spot = (tasks - base) * spot.weight / 100.0
+    return tasks - on_spot, on_spot
+
+
+def tiered_cost(quantity: float, tiers: tuple[tuple[float | None, float], ...]) -> float:
+    """Cost of ``quantity`` units under cumulative ``(up_to, price)`` tiers (``None`` = no upper bound)."""
+    cost, lower = 0.0, 0.0
+    for upper, price in tiers:
+        top = math.inf if upper is None else upper
+        if quantity <= lower:
+            break
+        cost += (min(quantity, top) - lower) * price
+        lower = top
+    return cost
+
+
+def lcu_for(rps: float, request_bytes: int, response_bytes: int, keepalive: float, connection_s: float,
+            rules: int) -> Lcu:
+    """ALB LCUs per hour for steady traffic of ``rps`` requests/s."""
+    new_conn = rps / keepalive
+    active = new_conn * connection_s  # concurrent connections (Little's law)
+    gb_per_hour = rps * (request_bytes + response_bytes) * 3600 / GB
+    rule_evals = rps * max(0, rules - FREE_RULES)
+    return Lcu(new_connections=new_conn / LCU_NEW_CONNECTIONS_PER_S,
+               active_connections=active / LCU_ACTIVE_CONNECTIONS,
+               processed_bytes=gb_per_hour / LCU_PROCESSED_GB_PER_HOUR,
+               rule_evaluations=rule_evals / LCU_RULE_EVALUATIONS_PER_S)
+
+
+def _usd(x: float) -> str:
+    return f"${x:.6g}" if x < 1 else f"${x:,.2f}"
+
+
+def _less_free(qty: str, free_units: float) -> str:
+    return f"({qty} − {free_units:g} free)" if free_units else qty
+
+
+def _tasks(n: float) -> str:
+    return f"{_num(n)} task" + ("" if n == 1 else "s")
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 or x == int(x) else f"{x:,.3g}"
+
+
+def variant_name(arch: Arch, spot: bool) -> str:
+    return f"{arch}+spot" if spot else arch
+
+
+def resolve_capacity(config: Config, capacity: float | None) -> tuple[float | None, str | None]:
+    if capacity is not None:
+        return capacity, "given"
+    if config.cost.capacity_rps_per_task is not None:
+        return config.cost.capacity_rps_per_task, "cost.capacity_rps_per_task"
+    return None, None
+
+
+def estimate(config: Config, rps: float | None = None, *, capacity: float | None = None,
+             capacity_source: str | None = None, region: str | None = None, prices: PriceTable | None = None,
+             arch: Arch | None = None, spot: Spot | None = None) -> Estimate:
+    """The monthly bill of ``config`` at ``rps`` requests/s (``None``: what ``up`` creates, before traffic).
+
+    ``arch``/``spot`` override the config's ``image.platform``/``aws.spot`` (for ``--compare``); ``capacity``
+    (requests/s one task sustains at 100 % CPU) overrides ``cost.capacity_rps_per_task``.
+    """
+    prices = prices or bundled()
+    region = region or config.aws.region or DEFAULT_REGION
+    aws, cost = config.aws, config.cost
+    arch = arch or ("arm" if config.image.platform == "linux/arm64" else "x86")
+    spot = spot if spot is not None else aws.spot
+    hours = prices.hours_per_month
+    seconds = hours * 3600
+    free = cost.free_tier
+    lo, hi = aws.autoscaling.min, aws.autoscaling.max
+    utilization = aws.autoscaling.cpu_target / 100.0
+
+    if capacity is None:
+        capacity, capacity_source = resolve_capacity(config, None)
+    if rps is None:
+        traffic = 0.0
+        needed = tasks = min(max(aws.desired_count, lo), hi)
+        saturated = False
+    else:
+        if rps < 0:
+            raise ConfigError(f"--rps: {rps} is negative; give request rates ≥ 0 (e.g. 100,1000,10000)")
+        traffic = float(rps)
+        if traffic > 0 and capacity is None:
+            raise ConfigError(
+                "cost.capacity_rps_per_task: not set, and no `mldeploy bench` measurement found — the number of "
+                "tasks per traffic level depends on it",
+                hint="measure it with `mldeploy bench --local` (or --url), set cost.capacity_rps_per_task in "
+                     "mldeploy.yaml, or pass --capacity N",
+            )
+        needed, tasks, saturated = tasks_for(traffic, capacity or 1.0, utilization, lo, hi)
+
+    comps: list[Component] = []
+
+    def add(key: str, name: str, qty: float, unit: str, item: str, formula: str, *, monthly: float | None = None,
+            free_units: float = 0.0) -> None:
+        info = prices.get(item, region)
+        billable = max(0.0, qty - free_units)
+        value = billable * info.price if monthly is None else monthly
+        comps.append(Component(key, name, qty, unit, info.price, value, formula, info.estimate))
+
+    # --- Fargate -----------------------------------------------------------------------------------------------
+    vcpu, mem_gb = aws.cpu / 1024, aws.memory / 1024
+    on_demand, on_spot = spot_split(float(tasks), spot)
+    cpu_od, gb_od = prices.get(f"fargate_{arch}_vcpu_hour", region), prices.get(f"fargate_{arch}_gb_hour", region)
+    rate_od = vcpu * cpu_od.price + mem_gb * gb_od.price
+    fargate = on_demand * rate_od * hours
+    formula = (f"{_tasks(on_demand)} × ({vcpu:g} vCPU × {_usd(cpu_od.price)} + {mem_gb:g} GB × "
+               f"{_usd(gb_od.price)}) × {hours:g} h")
+    is_estimate = False
+    if on_spot:
+        cpu_sp = prices.get(f"fargate_spot_{arch}_vcpu_hour", region)
+        gb_sp = prices.get(f"fargate_spot_{arch}_gb_hour", region)
+        rate_sp = vcpu * cpu_sp.price + mem_gb * gb_sp.price
+        fargate += on_spot * rate_sp * hours
+        formula += (f" + {_tasks(on_spot)} on Spot × ({vcpu:g} × {_usd(cpu_sp.price)} + {mem_gb:g} × "
+                    f"{_usd(gb_sp.price)}) × {hours:g} h")
+        is_estimate = True
+    comps.append(Component("fargate", f"Fargate {variant_name(arch, bool(on_spot))} ({vcpu:g} vCPU, {mem_gb:g} GB)",
+                           float(tasks), "tasks", rate_od, fargate, formula, is_estimate))
+
+    # --- Application Load Balancer -------------------------------------------------------------------------------
+    alb_h = prices.price("alb_hour", region)
+    add("alb", "ALB hours", hours, "h", "alb_hour", f"{hours:g} h × {_usd(alb_h)}")
+    lcu = lcu_for(traffic, cost.request_bytes, cost.response_bytes, cost.keepalive_requests_per_connection,
+                  cost.connection_duration_s, cost.alb_rules)
+    lcu_p = prices.price("alb_lcu_hour", region)
+    add("alb_lcu", "ALB LCUs", lcu.billed * hours, "LCU-h", "alb_lcu_hour",
+        f"{lcu.billed:.4g} LCU ({lcu.dimension.replace('_', ' ')}) × {hours:g} h × {_usd(lcu_p)}")
+
+    # --- CloudWatch ----------------------------------------------------------------------------------------------
+    log_gb = traffic * cost.log_bytes_per_request * seconds / GB
+    ingest = prices.get("logs_ingest_gb", region)
+    free_logs = ingest.free if free else 0.0
+    add("logs_ingest", "CloudWatch Logs ingestion", log_gb, "GB", "logs_ingest_gb",
+        f"{traffic:g} req/s × {cost.log_bytes_per_request} B × {seconds:,.0f} s = {log_gb:,.2f} GB; "
+        f"{_less_free(f'{log_gb:,.2f} GB', free_logs)} × {_usd(ingest.price)}",
+        free_units=free_logs)
+    days = hours / 24
+    stored = log_gb / days * aws.log_retention_days
+    add("logs_storage", "CloudWatch Logs storage", stored, "GB-month", "logs_storage_gb_month",
+        f"{log_gb:,.2f} GB/month ÷ {days:.2f} d × {aws.log_retention_days} d retention × "
+        f"{_usd(prices.price('logs_storage_gb_month', region))} (uncompressed, steady state)")
+    metric = prices.get("custom_metric_month", region)
+    add("metrics", "CloudWatch custom metrics", float(cost.custom_metrics), "metrics", "custom_metric_month",
+        f"{_less_free(f'{cost.custom_metrics} metrics', metric.free if free else 0)} × {_usd(metric.price)}",
+        free_units=metric.free if free else 0.0)
+    dash = prices.get("dashboard_month", region)
+    add("dashboards", "CloudWatch dashboards", float(DASHBOARDS), "dashboards", "dashboard_month",
+        f"{_less_free(f'{DASHBOARDS} dashboard', dash.free if free else 0)} × {_usd(dash.price)}",
+        free_units=dash.free if free else 0.0)
+    policies = 0 if hi <= lo else 1 + (1 if aws.autoscaling.requests_per_target > 0 else 0)
+    n_alarms = (SERVICE_ALARMS if aws.alarms.enabled else 0) + ALARMS_PER_TRACKING_POLICY * policies
+    alarm = prices.get("alarm_month", region)
+    add("alarms", "CloudWatch alarms", float(n_alarms), "alarms", "alarm_month",
+        f"{_less_free(f'{n_alarms} alarms', alarm.free if free else 0)} × {_usd(alarm.price)}; "
+        f"{SERVICE_ALARMS if aws.alarms.enabled else 0} service alarms + {policies} scaling "
+        f"polic{'y' if policies == 1 else 'ies'} × {ALARMS_PER_TRACKING_POLICY}",
+        free_units=alarm.free if free else 0.0)
+
+    # --- ECR -------------------------------------------------------------------------------------------------------
+    ecr_gb = cost.image_gb * cost.images_retained
+    add("ecr", "ECR storage", ecr_gb, "GB-month", "ecr_storage_gb_month",
+        f"{cost.image_gb:g} GB × {cost.images_retained} images × {_usd(prices.price('ecr_storage_gb_month', region))}")
+
+    # --- NAT gateway (private subnets only) -------------------------------------------------------------------------
+    nat = cost.nat_gateways if cost.nat_gateways is not None else (0 if aws.assign_public_ip else 1)
+    if nat:
+        nat_h = prices.price("nat_hour", region)
+        add("nat", "NAT gateway hours", nat * hours, "h", "nat_hour", f"{nat} × {hours:g} h × {_usd(nat_h)}")
+        nat_gb = log_gb + tasks * cost.image_gb
+        add("nat_data", "NAT gateway data", nat_gb, "GB", "nat_gb",
+            f"({log_gb:,.2f} GB logs + {_tasks(tasks)} × {cost.image_gb:g} GB image pull) × "
+            f"{_usd(prices.price('nat_gb', region))}")
+
+    # --- Data transfer out ------------------------------------------------------------------------------------------
+    dto = prices.get("data_transfer_out_gb", region)
+    out_gb = traffic * cost.response_bytes * seconds / GB
+    free_out = dto.free if free else 0.0
+    dto_cost = tiered_cost(out_gb, dto.tiers) - tiered_cost(min(out_gb, free_out), dto.tiers)
+    tiers = " / ".join(f"{_usd(p)}" + (f" to {u / 1024:g} TB" if u else " beyond") for u, p in dto.tiers)
+    add("data_transfer", "Data transfer out", out_gb, "GB", "data_transfer_out_gb",
+        f"{traffic:g} req/s × {cost.response_bytes} B × {seconds:,.0f} s = {out_gb:,.2f} GB; "
+        f"{_less_free(f'{out_gb:,.2f} GB', free_out)} tiered {tiers}", monthly=dto_cost)
+
+    return Estimate(
+        variant=variant_name(arch, spot.enabled), region=region, rps=traffic, tasks=tasks, tasks_needed=needed,
+        saturated=saturated, capacity_rps_per_task=capacity, capacity_source=capacity_source, components=comps,
+        lcu=lcu, requests_per_month=traffic * seconds, prices=f"{prices.origin} (read {prices.read})",
+        assumptions={
+            "hours_per_month": hours, "gb_bytes": GB, "utilization_target": utilization,
+            "autoscaling": [lo, hi], "request_bytes": cost.request_bytes, "response_bytes": cost.response_bytes,
+            "log_bytes_per_request": cost.log_bytes_per_request,
+            "keepalive_requests_per_connection": cost.keepalive_requests_per_connection,
+            "connection_duration_s": cost.connection_duration_s, "free_tier": free, "nat_gateways": nat,
+            "container_insights_included": False,
+        },
+    )
+
+
+def estimate_for_config(config: Config, rps: float | None = None, **kwargs: Any) -> Estimate:
+    """Public entry point for ``plan``/``up``: see :func:`estimate`."""
+    return estimate(config, rps, **kwargs)
+
+
+def variants(config: Config) -> list[tuple[str, Arch, Spot]]:
+    """x86, ARM, x86+Spot, ARM+Spot — Spot uses the config's ``aws.spot`` base/weight (enabled)."""
+    spot_on = config.aws.spot.model_copy(update={"enabled": True})
+    spot_off = config.aws.spot.model_copy(update={"enabled": False})
+    return [(variant_name(a, s.enabled), a, s) for s in (spot_off, spot_on) for a in ("x86", "arm")]
+
+
+def compare(config: Config, rps: float | None, **kwargs: Any) -> dict[str, Estimate]:
+    """One estimate per variant (see :func:`variants`)."""
+    return {name: estimate(config, rps, arch=arch, spot=spot, **kwargs) for name, arch, spot in variants(config)}
