@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,10 @@ MODEL_SUFFIXES = {
     ".pkl": "pickle", ".pickle": "pickle", ".joblib": "joblib", ".skops": "skops", ".onnx": "onnx",
     ".pt": "torchscript", ".pth": "torch", ".torchscript": "torchscript", ".keras": "savedmodel",
 }
+
+
+class CiProvider(StrEnum):
+    github = "github"
 
 
 def guess_format(path: Path) -> str:
@@ -49,6 +54,9 @@ def init(
     base_image: Annotated[str, typer.Option("--base-image", help="Base image for the build.")] =
         "python:3.11-slim",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing mldeploy.yaml.")] = False,
+    ci: Annotated[CiProvider | None, typer.Option(
+        "--ci", help="Also write a CI workflow (github: .github/workflows/mldeploy.yml); with an existing "
+        "mldeploy.yaml and no --model, only the workflow is written.")] = None,
 ) -> None:
     """Write a commented mldeploy.yaml (interactive on a terminal, scriptable with flags)."""
     from mldeploy import console
@@ -61,6 +69,11 @@ def init(
     if target.is_dir():
         target = target / "mldeploy.yaml"
     folder = target.parent
+    if target.exists() and ci is not None and model is None:  # add CI to an existing project (yaml untouched)
+        from mldeploy.ci.github import init_ci
+
+        init_ci(target, ci.value, force=force)
+        return
     if target.exists() and not force:
         raise MldeployError(f"{target} already exists", hint="pass --force to overwrite it",
                             exit_code=ExitCode.USAGE)
@@ -117,6 +130,10 @@ def init(
     target.write_text(text, encoding="utf-8")
     console.success(f"wrote {target} (model {model_path}, format {fmt})")
     console.info("next: [bold]mldeploy validate[/bold], then [bold]mldeploy up --target local[/bold]")
+    if ci is not None:
+        from mldeploy.ci.github import init_ci
+
+        init_ci(target, ci.value, force=force)
 
 
 def validate() -> None:
