@@ -85,6 +85,20 @@ def _escape_prop(value: str) -> str:
     return _escape(value).replace(":", "%3A").replace(",", "%2C")
 
 
+def _workspace_relative(file: str) -> str:
+    """GitHub places annotations by paths relative to the repository root (``$GITHUB_WORKSPACE``), while
+    mldeploy names files relative to the working directory (a workflow may ``cd`` into a sub-folder)."""
+    workspace = os.environ.get("GITHUB_WORKSPACE")
+    if not workspace:
+        return file
+    from pathlib import Path
+
+    try:
+        return Path(file).resolve().relative_to(Path(workspace).resolve()).as_posix()
+    except (ValueError, OSError):
+        return file
+
+
 def gh_annotation(level: str, message: str, file: str | None = None, line: int | None = None,
                   col: int | None = None) -> None:
     """Emit a GitHub Actions annotation (``::error file=…,line=…::msg``) when running in Actions."""
@@ -92,7 +106,7 @@ def gh_annotation(level: str, message: str, file: str | None = None, line: int |
         return
     props = []
     if file:
-        props.append(f"file={_escape_prop(file)}")
+        props.append(f"file={_escape_prop(_workspace_relative(file))}")
     if line:
         props.append(f"line={line}")
     if col:
