@@ -1,0 +1,131 @@
+"""Example inputs: read ``model.sample_input`` (.json/.npy), generate inputs from a signature, baseline stats."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mldeploy.errors import ArtifactError
+from runtime.manifest import Baseline, Tensor
+
+MAX_SAMPLE_ROWS = 8
+MAX_SAMPLE_VALUES = 4096  # per row: larger inputs (images) are not embedded in model.json
+_DYNAMIC_DIM = 8
+
+
+def read_sample(path: Path, inputs: list[Tensor]) -> dict[str, np.ndarray]:
+    """Read a sample file: ``.npy`` (single input), ``.npz`` or ``.json`` (``{input: rows}`` or plain rows)."""
+    field = "model.sample_input"
+    if not path.is_file():
+        raise ArtifactError(f"{field}: {path} does not exist", hint="fix the path or remove model.sample_input")
+    try:
+        if path.suffix == ".npy":
+            raw: Any = np.load(path, allow_pickle=False)
+        elif path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as npz:
+                raw = {k: npz[k] for k in npz.files}
+        else:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:
+        raise ArtifactError(f"{field}: cannot read {path}: {e}", hint="use a .json or .npy file") from e
+    if isinstance(raw, dict) and "inputs" in raw and isinstance(raw["inputs"], dict | list):
+        raw = raw["inputs"]  # the request body shape the server accepts
+    if not isinstance(raw, dict):
+        if len(inputs) != 1:
+            raise ArtifactError(f"{field}: the model has {len(inputs)} inputs; give a mapping "
+                                f"{{{', '.join(t.name for t in inputs)}}} in {path.name}")
+        raw = {inputs[0].name: raw}
+    out: dict[str, np.ndarray] = {}
+    for spec in inputs:
+        if spec.name not in raw:
+            raise ArtifactError(f"{field}: {path.name} has no input {spec.name!r} (has: {', '.join(map(str, raw))})")
+        try:
+            arr = np.asarray(raw[spec.name], dtype=spec.dtype if spec.dtype != "string" else object)
+        except (ValueError, TypeError) as e:
+            raise ArtifactError(f"{field}: input {spec.name!r} in {path.name} is not a {spec.dtype} array: {e}") from e
+        if arr.ndim == len(spec.shape) - 1:
+            arr = arr[None, ...]
+        _check_shape(arr, spec, f"{field} ({path.name})")
+        out[spec.name] = arr
+    return out
+
+
+def _check_shape(arr: np.ndarray, spec: Tensor, where: str) -> None:
+    if arr.ndim != len(spec.shape) or any(d not in (None, -1) and d != n for d, n in zip(spec.shape, arr.shape,
+                                                                                           strict=True)):
+        want = "×".join("N" if d in (None, -1) else str(d) for d in spec.shape)
+        raise ArtifactError(f"{where}: input {spec.name!r} has shape {'×'.join(map(str, arr.shape))}, the model "
+                            f"expects {want}")
+
+
+def generate(inputs: list[Tensor], rows: int, seed: int = 0,
+             like: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Deterministic random inputs matching the signature (drawn around ``like``'s mean/std when given)."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, np.ndarray] = {}
+    for spec in inputs:
+        shape = [rows] + [_DYNAMIC_DIM if d in (None, -1) else d for d in spec.shape[1:]]
+        ref = like.get(spec.name) if like else None
+        if spec.dtype.startswith(("int", "uint")):
+            hi = int(ref.max()) + 1 if ref is not None and ref.size else 10
+            out[spec.name] = rng.integers(0, max(hi, 1), size=shape).astype(spec.dtype)
+        elif spec.dtype == "bool":
+            out[spec.name] = rng.integers(0, 2, size=shape).astype(bool)
+        elif spec.dtype == "string":
+            raise ArtifactError(f"cannot generate inputs for the string input {spec.name!r}",
+                                hint="set model.sample_input to a file with example rows")
+        elif ref is not None and ref.size and ref.ndim >= 1:
+            mean, std = ref.mean(axis=0), ref.std(axis=0)
+            out[spec.name] = (mean + rng.standard_normal(shape) * np.where(std > 0, std, 1.0)).astype(spec.dtype)
+        else:
+            out[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
+    return out
+
+
+def parity_inputs(inputs: list[Tensor], sample: dict[str, np.ndarray] | None, rows: int) -> dict[str, np.ndarray]:
+    """The sample rows, topped up with generated rows (around the sample's statistics) to ``rows``."""
+    if sample is None:
+        return generate(inputs, rows)
+    have = min(len(v) for v in sample.values())
+    if have >= rows:
+        return {k: v[:rows] for k, v in sample.items()}
+    extra = generate(inputs, rows - have, like=sample)
+    return {k: np.concatenate([sample[k][:have], extra[k]]) for k in sample}
+
+
+def baseline(sample: dict[str, np.ndarray] | None, layout: str | None = None) -> Baseline | None:
+    """Per-feature mean/std of the (single, numeric) sample input; per channel for images."""
+    if not sample or len(sample) != 1:
+        return None
+    arr = next(iter(sample.values()))
+    if arr.dtype.kind not in "fiub" or arr.ndim < 2:
+        return None
+    arr = arr.astype(np.float64)
+    if arr.ndim == 2:
+        flat = arr
+    elif arr.ndim == 4:
+        axis = 3 if layout == "NHWC" else 1
+        flat = np.moveaxis(arr, axis, -1).reshape(-1, arr.shape[axis])
+    else:
+        flat = arr.reshape(arr.shape[0], -1)
+    return Baseline(mean=[round(float(x), 6) for x in flat.mean(axis=0)],
+                    std=[round(float(x), 6) for x in flat.std(axis=0)], count=int(arr.shape[0]))
+
+
+def embeddable(sample: dict[str, np.ndarray] | None) -> dict[str, Any] | None:
+    """≤ 8 rows as JSON lists, or None when a row is too large (images: the server generates zeros)."""
+    if not sample:
+        return None
+    if any(v[0].size > MAX_SAMPLE_VALUES for v in sample.values() if len(v)):
+        return None
+    return {k: _shortest(v[:MAX_SAMPLE_ROWS]) for k, v in sample.items()}
+
+
+def _shortest(arr: np.ndarray) -> Any:
+    """JSON lists with the shortest decimal that round-trips (5.1, not 5.099999904632568 for float32)."""
+    if arr.dtype == np.float32 or arr.dtype == np.float16:
+        return np.vectorize(lambda v: float(str(v)), otypes=[object])(arr).tolist() if arr.size else arr.tolist()
+    return arr.tolist()
