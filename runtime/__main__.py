@@ -1,0 +1,77 @@
+"""``python -m runtime --model-dir DIR [--port P] [--host H] [--workers N]``: run the server with uvicorn.
+
+Settings: runtime.json next to model.json, then MLDEPLOY_* env vars, then these flags. Exits 2 with a one-line
+message (no traceback) when the settings, the model folder or the auth secrets are wrong. On SIGTERM readiness
+turns false, in-flight requests finish within ``drain_timeout_s`` and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m runtime", description="mldeploy model server")
+    p.add_argument("--model-dir", help="artifact folder with model.json ($MLDEPLOY_MODEL_DIR)")
+    p.add_argument("--models-dir", help="one artifact folder per version + routing.json ($MLDEPLOY_MODELS_DIR)")
+    p.add_argument("--host", help="bind address (default 0.0.0.0)")
+    p.add_argument("--port", type=int, help="port (default 8080)")
+    p.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
+    args = p.parse_args(argv)
+
+    from runtime.auth import AuthConfigError
+    from runtime.logs import setup_logging
+    from runtime.settings import ENV_MAP, SettingsError, load_settings
+
+    env_of = {v: k for k, v in ENV_MAP.items()}
+    overrides = {"model_dir": args.model_dir, "models_dir": args.models_dir, "host": args.host, "port": args.port,
+                 "workers": args.workers}
+    try:
+        settings = load_settings(overrides)
+        # workers re-read settings from the environment: pass the flags on
+        for key, value in overrides.items():
+            if value is not None:
+                os.environ[env_of[key]] = str(value)
+        setup_logging(settings.log_level)
+        if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mldeploy-prom-")
+        from runtime.app import Server
+
+        Server(settings)  # validate models folder + auth secrets before binding the port
+    except (SettingsError, AuthConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        from runtime.app import StartupError
+
+        if isinstance(e, StartupError):
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        raise
+
+    import uvicorn
+
+    uvicorn.run(
+        "runtime.app:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=settings.drain_timeout_s,
+        timeout_keep_alive=75,  # above the ALB's 60 s idle timeout, so the ALB closes first
+        limit_max_requests=None,
+        server_header=False,
+        loop="auto",
+        http="auto",
+        lifespan="on",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""API-key and JWT (HS256/RS256) authentication; secrets only from env vars or files, keys kept hashed.
+
+With ``auth.mode`` set and no secret configured the server refuses to start (``AuthConfigError``) — there is no
+default secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from pathlib import Path
+
+import jwt
+
+from runtime.settings import Auth
+
+MIN_HS256_SECRET_BYTES = 32  # RFC 7518 §3.2: the key must be at least as long as the hash output
+
+
+class AuthConfigError(Exception):
+    """Auth is enabled but its secret is missing or weak; the message names the env var / file to set."""
+
+
+class AuthError(Exception):
+    """401: missing or invalid credentials."""
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _read_secret(env_name: str, file: str | None, environ: dict[str, str]) -> str | None:
+    if file:
+        path = Path(file)
+        if not path.is_file():
+            raise AuthConfigError(f"auth secret file {file} does not exist")
+        return path.read_text(encoding="utf-8").strip() or None
+    return (environ.get(env_name) or "").strip() or None
+
+
+class Authenticator:
+    """``authenticate(headers)`` returns a principal id (for rate limits and logs) or raises AuthError."""
+
+    def __init__(self, cfg: Auth, environ: dict[str, str] | None = None) -> None:
+        env = dict(os.environ if environ is None else environ)
+        self.mode = cfg.mode
+        self.cfg = cfg
+        self._hashes: list[bytes] = []
+        self._key: str | None = None
+        if cfg.mode == "api_key":
+            raw = _read_secret(cfg.api_keys_env, cfg.api_keys_file, env)
+            if not raw:
+                where = f"file {cfg.api_keys_file}" if cfg.api_keys_file else f"${cfg.api_keys_env}"
+                raise AuthConfigError(f"auth.mode is api_key but no API keys are configured: set {where} "
+                                      "(comma- or newline-separated keys, or sha256:<hex> hashes)")
+            for entry in raw.replace("\n", ",").split(","):
+                entry = entry.strip()
+                if entry:
+                    digest = entry[7:].lower() if entry.startswith("sha256:") else hash_key(entry)
+                    self._hashes.append(digest.encode())
+        elif cfg.mode == "jwt":
+            key = _read_secret(cfg.jwt_secret_env, cfg.jwt_secret_file, env)
+            what = "public key (PEM)" if cfg.jwt_algorithm == "RS256" else "secret"
+            if not key:
+                where = f"file {cfg.jwt_secret_file}" if cfg.jwt_secret_file else f"${cfg.jwt_secret_env}"
+                raise AuthConfigError(
+                    f"auth.mode is jwt ({cfg.jwt_algorithm}) but no {what} is configured: set {where}"
+                )
+            if cfg.jwt_algorithm == "HS256" and len(key.encode()) < MIN_HS256_SECRET_BYTES:
+                raise AuthConfigError(f"the HS256 secret in ${cfg.jwt_secret_env} is {len(key.encode())} bytes; "
+                                      f"use at least {MIN_HS256_SECRET_BYTES} random bytes")
+            if cfg.jwt_algorithm == "RS256" and "PUBLIC KEY" not in key:
+                raise AuthConfigError(f"auth.jwt_algorithm RS256 needs a PEM public key in ${cfg.jwt_secret_env}")
+            self._key = key
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "none"
+
+    def authenticate(self, headers) -> str | None:
+        if self.mode == "none":
+            return None
+        token = headers.get("x-api-key") if self.mode == "api_key" else None
+        if token is None:
+            authz = headers.get("authorization", "")
+            scheme, _, token = authz.partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                raise AuthError("missing credentials: send 'Authorization: Bearer <token>'"
+                                + (" or 'X-API-Key: <key>'" if self.mode == "api_key" else ""))
+        if self.mode == "api_key":
+            digest = hash_key(token.strip()).encode()
+            found = False
+            for h in self._hashes:  # compare against every key: timing does not reveal which matched
+                found |= hmac.compare_digest(h, digest)
+            if not found:
+                raise AuthError("invalid API key")
+            return "key:" + digest[:12].decode()
+        try:
+            claims = jwt.decode(
+                token.strip(), self._key, algorithms=[self.cfg.jwt_algorithm],
+                audience=self.cfg.jwt_audience, issuer=self.cfg.jwt_issuer,
+                options={"require": ["exp"], "verify_aud": self.cfg.jwt_audience is not None},
+            )
+        except jwt.PyJWTError as e:
+            raise AuthError(f"invalid token: {e}") from None
+        return "sub:" + str(claims.get("sub", "?"))

@@ -1,0 +1,44 @@
+"""ONNX models via onnxruntime, with thread counts from the container's CPU quota."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from runtime.loaders.base import ModelLoadError
+from runtime.manifest import Manifest
+
+
+class OnnxModel:
+    def __init__(self, session: ort.InferenceSession, manifest: Manifest) -> None:
+        self.session = session
+        self.output_names = [o.name for o in session.get_outputs()]
+        self.input_types = {i.name: i.type for i in session.get_inputs()}
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        values = self.session.run(self.output_names, inputs)
+        return dict(zip(self.output_names, values, strict=True))
+
+
+def load(manifest: Manifest, path: Path, threads: int) -> OnnxModel:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # don't burn CPU between requests
+    try:
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own untyped exceptions
+        raise ModelLoadError(f"{path}: onnxruntime cannot load it: {e}") from None
+    have = {i.name for i in session.get_inputs()}
+    want = {t.name for t in manifest.inputs}
+    if have != want:
+        raise ModelLoadError(f"{path}: model inputs {sorted(have)} differ from model.json inputs {sorted(want)}")
+    outs = {o.name for o in session.get_outputs()}
+    missing = [t.name for t in manifest.outputs if t.name not in outs]
+    if missing:
+        raise ModelLoadError(f"{path}: model.json outputs {missing} are not outputs of the model ({sorted(outs)})")
+    return OnnxModel(session, manifest)

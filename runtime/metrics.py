@@ -1,0 +1,136 @@
+"""Prometheus metrics (single- or multi-process) and per-feature input drift against the manifest baseline.
+
+With several uvicorn workers ``__main__`` sets ``PROMETHEUS_MULTIPROC_DIR`` before any worker starts, so every
+worker writes its samples to shared files and ``/metrics`` on any worker reports the whole process group.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess as mp
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+
+def multiprocess_enabled() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+class Metrics:
+    """All server metrics, registered on a private registry (several apps can live in one test process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("mldeploy_requests", "HTTP requests", ["route", "status", "version"], registry=r)
+        self.latency = Histogram(
+            "mldeploy_request_latency_seconds", "Request latency", ["route", "version"],
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.batch_size = Histogram(
+            "mldeploy_batch_size", "Rows per batched inference", ["version"], buckets=BATCH_BUCKETS, registry=r
+        )
+        self.inference = Histogram(
+            "mldeploy_inference_seconds", "Model time per batch", ["version"], buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.queue_depth = Gauge(
+            "mldeploy_queue_depth", "Requests waiting for inference", ["version"],
+            multiprocess_mode="livesum", registry=r,
+        )
+        self.in_flight = Gauge("mldeploy_in_flight", "Requests being served", multiprocess_mode="livesum", registry=r)
+        self.load_seconds = Gauge(
+            "mldeploy_model_load_seconds", "Model load + warm-up time", ["version"], multiprocess_mode="max", registry=r
+        )
+        self.ready = Gauge("mldeploy_ready", "1 when loaded, warmed and not draining", multiprocess_mode="min",
+                           registry=r)
+        self.confidence = Histogram(
+            "mldeploy_prediction_confidence", "Top-1 probability per row", ["version"],
+            buckets=CONFIDENCE_BUCKETS, registry=r,
+        )
+        self.low_confidence = Counter(
+            "mldeploy_low_confidence", "Rows whose top-1 probability is below the threshold", ["version"], registry=r
+        )
+        self.rejected = Counter("mldeploy_rejected", "Requests refused before inference", ["reason"], registry=r)
+        self.feature_mean = Gauge(
+            "mldeploy_feature_mean", "Running mean of an input feature", ["version", "feature"],
+            multiprocess_mode="mostrecent", registry=r,
+        )
+        self.feature_std = Gauge(
+            "mldeploy_feature_std", "Running std of an input feature", ["version", "feature"],
+            multiprocess_mode="mostrecent", registry=r,
+        )
+        self.feature_drift = Gauge(
+            "mldeploy_feature_drift_zscore",
+            "|running mean - baseline mean| / baseline std per feature (input drift)", ["version", "feature"],
+            multiprocess_mode="mostrecent", registry=r,
+        )
+
+    def render(self) -> bytes:
+        if multiprocess_enabled():
+            registry = CollectorRegistry()
+            mp.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+class DriftTracker:
+    """Running per-feature mean/std (Chan's parallel update, per batch) compared with the manifest baseline.
+
+    Gauges are refreshed at most once per ``interval_s`` so wide inputs cost nothing per request.
+    """
+
+    def __init__(self, metrics: Metrics, version: str, names: list[str], baseline_mean: list[float] | None,
+                 baseline_std: list[float] | None, interval_s: float = 1.0) -> None:
+        self.metrics, self.version, self.names = metrics, version, names
+        self.base_mean = np.asarray(baseline_mean, dtype=np.float64) if baseline_mean else None
+        self.base_std = np.asarray(baseline_std, dtype=np.float64) if baseline_std else None
+        self.n = 0
+        self.mean = np.zeros(len(names))
+        self.m2 = np.zeros(len(names))
+        self.interval_s = interval_s
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def update(self, x: np.ndarray) -> None:
+        if x.ndim != 2 or x.shape[1] != len(self.names) or not np.issubdtype(x.dtype, np.number):
+            return
+        xb = x.astype(np.float64, copy=False)
+        nb = xb.shape[0]
+        mb = xb.mean(axis=0)
+        m2b = ((xb - mb) ** 2).sum(axis=0)
+        with self._lock:
+            n = self.n + nb
+            delta = mb - self.mean
+            self.mean = self.mean + delta * nb / n
+            self.m2 = self.m2 + m2b + delta**2 * self.n * nb / n
+            self.n = n
+        now = time.monotonic()
+        if now - self._last >= self.interval_s:
+            self._last = now
+            self.publish()
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        with self._lock:
+            std = np.sqrt(self.m2 / max(self.n - 1, 1))
+            mean = self.mean.copy()
+        out = {}
+        for i, name in enumerate(self.names):
+            entry = {"mean": float(mean[i]), "std": float(std[i]), "count": self.n}
+            if self.base_mean is not None and self.base_std is not None and i < len(self.base_mean):
+                entry["drift_z"] = float(abs(mean[i] - self.base_mean[i]) / max(self.base_std[i], 1e-12))
+            out[name] = entry
+        return out
+
+    def publish(self) -> None:
+        for name, s in self.stats().items():
+            self.metrics.feature_mean.labels(self.version, name).set(s["mean"])
+            self.metrics.feature_std.labels(self.version, name).set(s["std"])
+            if "drift_z" in s:
+                self.metrics.feature_drift.labels(self.version, name).set(s["drift_z"])

@@ -1,0 +1,121 @@
+"""Pure-ASGI middleware (no BaseHTTPMiddleware overhead): request id, body limit (413), in-flight gauge,
+per-route/status/version metrics, EMF samples and the JSON access log line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from typing import TYPE_CHECKING
+
+import orjson
+
+from runtime import lifecycle
+
+if TYPE_CHECKING:
+    from runtime.app import Server
+
+access = logging.getLogger("mldeploy.access")
+_RID_RE = re.compile(rb"^[\w.-]{1,64}$")
+_STATIC_ROUTES = {"/predict", "/health", "/ready", "/metrics", "/v1/models", "/docs", "/openapi.json", "/redoc"}
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+def route_label(path: str) -> str:
+    """Bounded-cardinality route label."""
+    if path in _STATIC_ROUTES:
+        return path
+    if path.startswith("/v1/models/") and path.endswith("/predict"):
+        return "/v1/models/{name}/versions/{version}/predict" if "/versions/" in path else "/v1/models/{name}/predict"
+    return "other"
+
+
+class ServingMiddleware:
+    def __init__(self, app, server: Server) -> None:
+        self.app = app
+        self.server = server
+        self.limit = server.settings.max_body_bytes
+        self.access_log = server.settings.access_log
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        rid = b""
+        length = None
+        for k, v in scope["headers"]:
+            if k == b"x-request-id" and _RID_RE.match(v):
+                rid = v
+            elif k == b"content-length":
+                length = int(v) if v.isdigit() else None
+        rid_s = rid.decode() if rid else os.urandom(8).hex()
+        scope["mldeploy_rid"] = rid_s
+        path = scope["path"]
+        route = route_label(path)
+        status = 500
+        started = False
+        server = self.server
+        extra_headers = [(b"x-request-id", rid_s.encode())]
+
+        async def send_wrapper(message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                headers = list(message.get("headers", ())) + extra_headers
+                if lifecycle.DRAINING.is_set():
+                    headers.append((b"connection", b"close"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        received = 0
+        limit = self.limit
+
+        async def receive_wrapper():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLargeError
+            return message
+
+        server.metrics.in_flight.inc()
+        try:
+            if length is not None and length > limit:
+                await self._too_large(send_wrapper, rid_s)
+            else:
+                try:
+                    await self.app(scope, receive_wrapper if length is None else receive, send_wrapper)
+                except _BodyTooLargeError:
+                    if started:
+                        raise
+                    await self._too_large(send_wrapper, rid_s)
+        finally:
+            server.metrics.in_flight.dec()
+            elapsed = time.perf_counter() - t0
+            version = scope.get("mldeploy_version", "")
+            m = server.metrics
+            m.requests.labels(route, str(status), version).inc()
+            m.latency.labels(route, version).observe(elapsed)
+            if version:
+                server.emf.request(version, elapsed * 1000.0, status < 500)
+            if self.access_log and route not in ("/health", "/ready", "/metrics"):
+                access.info("%s %s %d", scope["method"], path, status, extra={
+                    "request_id": rid_s, "route": route, "status": status, "version": version,
+                    "latency_ms": round(elapsed * 1000.0, 3),
+                    "client": scope["client"][0] if scope.get("client") else None})
+
+    async def _too_large(self, send, rid: str) -> None:
+        self.server.metrics.rejected.labels("body_too_large").inc()
+        body = orjson.dumps({"detail": f"request body exceeds max_body_bytes ({self.limit} bytes)",
+                             "request_id": rid})
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})

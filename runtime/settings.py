@@ -1,0 +1,190 @@
+"""Server settings: ``runtime.json`` (the ``runtime:`` section of mldeploy.yaml) overridden by ``MLDEPLOY_*`` env vars.
+
+The models mirror ``mldeploy.config.schema.RuntimeSection`` (the runtime must not import the CLI package).
+Secrets are never read from here: only the *names* of the env vars / files that hold them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+RUNTIME_FILE = "runtime.json"
+ROUTING_FILE = "routing.json"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Batching(_Strict):
+    enabled: bool = True
+    max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
+    max_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 2.0
+
+
+class Auth(_Strict):
+    mode: Literal["none", "api_key", "jwt"] = "none"
+    api_keys_env: str = "MLDEPLOY_API_KEYS"
+    api_keys_file: str | None = None
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_secret_env: str = "MLDEPLOY_JWT_SECRET"
+    jwt_secret_file: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+
+
+class RateLimit(_Strict):
+    enabled: bool = False
+    limit: str = "100/second"
+
+
+class Cors(_Strict):
+    allow_origins: list[str] = Field(default_factory=list)
+    allow_methods: list[str] = Field(default_factory=lambda: ["GET", "POST"])
+    allow_headers: list[str] = Field(default_factory=lambda: ["Authorization", "Content-Type", "X-API-Key"])
+    allow_credentials: bool = False
+
+    @model_validator(mode="after")
+    def _no_wildcard_with_credentials(self) -> Cors:
+        if self.allow_credentials and "*" in self.allow_origins:
+            raise ValueError("cors.allow_origins '*' cannot be combined with allow_credentials; list the origins")
+        return self
+
+
+class Settings(_Strict):
+    """Everything the server process needs; ``model_dir``/``models_dir`` come from the CLI or env."""
+
+    model_dir: str | None = None
+    models_dir: str | None = None
+    host: str = "0.0.0.0"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    batching: Batching = Field(default_factory=Batching)
+    max_queue: Annotated[int, Field(ge=1, le=100000)] = 256
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
+    request_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    drain_timeout_s: Annotated[int, Field(ge=0, le=120)] = 25
+    auth: Auth = Field(default_factory=Auth)
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    cors: Cors = Field(default_factory=Cors)
+    top_k: Annotated[int, Field(ge=1, le=100)] = 5
+    low_confidence_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # runtime-only knobs (not in mldeploy.yaml)
+    access_log: bool = True
+    emf_namespace: str = "mldeploy"
+    emf_interval_s: Annotated[float, Field(gt=0)] = 10.0
+    threads: Annotated[int, Field(ge=0)] = 0  # inference threads per worker; 0 = CPU quota / workers
+
+    @model_validator(mode="after")
+    def _one_model_source(self) -> Settings:
+        if not self.model_dir and not self.models_dir:
+            raise ValueError("set MLDEPLOY_MODEL_DIR (one artifact folder) or MLDEPLOY_MODELS_DIR (one per version)")
+        return self
+
+
+# env var -> dotted settings path
+ENV_MAP: dict[str, str] = {
+    "MLDEPLOY_MODEL_DIR": "model_dir",
+    "MLDEPLOY_MODELS_DIR": "models_dir",
+    "MLDEPLOY_HOST": "host",
+    "MLDEPLOY_PORT": "port",
+    "MLDEPLOY_WORKERS": "workers",
+    "MLDEPLOY_BATCHING": "batching.enabled",
+    "MLDEPLOY_MAX_BATCH_SIZE": "batching.max_batch_size",
+    "MLDEPLOY_MAX_WAIT_MS": "batching.max_wait_ms",
+    "MLDEPLOY_MAX_QUEUE": "max_queue",
+    "MLDEPLOY_MAX_BODY_BYTES": "max_body_bytes",
+    "MLDEPLOY_REQUEST_TIMEOUT_S": "request_timeout_s",
+    "MLDEPLOY_DRAIN_TIMEOUT_S": "drain_timeout_s",
+    "MLDEPLOY_AUTH_MODE": "auth.mode",
+    "MLDEPLOY_API_KEYS_FILE": "auth.api_keys_file",
+    "MLDEPLOY_JWT_ALGORITHM": "auth.jwt_algorithm",
+    "MLDEPLOY_JWT_SECRET_FILE": "auth.jwt_secret_file",
+    "MLDEPLOY_JWT_AUDIENCE": "auth.jwt_audience",
+    "MLDEPLOY_JWT_ISSUER": "auth.jwt_issuer",
+    "MLDEPLOY_RATE_LIMIT": "rate_limit.limit",
+    "MLDEPLOY_RATE_LIMIT_ENABLED": "rate_limit.enabled",
+    "MLDEPLOY_CORS_ORIGINS": "cors.allow_origins",
+    "MLDEPLOY_CORS_CREDENTIALS": "cors.allow_credentials",
+    "MLDEPLOY_TOP_K": "top_k",
+    "MLDEPLOY_LOW_CONFIDENCE": "low_confidence_threshold",
+    "MLDEPLOY_LOG_LEVEL": "log_level",
+    "MLDEPLOY_ACCESS_LOG": "access_log",
+    "MLDEPLOY_EMF_NAMESPACE": "emf_namespace",
+    "MLDEPLOY_EMF_INTERVAL_S": "emf_interval_s",
+    "MLDEPLOY_THREADS": "threads",
+}
+_LISTS = {"cors.allow_origins"}
+
+
+class SettingsError(Exception):
+    """Bad settings: the message names the env var or runtime.json field."""
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        data = data.setdefault(p, {})
+    data[leaf] = value
+
+
+def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Merge runtime.json (next to model.json, or in MLDEPLOY_MODELS_DIR), env vars and explicit overrides."""
+    env = os.environ if environ is None else environ
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    model_dir = overrides.get("model_dir") or env.get("MLDEPLOY_MODEL_DIR")
+    models_dir = overrides.get("models_dir") or env.get("MLDEPLOY_MODELS_DIR")
+    data: dict[str, Any] = {}
+    for folder in (models_dir, model_dir):
+        path = Path(folder) / RUNTIME_FILE if folder else None
+        if path and path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as e:
+                raise SettingsError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from None
+            break
+    for var, dotted in ENV_MAP.items():
+        if var in env and env[var] != "":
+            raw = env[var]
+            _set(data, dotted, [s.strip() for s in raw.split(",") if s.strip()] if dotted in _LISTS else raw)
+    for key, value in overrides.items():
+        _set(data, key, value)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        env_of = {v: k for k, v in ENV_MAP.items()}
+        lines = []
+        for err in e.errors():
+            dotted = ".".join(str(p) for p in err["loc"])
+            where = f"{dotted} ({env_of[dotted]})" if dotted in env_of else dotted or "settings"
+            lines.append(f"{where}: {err['msg']}")
+        raise SettingsError("invalid runtime settings: " + "; ".join(lines)) from None
+
+
+def cpu_quota() -> int:
+    """CPUs this container may use: cgroup v2 ``cpu.max`` / v1 quota, else the affinity mask (not host cores)."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    try:
+        q = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        p = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        if q > 0:
+            return max(1, math.ceil(q / p))
+    except (OSError, ValueError):
+        pass
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def inference_threads(settings: Settings) -> int:
+    return settings.threads or max(1, cpu_quota() // settings.workers)
