@@ -1,9 +1,78 @@
-"""CLI commands for the aws area (filled in by its issue)."""
+"""CLI commands for AWS: ``plan``, ``status``, ``logs``, ``down``, ``iam-policy``.
+
+Only typer/stdlib at module level: boto3 and the planner are imported inside the commands.
+"""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
 
+def plan(
+    image: Annotated[str | None, typer.Option("--image", help="Plan for this image (default: the deployed one).")]
+    = None,
+    all_: Annotated[bool, typer.Option("--all", help="Also list unchanged resources.")] = False,
+) -> None:
+    """Show what `up` would create, change or delete on AWS (a diff; nothing is changed)."""
+    from mldeploy import console
+    from mldeploy.aws import planner
+    from mldeploy.aws.deploy import context
+    from mldeploy.cli import state
+
+    ctx = context(state.project(), image)
+    result = planner.make_plan(ctx)
+    if state.options.json:
+        console.emit_json(result.to_json())
+    else:
+        result.render(show_noop=all_)
+
+
+def status() -> None:
+    """Service, deployments, tasks, target health, URL and alarms."""
+    from mldeploy.aws.status import show_status
+
+    show_status()
+
+
+def logs(
+    follow: Annotated[bool, typer.Option("--follow", "-F", help="Keep printing new lines (Ctrl-C stops).")] = False,
+    since: Annotated[str, typer.Option("--since", help="How far back: 30s, 10m, 2h, 1d.")] = "10m",
+    filter_: Annotated[str | None, typer.Option("--filter", help="CloudWatch Logs filter pattern.")] = None,
+) -> None:
+    """Print the containers' logs from CloudWatch Logs."""
+    from mldeploy.aws.logs import show_logs
+
+    show_logs(since=since, follow=follow, pattern=filter_)
+
+
+def down(
+    purge: Annotated[bool, typer.Option("--purge", help="Also delete the ECR repository and its images.")] = False,
+) -> None:
+    """Delete every AWS resource of this app/env (keeps the ECR repository unless --purge)."""
+    from mldeploy.aws.down import down_aws
+
+    down_aws(purge=purge)
+
+
+def iam_policy() -> None:
+    """Print the least-privilege IAM policy the caller needs for plan/up/status/logs/down/canary."""
+    from mldeploy import console
+    from mldeploy.aws.iam_policy import policy_for
+    from mldeploy.cli import state
+
+    try:
+        project = state.project()
+    except Exception:  # usable without a config: scoped to any mldeploy app
+        project = None
+    console.emit_json(policy_for(project))
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.command()(plan)
+    app.command()(status)
+    app.command()(logs)
+    app.command()(down)
+    app.command("iam-policy")(iam_policy)

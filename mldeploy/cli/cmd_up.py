@@ -17,6 +17,8 @@ def up(
     target: Annotated[Target, typer.Option("--target", help="Where to deploy.")] = Target.aws,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Do not wait for the service to be stable.")] = False,
     port: Annotated[int | None, typer.Option("--port", help="Local port (--target local).")] = None,
+    image: Annotated[str | None, typer.Option("--image", help="Deploy this already-pushed image URI "
+                                                              "(skips build and push; --target aws).")] = None,
 ) -> None:
     """Deploy: build the image and run it locally, or ship it to AWS Fargate behind an ALB."""
     from mldeploy.cli import state
@@ -29,7 +31,7 @@ def up(
     else:
         from mldeploy.aws.deploy import up_aws
 
-        up_aws(project, wait=not no_wait)
+        up_aws(project, wait=not no_wait, image=image)
 
 
 def register(app: typer.Typer) -> None:

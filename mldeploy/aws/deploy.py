@@ -1,0 +1,85 @@
+"""``mldeploy up --target aws``: build + push, plan, apply, wait, print the URL."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from mldeploy import console
+from mldeploy.aws.context import DeployContext
+from mldeploy.aws.plan import Action
+from mldeploy.aws.session import COUNTER, clients
+from mldeploy.errors import AwsError
+
+if TYPE_CHECKING:
+    from mldeploy.config import Project
+
+
+def context(project: Project, image: str | None = None) -> DeployContext:
+    return DeployContext(project=project, aws=clients(project), image=image)
+
+
+def build_image(ctx: DeployContext) -> str:
+    """Build and push the image (ensuring the ECR repository first); returns the image reference."""
+    from mldeploy.aws.executor import apply
+    from mldeploy.aws.plan import Plan
+    from mldeploy.aws.resources import ecr
+
+    if ctx.uses_ecr:
+        apply(Plan(ecr.plan(ctx)), ctx)
+    try:
+        from mldeploy.build.api import build_and_push
+    except ImportError as e:
+        raise AwsError("image build/push is not available in this installation",
+                       hint="push an image yourself and run `mldeploy up --image URI`") from e
+    pushed = build_and_push(ctx.project)
+    return pin(pushed.uri, getattr(pushed, "digest", None))
+
+
+def pin(uri: str, digest: str | None) -> str:
+    """``repo:tag`` + digest → ``repo@digest`` so a task definition always names immutable content."""
+    if not digest or "@" in uri:
+        return uri
+    head, _, last = uri.rpartition("/")
+    repo = last.split(":", 1)[0]
+    return f"{head}/{repo}@{digest}" if head else f"{repo}@{digest}"
+
+
+def up_aws(project: Project, wait: bool = True, image: str | None = None) -> dict[str, Any]:
+    """Build + push (unless ``image``), plan, apply, wait for stability; prints the URL."""
+    from mldeploy.aws import executor, planner, waiters
+    from mldeploy.aws.resources import alb
+    from mldeploy.cli import state
+
+    t0 = time.monotonic()
+    ctx = context(project, image)
+    with console.group("image"):
+        if image is None:
+            ctx.image = build_image(ctx)
+        console.info(f"image: {ctx.image}")
+    with console.group("plan"):
+        plan = planner.make_plan(ctx)
+        plan.render()
+    with console.group("apply"):
+        applied = executor.apply(plan, ctx)
+        if not applied:
+            console.success("nothing to change")
+    url = alb.url(ctx)
+    svc_changed = any(s.kind in ("ecs service", "task definition") and s.action is not Action.noop
+                      for s in plan.steps)
+    if wait:
+        with console.group("rollout"):
+            waiters.wait_stable(ctx, task_definition=ctx.outputs.get("task_definition_arn"))
+            console.success("service is stable")
+    elif svc_changed:
+        console.info("not waiting for the rollout (--no-wait); follow it with `mldeploy status`")
+    result = {"url": url, "image": ctx.outputs.get("image"), "task_definition": ctx.outputs.get("task_definition_arn"),
+              "changes": len(plan.changes), "applied": applied, "seconds": round(time.monotonic() - t0, 2),
+              "api_calls": COUNTER.total, "mutating_api_calls": COUNTER.mutating}
+    console.success(f"deployed [bold]{project.names.base}[/]: {url}")
+    console.set_outputs({"url": url, "image": result["image"], "task_definition": result["task_definition"]})
+    console.add_summary(f"### mldeploy up `{project.names.base}`\n\n- URL: {url}\n- image: `{result['image']}`\n"
+                        f"- changes applied: {len(applied)}")
+    if state.options.json:
+        console.emit_json(result)
+    return result

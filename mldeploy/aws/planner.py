@@ -1,0 +1,73 @@
+"""Describe what exists and build the ordered plan (dependencies first)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mldeploy.aws.context import DeployContext
+from mldeploy.aws.plan import Plan, Step
+from mldeploy.aws.resources import (
+    alb,
+    autoscaling,
+    cluster,
+    ecr,
+    iam,
+    logs,
+    monitoring,
+    network,
+    outputs,
+    security_groups,
+    service,
+    task_definition,
+)
+
+# Topological order: every planner may read outputs recorded by those before it.
+ORDER: list[tuple[str, Callable[[DeployContext], list[Step]]]] = [
+    ("ecr", ecr.plan),
+    ("execution role", iam.plan_execution_role),
+    ("task role", iam.plan_task_role),
+    ("log group", logs.plan),
+    ("cluster", cluster.plan),
+    ("security groups", security_groups.plan),
+    ("load balancer", alb.plan_load_balancer),
+    ("target group", alb.plan_target_group),
+    ("listeners", alb.plan_listeners),
+    ("task definition", task_definition.plan),
+    ("service", service.plan),
+    ("autoscaling", autoscaling.plan),
+    ("sns topic", monitoring.plan_topic),
+    ("alarms", monitoring.plan_alarms),
+    ("dashboard", monitoring.plan_dashboard),
+    ("outputs", outputs.plan),
+]
+
+
+def make_plan(ctx: DeployContext) -> Plan:
+    """Read the current state of every resource and diff it against the config."""
+    plan = Plan()
+    plan.notes += network.resolve(ctx)
+    for _, planner in ORDER:
+        plan.add(planner(ctx))
+    plan.estimate = estimate(ctx)
+    return plan
+
+
+def estimate(ctx: DeployContext) -> dict | None:
+    """Monthly cost from the cost module, when it is installed (another issue provides it)."""
+    try:
+        from mldeploy import cost  # noqa: F401
+    except ImportError:
+        return None
+    fn = getattr(cost, "estimate_monthly", None) or getattr(cost, "estimate", None)
+    if fn is None:
+        return None
+    try:
+        result = fn(ctx.project.config)
+    except Exception:  # an estimate must never break a deployment
+        return None
+    if isinstance(result, int | float):
+        return {"monthly_usd": float(result), "basis": "min tasks, list prices"}
+    total = getattr(result, "monthly_usd", None) or getattr(result, "total", None)
+    if isinstance(result, dict):
+        total = result.get("monthly_usd", result.get("total"))
+    return {"monthly_usd": float(total), "basis": "mldeploy cost"} if total is not None else None
