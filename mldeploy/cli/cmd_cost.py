@@ -1,9 +1,235 @@
-"""CLI commands for the cost area (filled in by its issue)."""
+"""``cost`` (monthly estimate per traffic level) and ``bench`` (load test → per-task capacity)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+DEFAULT_LEVELS = "100,1000,10000"
+
+
+def _levels(text: str) -> list[float]:
+    from mldeploy.errors import MldeployError
+
+    levels: list[float] = []
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            value = float(part.lower().replace("k", "e3"))
+        except ValueError:
+            raise MldeployError(f"--rps: {part!r} is not a number; give a list like 100,1000,10000") from None
+        if value < 0 or value != value or value == float("inf"):
+            raise MldeployError(f"--rps: {part!r} must be a finite rate ≥ 0")
+        levels.append(value)
+    if not levels:
+        raise MldeployError("--rps: give at least one request rate, e.g. --rps 100,1000,10000")
+    return sorted(set(levels))
+
+
+def _plot_arg(args: list[str]) -> str | None:
+    """``--plot [FILE]`` from the leftover arguments: ``-`` (terminal) without FILE, else FILE.
+
+    Click options cannot take an optional value (typer has no ``flag_value``), so ``--plot`` is parsed here from
+    the arguments the command lets through; anything else left over is an unknown option.
+    """
+    from mldeploy.errors import ExitCode, MldeployError
+
+    plot: str | None = None
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        if tok == "--plot":
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            if nxt is not None and not nxt.startswith("-"):
+                plot, i = nxt, i + 2
+            else:
+                plot, i = "-", i + 1
+        elif tok.startswith("--plot="):
+            plot, i = tok.split("=", 1)[1] or "-", i + 1
+        else:
+            raise MldeployError(f"no such option or argument: {tok}", hint="see `mldeploy cost --help`",
+                                exit_code=ExitCode.USAGE)
+    return plot
+
+
+def cost(
+    ctx: typer.Context,
+    rps: Annotated[str | None, typer.Option("--rps", help="Request rates (req/s), comma-separated; k = 1000. "
+                                            f"Default: {DEFAULT_LEVELS} when a capacity is known.")] = None,
+    compare: Annotated[bool, typer.Option("--compare", help="x86 vs ARM vs Spot side by side.")] = False,
+    capacity: Annotated[float | None, typer.Option("--capacity", min=0.001, help="Requests/s one task sustains "
+                                                   "(overrides cost.capacity_rps_per_task and bench).")] = None,
+    live: Annotated[bool, typer.Option("--live", help="Refresh unit prices from the AWS Pricing API "
+                                       "(cached 24 h under ~/.cache/mldeploy).")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Show the arithmetic of every component.")] = False,
+) -> None:
+    r"""Estimate the monthly AWS bill per traffic level: Fargate, ALB LCUs, logs, metrics, ECR, NAT, data transfer.
+
+    [bold]--plot \[FILE.png][/bold]: monthly cost against request rate, drawn into FILE.png, or in the terminal
+    without FILE.
+    """
+    from mldeploy import console
+    from mldeploy.cli import state
+    from mldeploy.cost import model, prices, report
+    from mldeploy.cost import plot as plots
+    from mldeploy.cost.bench import capacity_path, load_capacity
+
+    plot = _plot_arg(list(ctx.args))
+    project = state.project()
+    config = project.config
+    region = state.region() or prices.DEFAULT_REGION
+    table = prices.load(live=live, region=region)
+    if live and table.origin != "bundled":
+        missing = sorted(set(prices.LIVE_ITEMS) - set(table.live_items))
+        console.info(f"prices: AWS Pricing API ({table.origin}) for {len(table.live_items)} items"
+                     + (f"; bundled for {', '.join(missing)}" if missing else ""))
+
+    source = None
+    if capacity is not None:
+        source = "--capacity"
+    elif config.cost.capacity_rps_per_task is not None:
+        capacity, source = config.cost.capacity_rps_per_task, "cost.capacity_rps_per_task"
+    else:
+        measured = load_capacity(project)
+        if measured:
+            capacity = float(measured["capacity_rps_per_task"])
+            source = f"bench {measured.get('measured_at', '')} ({capacity_path(project).relative_to(project.root)})"
+            size = measured.get("task_size") or {}
+            if (size.get("cpu"), size.get("memory")) != (config.aws.cpu, config.aws.memory):
+                console.warn(f"the bench measured a {size.get('cpu')}/{size.get('memory')} task but aws.cpu/"
+                             f"memory are {config.aws.cpu}/{config.aws.memory}; re-run `mldeploy bench`")
+
+    levels: list[float | None]
+    if rps is not None:
+        levels = list(_levels(rps))
+    elif capacity is not None:
+        levels = list(_levels(DEFAULT_LEVELS))
+    else:
+        levels = [None]
+        console.warn("no per-task capacity known: showing the cost before traffic only; run `mldeploy bench` or "
+                     "set cost.capacity_rps_per_task for costs per traffic level")
+
+    kw = {"capacity": capacity, "capacity_source": source, "region": region, "prices": table}
+    if compare:
+        by_variant = {name: [model.estimate(config, r, arch=arch, spot=spot, **kw) for r in levels]
+                      for name, arch, spot in model.variants(config)}
+    else:
+        ests = [model.estimate(config, r, **kw) for r in levels]
+        by_variant = {ests[0].variant: ests}
+
+    first = next(iter(by_variant.values()))
+    if state.options.json:
+        doc = report.to_json(by_variant)
+        doc["notes"] = report.notes(first)
+    else:
+        console.out.print(report.estimates_table(first))
+        if explain:
+            for est in first:
+                console.out.print(report.arithmetic_table(est))
+        if compare:
+            console.out.print(report.compare_table(by_variant))
+        for note in report.notes(first):
+            console.info(f"[dim]{note}[/dim]")
+
+    if plot is not None:
+        numeric = [r for r in levels if r is not None]
+        if not numeric:
+            from mldeploy.errors import MldeployError
+
+            raise MldeployError("--plot needs request rates: pass --rps and a capacity (see the warning above)")
+        names = list(by_variant)
+        variants = {name: (arch, spot) for name, arch, spot in model.variants(config)}
+
+        def at(x: float, name: str) -> model.Estimate:
+            if name in variants and compare:
+                arch, spot = variants[name]
+                return model.estimate(config, x, arch=arch, spot=spot, **kw)
+            return model.estimate(config, x, **kw)
+
+        if plot == "-":
+            console.out.print(plots.terminal(plots.curves_for(at, names, numeric)))
+        else:
+            curves = plots.curves_for(at, names, plots.sweep_points(numeric))
+            path = plots.png(curves, numeric, Path(plot), f"{config.name}: monthly cost, {region}, "
+                             f"{config.aws.cpu / 1024:g} vCPU / {config.aws.memory / 1024:g} GB tasks")
+            console.success(f"plot written to {path}")
+            if state.options.json:
+                doc["plot"] = str(path)
+    if state.options.json:
+        console.emit_json(doc)
+
+
+def bench(
+    url: Annotated[str | None, typer.Option("--url", help="Endpoint URL (default: the local run's).")] = None,
+    local: Annotated[bool, typer.Option("--local", help="Package the model and start the runtime locally "
+                                        "(python -m runtime) for the test.")] = False,
+    duration: Annotated[float, typer.Option("--duration", help="Measured seconds (≤ 600).")] = 10.0,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Requests in flight.")] = 8,
+    warmup: Annotated[float, typer.Option("--warmup", help="Unmeasured seconds first.")] = 2.0,
+    input_file: Annotated[str | None, typer.Option("--input", "-i", help="Request body: a .json or .npy file, or - "
+                                                   "(default: the manifest's sample input).")] = None,
+    tasks: Annotated[int, typer.Option("--tasks", min=1, help="Tasks behind --url (capacity = req/s ÷ tasks).")] = 1,
+    max_requests: Annotated[int | None, typer.Option("--max-requests", min=1, help="Stop after N requests.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Per-request timeout (s).")] = 10.0,
+    save: Annotated[bool, typer.Option("--save/--no-save", help="Store the per-task capacity for `cost`.")] = True,
+) -> None:
+    """Load-test an endpoint for a bounded time: req/s, p50/p95/p99, errors; stores the per-task capacity."""
+    import contextlib
+
+    from mldeploy import console
+    from mldeploy.build import predict as p
+    from mldeploy.cli import state
+    from mldeploy.cost import bench as b
+    from mldeploy.errors import MldeployError
+
+    if url and local:
+        raise MldeployError("--url and --local exclude each other")
+    project = state.project()
+    request = p.file_request(input_file) if input_file else p.sample_request(project)
+    with contextlib.ExitStack() as stack:
+        if local:
+            server = stack.enter_context(b.LocalRuntime(project))
+            target, source = b.endpoint(server.url), "local"
+        else:
+            target, source = b.endpoint(url or p.default_url(project)), "url"
+        console.info(f"bench: POST {target} ({request.source}) for {warmup:g}+{duration:g} s, "
+                     f"concurrency {concurrency}")
+        result = b.run(target, body=request.body, content_type=request.content_type, headers=p.auth_headers(project),
+                       duration=duration, concurrency=concurrency, warmup=warmup, max_requests=max_requests,
+                       timeout=timeout)
+    record = None
+    if save and result.ok:
+        record = b.save_capacity(project, result, tasks, source)
+    if state.options.json:
+        console.emit_json({**result.to_dict(), "capacity": record})
+    else:
+        from rich.table import Table
+
+        def ms(x: float | None) -> str:
+            return "—" if x is None else f"{x:,.1f} ms"
+
+        t = Table(title=f"bench {target}", title_justify="left")
+        for col in ("req/s", "p50", "p95", "p99", "requests", "errors", "status"):
+            t.add_column(col, justify="right")
+        t.add_row(f"{result.rps:,.1f}", ms(result.p50_ms), ms(result.p95_ms), ms(result.p99_ms), str(result.requests),
+                  f"{result.errors} ({result.error_rate:.1%})", " ".join(f"{k}×{v}" for k, v in result.status.items()))
+        console.out.print(t)
+        for sample in result.error_samples:
+            console.warn(sample)
+        if record:
+            console.success(f"capacity {record['capacity_rps_per_task']:g} req/s per task stored in "
+                            f"{b.capacity_path(project).relative_to(project.root)} (used by `mldeploy cost`)")
+    if result.requests and result.error_rate > 0.01:
+        console.warn(f"{result.error_rate:.1%} of requests failed: the capacity is overstated — lower --concurrency")
+    if not result.ok:
+        raise MldeployError(f"no successful request to {target} ({result.errors} errors)",
+                            hint=result.error_samples[0] if result.error_samples else None)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(cost)
+    app.command()(bench)

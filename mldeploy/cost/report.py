@@ -1,0 +1,101 @@
+"""Rich tables and JSON documents for ``mldeploy cost``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from mldeploy.cost.model import Estimate
+
+
+def money(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"${x:,.2f}" if abs(x) >= 0.01 or x == 0 else f"${x:.4f}"
+
+
+def rps_label(rps: float) -> str:
+    return f"{rps:,.0f} req/s" if rps == int(rps) else f"{rps:,.3g} req/s"
+
+
+def estimates_table(estimates: list[Estimate]) -> Table:
+    """One column per traffic level, one row per component, then tasks, total and cost per 1M requests."""
+    first = estimates[0]
+    table = Table(title=f"Monthly cost — {first.variant}, {first.region}, prices {first.prices}",
+                  title_justify="left")
+    table.add_column("Component")
+    for est in estimates:
+        table.add_column(rps_label(est.rps), justify="right")
+    for comp in first.components:
+        marks = "*" if any(e.component(comp.key).estimate for e in estimates) else ""
+        table.add_row(comp.name + marks, *(money(e.component(comp.key).monthly) for e in estimates))
+    table.add_section()
+    table.add_row("Tasks (needed → billed)", *(
+        f"{e.tasks_needed} → {e.tasks}" + (" [red]max![/red]" if e.saturated else "") for e in estimates))
+    table.add_row("ALB LCU (billed dimension)", *(f"{e.lcu.billed:.3g} ({e.lcu.dimension.split('_')[0]})"
+                                                  for e in estimates))
+    table.add_row("[bold]Total per month", *(f"[bold]{money(e.total)}" for e in estimates))
+    table.add_row("Cost per 1M requests", *(money(e.per_million) for e in estimates))
+    return table
+
+
+def arithmetic_table(est: Estimate) -> Table:
+    """How every component of one estimate was computed."""
+    table = Table(title=f"Arithmetic at {rps_label(est.rps)} ({est.variant}, {est.region})", title_justify="left")
+    table.add_column("Component")
+    table.add_column("Monthly", justify="right")
+    table.add_column("How", overflow="fold")
+    for comp in est.components:
+        table.add_row(comp.name, money(comp.monthly), comp.formula)
+    table.add_row("[bold]Total", f"[bold]{money(est.total)}", "")
+    return table
+
+
+def compare_table(by_variant: dict[str, list[Estimate]]) -> Table:
+    """Monthly totals of every variant side by side, with the saving against the first (x86 on-demand)."""
+    names = list(by_variant)
+    base = by_variant[names[0]]
+    first = base[0]
+    table = Table(title=f"x86 vs ARM vs Spot — {first.region}, prices {first.prices}", title_justify="left")
+    table.add_column("Traffic")
+    table.add_column("Tasks", justify="right")
+    for name in names:
+        table.add_column(f"{name} / month", justify="right")
+    for i, est in enumerate(base):
+        cells = [rps_label(est.rps), str(est.tasks)]
+        for name in names:
+            other = by_variant[name][i]
+            saving = (1 - other.total / est.total) * 100 if est.total else 0.0
+            cells.append(money(other.total) + (f" ([green]−{saving:.0f} %[/green])" if saving >= 0.5 else ""))
+        table.add_row(*cells)
+    table.add_section()
+    table.add_row("Fargate only", "", *(money(by_variant[n][0].component("fargate").monthly) + " @ first level"
+                                        for n in names))
+    return table
+
+
+def notes(estimates: list[Estimate]) -> list[str]:
+    """Warnings a reader must see next to the numbers."""
+    out: list[str] = []
+    for est in estimates:
+        if est.saturated:
+            out.append(f"{rps_label(est.rps)} needs {est.tasks_needed} tasks but aws.autoscaling.max is "
+                       f"{est.tasks}: the service would be overloaded; raise the maximum or the task size")
+    if any(c.estimate for e in estimates for c in e.components):
+        out.append("* Fargate Spot prices float; the Spot figure is an estimate (see prices.json)")
+    first = estimates[0]
+    if first.capacity_rps_per_task:
+        out.append(f"capacity {first.capacity_rps_per_task:g} req/s per task ({first.capacity_source}), autoscaled "
+                   f"to {first.assumptions['utilization_target'] * 100:g} % → "
+                   f"{first.capacity_rps_per_task * first.assumptions['utilization_target']:g} req/s per task")
+    return out
+
+
+def to_json(by_variant: dict[str, list[Estimate]]) -> dict[str, Any]:
+    first = next(iter(by_variant.values()))[0]
+    return {
+        "region": first.region,
+        "prices": first.prices,
+        "variants": {name: [e.to_dict() for e in ests] for name, ests in by_variant.items()},
+    }
