@@ -18,6 +18,9 @@ set -euo pipefail
 export MLDEPLOY_TEST_BASE_IMAGE="${MLDEPLOY_TEST_BASE_IMAGE:-mldeploy-test/python:3.11-bookworm}"
 BASE_IMAGE="$MLDEPLOY_TEST_BASE_IMAGE"
 SUITE=bookworm
+# Bump when the image recipe below changes: an image with another recipe label is rebuilt.
+IMAGE_RECIPE=1
+RECIPE_LABEL=org.mldeploy.test-base-recipe
 DOCKERD_LOG="${MLDEPLOY_DOCKERD_LOG:-/tmp/dockerd.log}"
 DOCKER_WAIT_S=60
 
@@ -81,7 +84,8 @@ try_dockerd() {
         printf '\n===== %s dockerd %s\n' "$(date -Is)" "$*"
     } >>"$DOCKERD_LOG"
     # setsid + nohup: the daemon must outlive this script (and CI step shells).
-    as_root setsid nohup dockerd "$@" >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    # (a simple command, not a shell function, so that $! is the daemon itself)
+    "${SUDO[@]}" setsid nohup dockerd "$@" >>"$DOCKERD_LOG" 2>&1 </dev/null &
     DOCKERD_PID=$!
     local i
     for ((i = 0; i < DOCKER_WAIT_S * 2; i++)); do
@@ -137,7 +141,12 @@ debian_mirror() {
 }
 
 ensure_base_image() {
-    if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then return 0; fi
+    local have old_id=""
+    if have=$(docker image inspect --format "{{index .Config.Labels \"$RECIPE_LABEL\"}}" "$BASE_IMAGE" 2>/dev/null); then
+        [ "$have" = "$IMAGE_RECIPE" ] && return 0
+        log "$BASE_IMAGE has recipe '${have}', want '$IMAGE_RECIPE': rebuilding"
+        old_id=$(docker image inspect --format '{{.Id}}' "$BASE_IMAGE")
+    fi
     apt_install debootstrap
     local mirror rootfs
     mirror=$(debian_mirror)
@@ -190,10 +199,15 @@ ensure_base_image() {
         --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
         --change 'ENV REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt' \
         --change 'CMD ["python3"]' \
+        --change "LABEL $RECIPE_LABEL=$IMAGE_RECIPE" \
         --message "mldeploy test base image: debootstrap $SUITE minbase + python3" \
         - "$BASE_IMAGE" >/dev/null
     as_root rm -rf "$rootfs"
     trap cleanup EXIT
+    # drop the outdated image if nothing refers to it any more (no tags, no containers)
+    if [ -n "$old_id" ] && [ "$(docker image inspect --format '{{len .RepoTags}}' "$old_id" 2>/dev/null)" = 0 ]; then
+        docker rmi "$old_id" >/dev/null 2>&1 || true
+    fi
 }
 
 # ---------------------------------------------------------------------- registry
