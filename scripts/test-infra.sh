@@ -19,7 +19,7 @@ export MLDEPLOY_TEST_BASE_IMAGE="${MLDEPLOY_TEST_BASE_IMAGE:-mldeploy-test/pytho
 BASE_IMAGE="$MLDEPLOY_TEST_BASE_IMAGE"
 SUITE=bookworm
 # Bump when the image recipe below changes: an image with another recipe label is rebuilt.
-IMAGE_RECIPE=1
+IMAGE_RECIPE=2
 RECIPE_LABEL=org.mldeploy.test-base-recipe
 DOCKERD_LOG="${MLDEPLOY_DOCKERD_LOG:-/tmp/dockerd.log}"
 DOCKER_WAIT_S=60
@@ -179,9 +179,11 @@ ensure_base_image() {
     # Behave like the official python images: plain `pip install` into the system
     # interpreter is allowed (no PEP 668 "externally-managed-environment" error).
     as_root rm -f "$rootfs"/usr/lib/python3*/EXTERNALLY-MANAGED
-    # Trust the same locally added CAs as the host (e.g. a TLS-intercepting egress
-    # proxy), so `pip install` / `apt-get` over https work inside test containers.
-    local extra_ca_dir="${MLDEPLOY_TEST_EXTRA_CA_DIR-/usr/local/share/ca-certificates}" n_ca=0
+    # Like the official python images, the base trusts only Debian's CA list: a
+    # TLS-intercepting proxy's CA is NOT baked in, so builds must not need the network
+    # (mldeploy installs from a host-built wheelhouse). Opt in for experiments with
+    # MLDEPLOY_TEST_EXTRA_CA_DIR=/usr/local/share/ca-certificates.
+    local extra_ca_dir="${MLDEPLOY_TEST_EXTRA_CA_DIR-}" n_ca=0
     if [ -n "$extra_ca_dir" ] && compgen -G "$extra_ca_dir/*.crt" >/dev/null; then
         as_root cp "$extra_ca_dir"/*.crt "$rootfs/usr/local/share/ca-certificates/"
         as_root chroot "$rootfs" update-ca-certificates >/dev/null 2>&1
@@ -196,8 +198,6 @@ ensure_base_image() {
     as_root tar --numeric-owner -C "$rootfs" -c . | docker import \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'ENV LANG=C.UTF-8' \
-        --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
-        --change 'ENV REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt' \
         --change 'CMD ["python3"]' \
         --change "LABEL $RECIPE_LABEL=$IMAGE_RECIPE" \
         --message "mldeploy test base image: debootstrap $SUITE minbase + python3" \
