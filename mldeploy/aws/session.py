@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 READ_PREFIXES = ("Describe", "Get", "List", "BatchGet", "Filter", "Lookup", "Search", "Head")
 
 # botocore service name → IAM action prefix (where they differ)
-IAM_PREFIX = {"elbv2": "elasticloadbalancing", "resourcegroupstaggingapi": "tag", "monitoring": "cloudwatch"}
+IAM_PREFIX = {"elbv2": "elasticloadbalancing", "resourcegroupstaggingapi": "tag"}
 
 
 def is_mutating(operation: str) -> bool:
