@@ -41,8 +41,9 @@ def version_of(dist: str) -> str | None:
 
 
 def pinned(*dists: str) -> list[str]:
-    """``dist==installed-version`` for each installed distribution."""
-    return [f"{d}=={v}" for d in dists if (v := version_of(d))]
+    """``dist==installed-version`` for each installed distribution (local labels such as ``+cpu`` dropped:
+    ``torch==2.13.0`` still matches ``2.13.0+cpu`` under PEP 440, and also a wheel from another index)."""
+    return [f"{d}=={v.split('+', 1)[0]}" for d in dists if (v := version_of(d))]
 
 
 class Handler(ABC):
