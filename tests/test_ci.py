@@ -1,0 +1,359 @@
+"""CI use: the generated GitHub workflow (linted by actionlint), the OIDC trust policy, and the CLI's behaviour
+under GitHub Actions — annotations, no prompts/colours, outputs, summaries, exit codes."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mldeploy.ci import github
+from mldeploy.errors import ExitCode
+from tests.ci_helpers import actionlint, clean_env, linter, parse_github_output, run_gh  # noqa: F401
+
+CONFIG = """\
+name: iris
+model:
+  path: model.onnx
+aws:
+  region: eu-west-1
+release:
+  steps: [5, 50, 100]
+environments:
+  staging:
+    aws: {desired_count: 1}
+  prod:
+    aws: {desired_count: 3}
+"""
+
+
+def make_project(folder: Path, config: str = CONFIG) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.onnx").write_bytes(b"not really onnx")
+    (folder / "mldeploy.yaml").write_text(config)
+    return folder
+
+
+def cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mldeploy", *args], cwd=cwd, env=env or clean_env(),
+                          capture_output=True, text=True, timeout=120)
+
+
+# --------------------------------------------------------------------------- the generated workflow
+
+
+@pytest.mark.usefixtures("linter")
+def test_init_ci_github_writes_a_workflow_that_passes_actionlint(tmp_path: Path):
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    proc = cli(["init", "--model", "model.onnx", "--name", "iris", "--ci", "github", "--yes"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    path = tmp_path / ".github" / "workflows" / "mldeploy.yml"
+    assert actionlint(path) == []
+    wf = yaml.safe_load(path.read_text())
+    jobs = wf["jobs"]
+    assert list(jobs) == ["test", "build", "deploy", "promote", "rollback"]
+    assert jobs["build"]["needs"] == "test" and jobs["deploy"]["needs"] == "build"
+    assert jobs["promote"]["needs"] == "deploy"
+    # least privilege: read-only by default, an OIDC token only for the jobs that talk to AWS
+    assert wf["permissions"] == {"contents": "read"}
+    assert "permissions" not in jobs["test"]
+    for name in ("build", "deploy", "promote", "rollback"):
+        assert jobs[name]["permissions"] == {"contents": "read", "id-token": "write"}
+        creds = [s for s in jobs[name]["steps"] if s.get("uses", "").startswith("aws-actions/configure-aws-cred")]
+        assert len(creds) == 1 and creds[0]["with"]["role-to-assume"] == "${{ vars.MLDEPLOY_AWS_ROLE_ARN }}"
+    text = path.read_text()
+    assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text
+    # the promote job waits in a protected environment; one concurrency group per environment, never cancelled
+    assert jobs["promote"]["environment"]["name"] == "${{ inputs.environment || 'prod' }}"
+    assert "inputs.environment || 'prod'" in wf["concurrency"]["group"]
+    assert wf["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+    # deploy: plan, first release with `up --image`, else a canary of the pushed image; then promote
+    runs = [s.get("run", "") for s in jobs["deploy"]["steps"]]
+    assert "mldeploy plan" in runs
+    assert 'mldeploy up --image "$IMAGE_URI"' in runs
+    assert 'mldeploy canary --percent "$CANARY_PERCENT" --image "$IMAGE_URI"' in runs
+    assert jobs["deploy"]["env"]["IMAGE_URI"] == "${{ needs.build.outputs.image_uri }}"
+    assert jobs["build"]["outputs"]["image_uri"] == "${{ steps.push.outputs.image_uri }}"
+    assert [s.get("run") for s in jobs["promote"]["steps"]][-2:] == ["mldeploy promote --yes",
+                                                                     "mldeploy rollback --yes"]
+    # every action pinned at least to a major version
+    uses = re.findall(r"uses:\s*(\S+)", text)
+    assert uses and all(re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+(\.\d+)*", u) for u in uses), uses
+
+
+@pytest.mark.usefixtures("linter")
+def test_actionlint_catches_a_broken_workflow(tmp_path: Path):
+    """The linter really checks (so the passing test above means something): a typo'd action input,
+    an undefined job dependency and a bad expression are each reported."""
+    project = make_project(tmp_path / "app")
+    text = github.render_workflow(github.workflow_spec(_load(project)))
+    broken = (text.replace("role-to-assume:", "role-to-asume:", 1)
+                  .replace("needs: build", "needs: biuld", 1)
+                  .replace("steps.mode.outputs.mode == 'first'", "steps.mode.outputs.mode == 'first' &&", 1))
+    path = tmp_path / "broken.yml"
+    path.write_text(broken)
+    problems = actionlint(path)
+    messages = " ".join(p["message"] for p in problems)
+    assert 'input "role-to-asume" is not defined' in messages
+    assert "biuld" in messages
+    assert any(p["kind"] == "expression" for p in problems), problems
+
+
+def _load(folder: Path):
+    from mldeploy.config import load_project
+
+    return load_project(folder / "mldeploy.yaml")
+
+
+@pytest.mark.usefixtures("linter")
+def test_workflow_for_a_project_in_a_subfolder_with_several_environments(tmp_path: Path):
+    (tmp_path / ".git").mkdir()  # a repository root
+    project = make_project(tmp_path / "services" / "iris")
+    proc = cli(["init", "--ci", "github"], project)  # existing mldeploy.yaml: only the workflow is written
+    assert proc.returncode == 0, proc.stderr
+    assert (project / "mldeploy.yaml").read_text() == CONFIG
+    path = tmp_path / ".github" / "workflows" / "mldeploy-iris.yml"
+    assert path.exists() and not (project / ".github").exists()
+    assert actionlint(path) == []
+    wf = yaml.safe_load(path.read_text())
+    assert wf["defaults"]["run"]["working-directory"] == "services/iris"
+    on = wf[True]  # YAML 1.1 reads the key `on` as a boolean
+    assert on["push"]["paths"] == ["services/iris/**", ".github/workflows/mldeploy-iris.yml"]
+    dispatch = on["workflow_dispatch"]["inputs"]
+    assert dispatch["environment"]["options"] == ["staging", "prod"]
+    assert dispatch["environment"]["default"] == "prod"
+    assert dispatch["canary_percent"]["default"] == 5  # release.steps[0]
+    assert wf["env"]["AWS_REGION"] == "eu-west-1"
+    # a second run refuses to overwrite; --force regenerates the workflow and still leaves mldeploy.yaml alone
+    again = cli(["init", "--ci", "github"], project)
+    assert again.returncode == ExitCode.USAGE and "--force" in again.stderr
+    assert cli(["init", "--ci", "github", "--force"], project).returncode == 0
+    assert (project / "mldeploy.yaml").read_text() == CONFIG
+
+
+def test_init_ci_rejects_unknown_provider_and_invalid_config(tmp_path: Path):
+    project = make_project(tmp_path, CONFIG.replace("region: eu-west-1", "region: mars"))
+    proc = cli(["init", "--ci", "gitlab"], project)
+    assert proc.returncode == ExitCode.USAGE and "github" in proc.stderr
+    proc = cli(["init", "--ci", "github"], project)
+    assert proc.returncode == ExitCode.CONFIG and "aws.region" in proc.stderr
+    assert not (tmp_path / ".github").exists()
+
+
+# --------------------------------------------------------------------------- OIDC trust policy
+
+
+def test_oidc_trust_policy_admits_exactly_the_branch_and_environments():
+    policy = github.oidc_trust_policy("my-org/iris-api", ["staging", "prod"], account_id="123456789012")
+    (stmt,) = policy["Statement"]
+    assert stmt["Principal"]["Federated"] == \
+        "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    assert stmt["Action"] == "sts:AssumeRoleWithWebIdentity"
+    cond = stmt["Condition"]
+    assert set(cond) == {"StringEquals"}  # no StringLike: no wildcards anywhere
+    assert cond["StringEquals"]["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+    assert cond["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
+        "repo:my-org/iris-api:ref:refs/heads/main",
+        "repo:my-org/iris-api:environment:staging",
+        "repo:my-org/iris-api:environment:prod",
+    ]
+    assert "*" not in json.dumps(policy)
+
+
+@pytest.mark.parametrize("bad", ["iris-api", "my-org/", "-org/repo", "my org/repo", "org/re*po", "a/b/c"])
+def test_oidc_trust_policy_rejects_malformed_repositories(bad: str):
+    from mldeploy.errors import MldeployError
+
+    with pytest.raises(MldeployError, match="OWNER/REPO|GitHub repository"):
+        github.oidc_trust_policy(bad)
+
+
+def test_oidc_trust_policy_is_accepted_by_iam(aws: dict[str, str]):
+    """Create the provider and role with boto3 against the moto server, as `oidc_setup_commands` instructs."""
+    import boto3
+
+    iam = boto3.client("iam")
+    provider = iam.create_open_id_connect_provider(
+        Url=f"https://{github.OIDC_HOST}", ClientIDList=[github.OIDC_AUDIENCE], ThumbprintList=["a" * 40])
+    account = provider["OpenIDConnectProviderArn"].split(":")[4]
+    policy = github.oidc_trust_policy("my-org/iris-api", ["prod"], account_id=account)
+    assert policy["Statement"][0]["Principal"]["Federated"] == provider["OpenIDConnectProviderArn"]
+    role = iam.create_role(RoleName=github.DEFAULT_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(policy))
+    stored = role["Role"]["AssumeRolePolicyDocument"]
+    stored = json.loads(stored) if isinstance(stored, str) else stored
+    assert stored["Statement"][0]["Condition"] == policy["Statement"][0]["Condition"]
+
+
+# --------------------------------------------------------------------------- CLI behaviour under GitHub Actions
+
+
+BAD_CONFIG = """\
+name: iris
+model:
+  path: model.onnx
+aws:
+  cpu: 300
+runtime:
+  port: 0
+"""
+
+
+def test_config_errors_become_error_annotations_with_file_line_col(tmp_path: Path):
+    repo = tmp_path / "repo"
+    project = make_project(repo / "services" / "iris", BAD_CONFIG)
+    run = run_gh(["validate"], project, tmp_path / "gh", workspace=repo)
+    assert run.code == ExitCode.CONFIG
+    annotations = [line for line in run.stderr.splitlines() if line.startswith("::error ")]
+    # paths relative to the repository root ($GITHUB_WORKSPACE), so GitHub shows them on the file
+    assert any(re.fullmatch(r"::error file=services/iris/mldeploy\.yaml,line=5,col=\d+::aws\.cpu: .*300.*", a)
+               for a in annotations), run.stderr
+    assert any(re.fullmatch(r"::error file=services/iris/mldeploy\.yaml,line=7,col=\d+::runtime\.port: .*", a)
+               for a in annotations), run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_outside_github_actions_no_annotations_or_outputs(tmp_path: Path):
+    project = make_project(tmp_path, BAD_CONFIG)
+    proc = cli(["validate"], project)
+    assert proc.returncode == ExitCode.CONFIG
+    assert "::error" not in proc.stderr and "aws.cpu" in proc.stderr
+
+
+def test_no_colours_or_cursor_control_in_ci_even_on_a_terminal(tmp_path: Path):
+    """Through a real pty: colour codes appear on a terminal, but not with CI=true."""
+    pexpect = pytest.importorskip("pexpect")
+    project = make_project(tmp_path, BAD_CONFIG)
+
+    def transcript(extra: dict[str, str]) -> str:
+        env = clean_env()
+        env.update({"TERM": "xterm-256color", "COLUMNS": "100", **extra})
+        child = pexpect.spawn(sys.executable, ["-m", "mldeploy", "validate"], cwd=str(project), env=env,
+                              encoding="utf-8", timeout=60)
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == ExitCode.CONFIG
+        return child.before
+
+    assert "\x1b[" in transcript({})  # the control: a terminal gets colours
+    ci = transcript({"CI": "true"})
+    assert "\x1b[" not in ci and "\r\x1b" not in ci
+    assert "aws.cpu" in ci
+
+
+def test_confirmation_in_ci_fails_with_a_clear_message_unless_yes(monkeypatch: pytest.MonkeyPatch):
+    from mldeploy.cli import state
+    from mldeploy.errors import MldeployError
+
+    monkeypatch.setenv("CI", "true")
+    state.reset()
+    with pytest.raises(MldeployError) as e:
+        state.confirm("delete the service iris?")
+    assert e.value.exit_code == ExitCode.USAGE and "--yes" in (e.value.hint or "")
+    state.options.yes = True
+    state.confirm("delete the service iris?")  # answered by --yes
+    state.reset()
+
+
+def test_github_output_file_format_survives_multiline_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from mldeploy import console
+    from mldeploy.ci import outputs
+
+    out, summary = tmp_path / "out", tmp_path / "summary"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    outputs.report("Deployed iris", outputs={"url": "http://x", "notes": "a\nb=c", "skipped": None},
+                   facts={"Version": "1.2.0", "Cost": 12.5, "Pipe": "a|b"})
+    console.set_outputs({"url": "http://y"})  # appended: the runner keeps the last value
+    values = parse_github_output(out.read_text())
+    assert values == {"url": "http://y", "notes": "a\nb=c"}
+    md = summary.read_text()
+    assert md.startswith("### Deployed iris\n")
+    assert "| **Version** | 1.2.0 |" in md and "| **Cost** | 12.50 |" in md and "a\\|b" in md
+
+
+# --------------------------------------------------------------------------- exit codes
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    ("ConfigError", ExitCode.CONFIG), ("ArtifactError", ExitCode.BUILD), ("BuildError", ExitCode.BUILD),
+    ("AwsError", ExitCode.AWS), ("RolledBackError", ExitCode.ROLLED_BACK), ("LockHeldError", ExitCode.LOCKED),
+    ("NotReadyError", ExitCode.NOT_READY),
+])
+def test_each_failure_class_maps_to_its_documented_exit_code_and_an_annotation(
+        error: str, code: ExitCode, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """main() maps every error class to its code, prints no traceback, and annotates under GitHub Actions.
+    (The real commands that raise them are exercised in the tests below and in each area's tests.)"""
+    import typer
+
+    from mldeploy import errors
+    from mldeploy.cli import app as app_module
+    from mldeploy.cli import main as main_module
+    from mldeploy.cli import state
+
+    cls = getattr(errors, error)
+    probe = typer.Typer()
+
+    @probe.command()
+    def fail() -> None:
+        raise cls("something specific failed") if error != "ConfigError" else cls("bad field")
+
+    @probe.command()
+    def other() -> None:  # two commands, so `fail` is a sub-command like the real ones
+        pass
+
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setattr(app_module, "app", probe)
+    state.reset()
+    assert main_module.main(["fail"]) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert re.search(r"^::error( file=[^:]+)?::", err, re.M), err
+
+
+def test_exit_codes_are_documented():
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "exit-codes.md").read_text()
+    for code in ExitCode:
+        assert re.search(rf"^\| {int(code)} \| `{code.name}` \|", doc, re.M), f"{code.name} missing"
+
+
+def test_real_failures_exit_with_their_class_code(tmp_path: Path):
+    project = make_project(tmp_path, BAD_CONFIG)
+    assert cli(["validate"], project).returncode == ExitCode.CONFIG
+    missing = make_project(tmp_path / "missing", CONFIG.replace("model.onnx", "nowhere.onnx"))
+    proc = cli(["validate"], missing)
+    assert proc.returncode == ExitCode.CONFIG and "model.path" in proc.stderr
+    # a usage error is click's 2
+    assert cli(["validate", "--no-such-flag"], project).returncode == ExitCode.USAGE
+
+
+def test_build_without_a_docker_daemon_is_a_build_error(tmp_path: Path):
+    project = make_project(tmp_path, CONFIG)
+    env = clean_env()
+    env["DOCKER_HOST"] = f"unix://{tmp_path}/no-such-docker.sock"
+    run = run_gh(["build"], project, tmp_path / "gh", env=env)
+    assert run.code in (ExitCode.BUILD, ExitCode.CONFIG), run.stderr  # artifact (fake onnx) or daemon: never 1
+    assert "Traceback" not in run.stderr
+    assert "::error" in run.stderr
+
+
+def test_aws_errors_exit_5(tmp_path: Path):
+    """No reachable AWS endpoint → AwsError (exit 5) with the resource/endpoint named, not a traceback."""
+    from mldeploy.cli import app as app_module
+
+    commands = {c.name or c.callback.__name__ for c in app_module.app.registered_commands}
+    if "status" not in commands:
+        pytest.skip("`mldeploy status` does not exist yet (issue 6)")
+    project = make_project(tmp_path, CONFIG)
+    env = clean_env()
+    env.update({"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1",
+                "AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard"})
+    run = run_gh(["status"], project, tmp_path / "gh", env=env, timeout=120)
+    assert run.code == ExitCode.AWS, run.stderr
+    assert "Traceback" not in run.stderr and "::error" in run.stderr
+
