@@ -62,8 +62,39 @@ def requirements_for(project: Project, manifest: Manifest) -> list[str]:
     req_file = runtime_dir() / "requirements.txt"
     if not req_file.is_file():
         raise BuildError(f"{req_file} is missing; reinstall mldeploy")
-    groups = [read_requirements(req_file), list(manifest.requirements), list(project.config.image.pip_packages)]
+    runtime_reqs = trim_runtime_requirements(read_requirements(req_file), project, manifest)
+    groups = [runtime_reqs, list(manifest.requirements), list(project.config.image.pip_packages)]
     return merge_requirements(groups, project.config.image.platform)
+
+
+def trim_runtime_requirements(lines: list[str], project: Project, manifest: Manifest) -> list[str]:
+    """Drop the runtime's optional dependencies this model/config cannot use (the image stays small).
+
+    ``uvicorn[standard]`` becomes uvicorn + uvloop + httptools (no watchfiles/websockets/PyYAML/dotenv).
+    Pillow (~22 MB) is only imported to decode image uploads; ``cryptography`` (PyJWT's ``crypto`` extra, ~16 MB)
+    only verifies RS256 tokens. ``image.pip_packages`` can add either back.
+    """
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    auth = project.config.runtime.auth
+    images = manifest.image is not None or manifest.task == "image-classification"
+    out = []
+    for line in lines:
+        req = Requirement(line)
+        name = canonicalize_name(req.name)
+        if name == "pillow" and not images:
+            continue
+        if name == "uvicorn" and "standard" in req.extras:
+            # uvicorn[standard] minus what a server without --reload, websockets or YAML log configs never imports
+            req.extras.discard("standard")
+            out += [str(req), "uvloop; sys_platform != 'win32'", "httptools"]
+            continue
+        if name == "pyjwt" and "crypto" in req.extras and not (auth.mode == "jwt" and auth.jwt_algorithm == "RS256"):
+            req.extras.discard("crypto")
+            line = str(req)
+        out.append(line)
+    return out
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

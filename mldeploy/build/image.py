@@ -8,6 +8,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.markup import escape
+
 from mldeploy import console
 from mldeploy.build.docker_api import client
 from mldeploy.errors import BuildError
@@ -61,11 +63,12 @@ def docker_build(context_dir: Path, tag: str, *, platform: str | None = None, no
                 log.append(line.rstrip())
                 m = _STEP.match(line)
                 if m:
-                    step, total, current = int(m[1]), int(m[2]), m[3][:90]
+                    step, total, current = int(m[1]), int(m[2]), " ".join(m[3].split())[:90]
                     if status:
-                        status.update(f"[bold]docker build[/] step {step}/{total}: {current}")
-                    elif not console.in_ci() or step == total:
-                        console.info(f"  step {step}/{total}: {current}")
+                        status.update(f"[bold]docker build[/] step {step}/{total}: {escape(current)}")
+                    else:
+                        console.console.print(f"  step {step}/{total}: {current}", markup=False, emoji=False,
+                                              highlight=False, overflow="ellipsis", no_wrap=True)
                 elif "Using cache" in line:
                     cached += 1
                 else:
