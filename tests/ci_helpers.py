@@ -28,10 +28,11 @@ class GhRun:
 
 
 def clean_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """``base`` (default os.environ) without any CI/GitHub variables."""
+    """``base`` (default os.environ) without CI/GitHub variables or a stray ``--env``/``-f`` from the outside."""
     env = dict(os.environ if base is None else base)
     for key in list(env):
-        if key in ("CI", "NO_COLOR", "FORCE_COLOR") or key.startswith(("GITHUB_", "RUNNER_", "MLDEPLOY_")):
+        if key in ("CI", "NO_COLOR", "FORCE_COLOR", "MLDEPLOY_ENV", "MLDEPLOY_CONFIG") or \
+                key.startswith(("GITHUB_", "RUNNER_")):
             del env[key]
     return env
 

@@ -173,20 +173,33 @@ def test_oidc_trust_policy_rejects_malformed_repositories(bad: str):
         github.oidc_trust_policy(bad)
 
 
-def test_oidc_trust_policy_is_accepted_by_iam(aws: dict[str, str]):
-    """Create the provider and role with boto3 against the moto server, as `oidc_setup_commands` instructs."""
+def test_iam_policy_github_oidc_creates_a_working_role_in_iam(tmp_path: Path, aws: dict[str, str]):
+    """`iam-policy --github-oidc` against the moto server: the account comes from STS, every environment's
+    roles are covered, and IAM accepts both documents, as the printed setup commands use them."""
     import boto3
 
+    project = make_project(tmp_path)
+    proc = cli(["iam-policy", "--github-oidc", "my-org/iris-api"], project, env=clean_env(aws))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["environments"] == ["staging", "prod"]
+    assert "create-open-id-connect-provider" in proc.stderr and "ACCOUNT_ID" not in proc.stdout
+    roles = next(s for s in doc["permissions_policy"]["Statement"] if s["Sid"] == "MldeployRoles")["Resource"]
+    assert {"arn:aws:iam::*:role/iris-staging-exec", "arn:aws:iam::*:role/iris-prod-task"} <= set(roles)
     iam = boto3.client("iam")
     provider = iam.create_open_id_connect_provider(
         Url=f"https://{github.OIDC_HOST}", ClientIDList=[github.OIDC_AUDIENCE], ThumbprintList=["a" * 40])
-    account = provider["OpenIDConnectProviderArn"].split(":")[4]
-    policy = github.oidc_trust_policy("my-org/iris-api", ["prod"], account_id=account)
-    assert policy["Statement"][0]["Principal"]["Federated"] == provider["OpenIDConnectProviderArn"]
-    role = iam.create_role(RoleName=github.DEFAULT_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(policy))
-    stored = role["Role"]["AssumeRolePolicyDocument"]
+    assert doc["trust_policy"]["Statement"][0]["Principal"]["Federated"] == provider["OpenIDConnectProviderArn"]
+    iam.create_role(RoleName=doc["role_name"], AssumeRolePolicyDocument=json.dumps(doc["trust_policy"]))
+    iam.put_role_policy(RoleName=doc["role_name"], PolicyName="mldeploy",
+                        PolicyDocument=json.dumps(doc["permissions_policy"]))
+    stored = iam.get_role(RoleName=doc["role_name"])["Role"]["AssumeRolePolicyDocument"]
     stored = json.loads(stored) if isinstance(stored, str) else stored
-    assert stored["Statement"][0]["Condition"] == policy["Statement"][0]["Condition"]
+    assert stored["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
+        "repo:my-org/iris-api:ref:refs/heads/main", "repo:my-org/iris-api:environment:staging",
+        "repo:my-org/iris-api:environment:prod"]
+    bad = cli(["iam-policy", "--github-oidc", "not-a-repo"], project, env=clean_env(aws))
+    assert bad.returncode == ExitCode.USAGE and "my-org/my-repo" in bad.stderr
 
 
 # --------------------------------------------------------------------------- CLI behaviour under GitHub Actions

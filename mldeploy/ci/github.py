@@ -9,6 +9,7 @@ OIDC provider (``aws-actions/configure-aws-credentials`` with ``role-to-assume``
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -205,3 +206,65 @@ def init_ci(config_file: Path, provider: str, *, force: bool = False) -> Path:
     if provider != "github":
         raise MldeployError(f"--ci {provider!r} is not supported", hint="use --ci github", exit_code=ExitCode.USAGE)
     return write_workflow(load_project(config_file), force=force)
+
+
+def _account_id(project: Project | None) -> str | None:
+    """The caller's account (STS), or None when no credentials answer (the placeholder is kept then)."""
+    try:
+        from mldeploy.aws.session import clients
+
+        return clients(project).account
+    except MldeployError:
+        return None
+
+
+def merge_policies(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    """One policy from several (one per environment): statements with the same Sid get the union of resources."""
+    merged: dict[str, dict[str, Any]] = {}
+    for doc in documents:
+        for stmt in doc["Statement"]:
+            key = stmt.get("Sid") or json_key(stmt)
+            if key not in merged:
+                merged[key] = {**stmt}
+                continue
+            have = merged[key].get("Resource", [])
+            have = [have] if isinstance(have, str) else list(have)
+            new = stmt.get("Resource", [])
+            new = [new] if isinstance(new, str) else new
+            union = list(dict.fromkeys([*have, *new]))
+            merged[key]["Resource"] = union[0] if len(union) == 1 else union
+    return {"Version": "2012-10-17", "Statement": list(merged.values())}
+
+
+def json_key(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True)
+
+
+def iam_policy_with_oidc(owner_repo: str, project: Project | None,
+                         permissions_for: Callable[[Project | None], dict[str, Any]]) -> dict[str, Any]:
+    """``iam-policy --github-oidc OWNER/REPO``: the deploy role's trust policy and its permissions for every
+    environment the workflow deploys (the project's overlays), plus the setup commands on stderr."""
+    from mldeploy import console
+    from mldeploy.config import load_project
+
+    parse_repo(owner_repo)
+    if project is None:
+        envs, projects = ["prod"], [None]
+    else:
+        envs = list(project.config.environments) or ["default"]
+        projects = [load_project(project.path, env) for env in envs]
+    account = _account_id(project)
+    if account is None:
+        console.warn("no AWS credentials answered: the trust policy names ACCOUNT_ID — replace it with your "
+                     "12-digit account id")
+    trust = oidc_trust_policy(owner_repo, envs, account_id=account)
+    role = f"mldeploy-github-{project.config.name}" if project is not None else DEFAULT_ROLE_NAME
+    console.console.print(
+        "[bold]GitHub Actions OIDC setup[/bold] (save the two documents first, e.g. with jq):\n"
+        f"  mldeploy iam-policy --github-oidc {owner_repo} | jq .trust_policy > trust.json\n"
+        f"  mldeploy iam-policy --github-oidc {owner_repo} | jq .permissions_policy > policy.json\n"
+        + "\n".join(f"  {line}" for line in oidc_setup_commands(role).splitlines()), soft_wrap=True)
+    return {"role_name": role, "environments": envs, "subjects": oidc_subjects(owner_repo, envs),
+            "trust_policy": trust, "permissions_policy": merge_policies([permissions_for(p) for p in projects])}
