@@ -56,7 +56,11 @@ def down(
     down_aws(purge=purge)
 
 
-def iam_policy() -> None:
+def iam_policy(
+    github_oidc: Annotated[str | None, typer.Option("--github-oidc", metavar="OWNER/REPO", help="Print the trust "
+                                                    "policy and permissions of a role GitHub Actions assumes with "
+                                                    "OIDC (no long-lived keys), and how to create it.")] = None,
+) -> None:
     """Print the least-privilege IAM policy the caller needs for plan/up/status/logs/down/canary."""
     from mldeploy import console
     from mldeploy.aws.iam_policy import policy_for
@@ -66,6 +70,11 @@ def iam_policy() -> None:
         project = state.project()
     except Exception:  # usable without a config: scoped to any mldeploy app
         project = None
+    if github_oidc:
+        from mldeploy.ci.github import iam_policy_with_oidc
+
+        console.emit_json(iam_policy_with_oidc(github_oidc, project, policy_for))
+        return
     console.emit_json(policy_for(project))
 
 
