@@ -365,7 +365,9 @@ class CostSection(Strict):
     images_retained: Annotated[int, Field(ge=1, le=10000)] = Field(
         default=10, description="Image versions kept in ECR (upper bound: shared layers are stored once).")
     custom_metrics: Annotated[int, Field(ge=0)] = Field(
-        default=0, description="CloudWatch custom metrics published by the service (ALB/ECS metrics are free).")
+        default=5, description="CloudWatch custom metrics published by the service (the runtime's EMF metrics: "
+                               "latency, requests, errors, low confidence, confidence per model version; "
+                               "ALB/ECS metrics are free).")
     nat_gateways: Annotated[int, Field(ge=0, le=10)] | None = Field(
         default=None, description="NAT gateways paid for this service (default: 1 when aws.assign_public_ip "
                                   "is false, else 0).")
