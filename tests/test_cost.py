@@ -126,8 +126,15 @@ def test_monitoring_metrics_dashboards_alarms():
                                       aws={"autoscaling": {"min": 1, "max": 4, "requests_per_target": 100}}), 10)
     assert paid.component("alarms").quantity == 7 and paid.component("alarms").monthly == pytest.approx(0.7)
     assert paid.component("dashboards").monthly == pytest.approx(3.0)
-    fixed = estimate_for_config(config(aws={"autoscaling": {"min": 2, "max": 2}, "alarms": {"enabled": False}}), 10)
-    assert fixed.component("alarms").quantity == 0
+    quiet = estimate_for_config(config(aws={"alarms": {"enabled": False}}), 10)
+    assert quiet.component("alarms").quantity == 2  # the scaling policy's alarms remain
+    assert estimate_for_config(config(), 10).component("metrics").quantity == 5  # the runtime's EMF metrics
+
+
+def test_request_count_scaling_policy_can_need_more_tasks():
+    # 100 req/s = 6,000 requests/min; 500 per task per minute → 12 tasks (CPU alone would need 4)
+    est = estimate_for_config(config(aws={"autoscaling": {"min": 1, "max": 50, "requests_per_target": 500}}), 100)
+    assert (est.tasks_needed, est.tasks) == (12, 12)
 
 
 def test_ecr_and_nat_gateway():

@@ -212,6 +212,11 @@ def estimate(config: Config, rps: float | None = None, *, capacity: float | None
                      "mldeploy.yaml, or pass --capacity N",
             )
         needed, tasks, saturated = tasks_for(traffic, capacity or 1.0, utilization, lo, hi)
+        per_target = aws.autoscaling.requests_per_target  # ALBRequestCountPerTarget: requests per task per minute
+        if per_target and traffic > 0:  # target tracking scales out when either policy asks for it
+            by_requests = math.ceil(traffic * 60 / per_target - 1e-9)
+            if by_requests > needed:
+                needed, tasks, saturated = by_requests, min(max(by_requests, lo), hi), by_requests > hi
 
     comps: list[Component] = []
 
@@ -272,7 +277,7 @@ def estimate(config: Config, rps: float | None = None, *, capacity: float | None
     add("dashboards", "CloudWatch dashboards", float(DASHBOARDS), "dashboards", "dashboard_month",
         f"{_less_free(f'{DASHBOARDS} dashboard', dash.free if free else 0)} × {_usd(dash.price)}",
         free_units=dash.free if free else 0.0)
-    policies = 0 if hi <= lo else 1 + (1 if aws.autoscaling.requests_per_target > 0 else 0)
+    policies = 1 + (1 if aws.autoscaling.requests_per_target > 0 else 0)  # CPU always, requests optionally
     n_alarms = (SERVICE_ALARMS if aws.alarms.enabled else 0) + ALARMS_PER_TRACKING_POLICY * policies
     alarm = prices.get("alarm_month", region)
     add("alarms", "CloudWatch alarms", float(n_alarms), "alarms", "alarm_month",
