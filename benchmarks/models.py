@@ -127,3 +127,33 @@ def cnn_torchscript(folder: Path, version: str = "1.0.0") -> Manifest:
         outputs=[Tensor(name="logits", dtype="float32", shape=[None, 10], role="logits")],
         requirements=["torch"], framework_versions={"torch": torch.__version__},
     )
+
+
+class SlowClassifier:
+    """A picklable iris-like classifier that sleeps ``delay`` seconds per batch (timeouts, queueing, drain tests)."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.classes_ = np.arange(3)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        import time
+
+        time.sleep(self.delay)
+        out = np.zeros((len(x), 3), np.float32)
+        out[:, 0] = 1.0
+        return out
+
+
+def slow_pickle(folder: Path, delay: float, version: str = "1.0.0") -> Manifest:
+    import pickle
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.pkl").write_bytes(pickle.dumps(SlowClassifier(delay)))
+    return _manifest(
+        folder, "model.pkl", name="slow", version=version, format="pickle", source_format="pickle",
+        task="classification", class_labels=IRIS_LABELS, feature_names=IRIS_FEATURES,
+        inputs=[Tensor(name="input", dtype="float32", shape=[None, 4])],
+        outputs=[Tensor(name="label", dtype="int64", shape=[None], role="label"),
+                 Tensor(name="probabilities", dtype="float32", shape=[None, 3], role="probabilities")],
+    )

@@ -52,8 +52,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         raise
 
+    import signal
+
     import uvicorn
 
+    # uvicorn re-raises the stop signal after its graceful shutdown; with a no-op handler underneath it the process
+    # then exits 0 (ECS treats a SIGTERM death as exit code 143)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.run(
         "runtime.app:create_app_from_env",
         factory=True,

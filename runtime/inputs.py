@@ -43,12 +43,12 @@ class InputSpec:
     def check(self, name: str, arr: np.ndarray, loc: list[str | int]) -> np.ndarray:
         t = self.by_name[name]
         want = len(t.shape)
+        if arr.size == 0:
+            raise InputError(loc, "empty input: send at least one row")
         if arr.ndim == want - 1:
             arr = arr[None, ...]  # a single row without the batch axis
         if arr.ndim != want:
             raise InputError(loc, f"expected {want} dimensions {_fmt(t.shape)}, got shape {list(arr.shape)}")
-        if arr.shape[0] == 0:
-            raise InputError(loc, "empty batch: send at least one row")
         for axis, (dim, got) in enumerate(zip(t.shape, arr.shape, strict=True)):
             if axis and dim not in (None, -1) and dim != got:
                 raise InputError(loc, f"axis {axis} has {got} values; the model expects {dim} {_fmt(t.shape)}")
