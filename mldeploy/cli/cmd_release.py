@@ -48,8 +48,8 @@ def _report(result: dict[str, Any]) -> None:
 
     canary = result.get("canary") or {}
     stable = result.get("stable") or {}
-    console.set_outputs({"stable_revision": stable.get("revision"), "stable_version": stable.get("version"),
-                         "canary_revision": canary.get("revision"), "canary_percent": canary.get("percent")})
+    console.set_outputs({"stable_revision": stable.get("revision"), "canary_revision": canary.get("revision"),
+                         "canary_percent": canary.get("percent")})
     if state.options.json:
         console.emit_json(result)
 
@@ -92,7 +92,8 @@ def canary(
         assert percent is not None
         return start(ctx, percent, image=image)
 
-    _report(_locked(f"canary --percent {percent}" + (" --auto" if auto else ""), force_unlock, run))
+    label = "canary" + (f" --percent {percent}" if percent is not None else "") + (" --auto" if auto else "")
+    _report(_locked(label, force_unlock, run))
 
 
 def promote(target: TargetOpt = Target.aws, force_unlock: ForceUnlock = False) -> None:

@@ -68,8 +68,11 @@ def load(ctx: ReleaseContext) -> Current:
             changed = True
     lineage = stable_lineage(records)
     if fleet.stable_td and (not lineage or lineage[-1].task_definition != fleet.stable_td):
-        history.add(observe(ctx, fleet, fleet.stable_td, "observed", Outcome.succeeded,
-                            "found on the stable service (deployed by `mldeploy up` or outside mldeploy)"), records)
+        record = observe(ctx, fleet, fleet.stable_td, "up", Outcome.succeeded,
+                         "recorded when a release command found it on the stable service")
+        if record.version is None:  # not registered by mldeploy (no MLDEPLOY_MODEL_VERSION): changed by hand
+            record.action, record.reason = "observed", "found on the stable service, not deployed by mldeploy"
+        history.add(record, records)
         changed = True
     if fleet.canary_td and not any(r.action == "canary" and r.task_definition == fleet.canary_td
                                    and r.outcome == Outcome.active for r in records):

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 MAX_RECORDS = 100
 
 # actions that leave the stable service on ``task_definition`` when they succeed
-STABLE_ACTIONS = ("deploy", "observed", "promote", "rollback")
+STABLE_ACTIONS = ("up", "deploy", "observed", "promote", "rollback")
 
 
 class Outcome:
@@ -41,7 +41,7 @@ class Record:
     """One deployment (``up``, a canary, a promotion or a rollback)."""
 
     id: int = 0
-    action: str = "deploy"  # deploy | observed | canary | promote | rollback
+    action: str = "up"  # up | observed | canary | promote | rollback
     version: str | None = None  # model.version (semantic version)
     image: str | None = None
     digest: str | None = None

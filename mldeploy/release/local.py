@@ -147,7 +147,7 @@ def canary(project: Project, percent: int) -> dict[str, Any]:
         data["stable"] = present[0] if len(present) == 1 else None
         if data["stable"]:
             write_routing(project, {data["stable"]: 100})
-            _save(project, data, "observed", data["stable"], None, "succeeded", "first version in the models folder")
+            _save(project, data, "up", data["stable"], None, "succeeded", "first version in the models folder")
     move = plan_canary(_state(project, data), version, percent)
     if move is CanaryMove.start:
         ensure_version(project)
@@ -184,7 +184,7 @@ def rollback(project: Project, to: str | None = None) -> dict[str, Any]:
         return _summary(project, data, record)
     lineage: list[str] = []
     for r in data["history"]:  # the same stack rule as on AWS (history.stable_lineage)
-        if r["outcome"] != "succeeded" or r["action"] not in ("observed", "promote", "rollback") or not r["version"]:
+        if r["outcome"] != "succeeded" or r["action"] not in ("up", "promote", "rollback") or not r["version"]:
             continue
         if r["action"] == "rollback" and r["version"] in lineage:
             del lineage[lineage.index(r["version"]) + 1:]

@@ -1,0 +1,213 @@
+"""Release management through the real CLI (subprocesses) against a moto server.
+
+What moto cannot show: it runs no tasks, so runningCount stays 0 and no targets register in the target groups;
+the CLI's waits for healthy canary targets and service stability are skipped with MLDEPLOY_SKIP_HEALTH_WAIT=1
+(the waiting code is exercised against stubs in test_release_unit.py). CloudWatch alarms never evaluate metrics
+in moto either; the tests put them in ALARM with set_alarm_state.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.release_helpers import REGISTRY, Emulator, cli, cli_env, history, ok, up, write_project
+
+pytestmark = [pytest.mark.aws]
+
+STABLE_ONLY = {"app-tg": 100}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return write_project(tmp_path / "proj")
+
+
+def bump(project: Path, version: str, **kw: object) -> None:
+    write_project(project, version=version, **kw)  # type: ignore[arg-type]
+
+
+def test_up_canary_promote_canary_rollback_rollback_to(project: Path, aws: dict[str, str]):
+    env = cli_env(aws, GITHUB_ACTOR="alice", GITHUB_SHA="0123456789abcdef")
+    emu = Emulator()
+    up(project, env)
+    assert emu.weights() == STABLE_ONLY
+    stable_td = emu.task_definition(emu.ecs.describe_services(cluster="app", services=["app"])["services"][0]
+                                    ["taskDefinition"])
+
+    # canary 10: a second service behind a second target group, weighted 90/10
+    bump(project, "1.1.0")
+    proc = ok(["canary", "--percent", "10", "--image", f"{REGISTRY}:v2", "--json"], project, env)
+    assert json.loads(proc.stdout)["canary"]["percent"] == 10
+    assert emu.weights() == {"app-tg": 90, "app-tgc": 10}
+    services = emu.services()
+    assert services["app"]["revision"] == 1 and services["app"]["image"] == f"{REGISTRY}:v1"
+    assert services["app-canary"] == {"revision": 2, "image": f"{REGISTRY}:v2", "desired": 1,
+                                      "target_groups": ["app-tgc"]}
+    canary_td = emu.task_definition("app:2")
+    # the canary differs from the stable task definition only in its image and model version
+    for key in ("cpu", "memory", "executionRoleArn", "networkMode", "requiresCompatibilities"):
+        assert canary_td.get(key) == stable_td.get(key), key
+    env_vars = {e["name"]: e["value"] for e in canary_td["containerDefinitions"][0]["environment"]}
+    assert env_vars["MLDEPLOY_MODEL_VERSION"] == "1.1.0"
+    assert set(emu.alarms()) == {"mldeploy-app-canary-5xx", "mldeploy-app-canary-p99"}
+
+    # canary 50: only the weights (and the canary's task count) move; no new task definition
+    ok(["canary", "--percent", "50"], project, env)
+    assert emu.weights() == {"app-tg": 50, "app-tgc": 50}
+    assert emu.revisions() == 2
+    assert emu.services()["app-canary"]["desired"] == 1  # ceil(2 × 50 %)
+
+    # promote: stable takes revision 2, weights 100/0, canary service and alarms gone
+    ok(["promote"], project, env)
+    assert emu.weights() == STABLE_ONLY
+    assert set(emu.services()) == {"app"} and emu.services()["app"]["revision"] == 2
+    assert emu.alarms() == {}
+
+    # another canary, then rollback: the canary goes, stable stays on revision 2
+    bump(project, "1.2.0")
+    ok(["canary", "--percent", "25", "--image", f"{REGISTRY}:v3"], project, env)
+    assert emu.weights() == {"app-tg": 75, "app-tgc": 25}
+    assert emu.services()["app-canary"]["revision"] == 3
+    ok(["rollback"], project, env)
+    assert emu.weights() == STABLE_ONLY
+    assert set(emu.services()) == {"app"} and emu.services()["app"]["revision"] == 2
+
+    # rollback --to an older version: stable returns to revision 1 (v1)
+    ok(["rollback", "--to", "1.0.0"], project, env)
+    assert emu.services()["app"] == {"revision": 1, "image": f"{REGISTRY}:v1", "desired": 2,
+                                     "target_groups": ["app-tg"]}
+    assert emu.weights() == STABLE_ONLY
+
+    # history: durable in SSM, one record per deployment
+    records = history(project, env)
+    assert [(r["action"], r["version"], r["revision"], r["outcome"]) for r in records] == [
+        ("up", "1.0.0", 1, "succeeded"),
+        ("canary", "1.1.0", 2, "promoted"),
+        ("promote", "1.1.0", 2, "succeeded"),
+        ("canary", "1.2.0", 3, "rolled_back"),
+        ("rollback", "1.1.0", 2, "succeeded"),
+        ("rollback", "1.0.0", 1, "succeeded"),
+    ]
+    assert records[1]["percent"] == 100 and records[3]["percent"] == 25
+    assert all(r["actor"] == "alice (github)" for r in records[1:])
+    assert all(r["git_commit"] == "0123456789abcdef" for r in records)
+    assert records[1]["image"] == f"{REGISTRY}:v2" and records[-1]["from_revision"] == 2
+    params = emu.ssm.get_parameters_by_path(Path="/mldeploy/app/default/releases")["Parameters"]
+    assert len(params) == 6
+    assert emu.lock() is None  # released after every command
+
+    # the lineage is a stack: v1 is the oldest, there is nothing earlier to return to
+    proc = cli(["rollback"], project, env)
+    assert proc.returncode == 1 and "no earlier version of app to roll back to" in proc.stderr
+
+    table = ok(["history"], project, env).stdout
+    assert "rolled_back" in table and "1.2.0" in table and "alice" in table
+
+
+def test_invalid_transitions_change_nothing(project: Path, aws: dict[str, str]):
+    env = cli_env(aws)
+    emu = Emulator()
+    proc = cli(["canary", "--percent", "10", "--image", f"{REGISTRY}:v2"], project, env)
+    assert proc.returncode == 1 and "nothing is deployed for app" in proc.stderr and "mldeploy up" in proc.stderr
+
+    up(project, env)
+    for args, code, message in [
+        (["promote"], 1, "no canary is active for app (cluster app): nothing to promote"),
+        (["rollback"], 1, "no earlier version of app to roll back to"),
+        (["rollback", "--to", "9.9.9"], 1, "no deployment of app with version or revision '9.9.9'"),
+        (["canary", "--percent", "150", "--image", f"{REGISTRY}:v2"], 2, "--percent 150 is outside 0–100"),
+        (["canary", "--percent", "-5", "--image", f"{REGISTRY}:v2"], 2, "--percent -5 is outside 0–100"),
+        (["canary"], 2, "--percent is required"),
+        (["canary", "--percent", "10", "--image", f"{REGISTRY}:v1"], 1, "is already the stable version"),
+    ]:
+        proc = cli(args, project, env)
+        assert proc.returncode == code, (args, proc.stderr)
+        assert message in proc.stderr.replace("\n", " "), (args, proc.stderr)
+    assert emu.weights() == STABLE_ONLY and set(emu.services()) == {"app"} and emu.revisions() == 1
+
+    ok(["canary", "--percent", "10", "--image", f"{REGISTRY}:v2"], project, env)
+    for args, message in [
+        (["canary", "--percent", "20", "--image", f"{REGISTRY}:v3"],
+         f"a canary is already active for app (cluster app) with {REGISTRY}:v2 (10% of traffic)"),
+        (["rollback", "--to", "1.0.0"], "roll it back before returning the stable service to 1.0.0"),
+    ]:
+        proc = cli(args, project, env)
+        assert proc.returncode == 1, (args, proc.stderr)
+        assert message in proc.stderr.replace("\n", " "), (args, proc.stderr)
+    assert emu.weights() == {"app-tg": 90, "app-tgc": 10} and emu.revisions() == 2
+    assert emu.lock() is None
+
+
+def test_auto_rolls_back_when_a_canary_alarm_fires_then_promotes_when_quiet(project: Path, aws: dict[str, str]):
+    env = cli_env(aws)
+    emu = Emulator()
+    up(project, env)
+    bump(project, "1.1.0", steps="[10, 50]", bake=60)
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "mldeploy", "canary", "--auto", "--image", f"{REGISTRY}:v2"],
+                            cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        emu.wait_for(lambda: emu.weights() == {"app-tg": 90, "app-tgc": 10}, what="the 10% step")
+        emu.wait_for(lambda: len(emu.alarms()) == 2, what="the canary alarms")
+        assert set(emu.alarms().values()) <= {"OK", "INSUFFICIENT_DATA"}
+        emu.cw.set_alarm_state(AlarmName="mldeploy-app-canary-5xx", StateValue="ALARM",
+                               StateReason="Threshold Crossed: 12.5% 5xx")
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 6, stderr
+    assert time.monotonic() - started < 45  # it reacted to the alarm instead of baking out the 60 s
+    assert "alarm mldeploy-app-canary-5xx fired at 10% of traffic" in stderr.replace("\n", " ")
+    assert emu.weights() == STABLE_ONLY
+    assert set(emu.services()) == {"app"} and emu.services()["app"]["revision"] == 1
+    assert emu.alarms() == {}
+    canary = history(project, env)[1]
+    assert canary["outcome"] == "rolled_back" and "mldeploy-app-canary-5xx" in canary["reason"]
+    assert emu.lock() is None
+
+    # quiet alarms: every step bakes, then the canary is promoted
+    bump(project, "1.1.0", steps="[10, 50]", bake=1)
+    proc2 = ok(["canary", "--auto", "--image", f"{REGISTRY}:v2", "--json"], project, env)
+    result = json.loads(proc2.stdout)
+    assert [s["percent"] for s in result["steps"]] == [10, 50]
+    assert "10% → 50%" in proc2.stderr and "promoted 1.1.0" in proc2.stderr
+    assert emu.weights() == STABLE_ONLY and set(emu.services()) == {"app"}
+    assert emu.services()["app"]["image"] == f"{REGISTRY}:v2"
+
+
+def test_lock_two_concurrent_cli_processes(project: Path, aws: dict[str, str]):
+    env = cli_env(aws)
+    emu = Emulator()
+    up(project, env)
+    bump(project, "1.1.0", steps="[10, 50]", bake=2)
+    cmd = [sys.executable, "-m", "mldeploy", "canary", "--auto", "--image", f"{REGISTRY}:v2"]
+    procs = [subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [(p.wait(timeout=90), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 7], results
+    loser = next(err for code, err in results if code == 7).replace("\n", " ")
+    assert "another deployment of app is in progress: the lock is held by" in loser
+    assert "canary --auto" in loser and "--force-unlock" in loser
+    assert emu.lock() is None
+    assert emu.services()["app"]["image"] == f"{REGISTRY}:v2"  # the winner promoted exactly once
+    assert [r["action"] for r in history(project, env)] == ["up", "canary", "promote"]
+
+    # a stale lock (its holder died) is reported, and broken only on request
+    stale = {"holder": "ci-job-41", "pid": 4242, "host": "runner-7", "command": "promote", "token": "dead",
+             "acquired_at": time.time() - 7200, "expires_at": time.time() - 3600}
+    emu.ssm.put_parameter(Name="/mldeploy/app/default/lock", Value=json.dumps(stale), Type="String")
+    proc = cli(["rollback"], project, env)
+    assert proc.returncode == 7
+    assert "the deployment lock for app is stale: held by ci-job-41 (pid 4242 on runner-7" in \
+        proc.stderr.replace("\n", " ")
+    assert emu.services()["app"]["revision"] == 2
+    proc = ok(["rollback", "--force-unlock"], project, env)
+    assert "broke the deployment lock held by ci-job-41" in proc.stderr.replace("\n", " ")
+    assert emu.services()["app"]["revision"] == 1 and emu.lock() is None
