@@ -62,9 +62,11 @@ def warn(msg: str) -> None:
 
 
 def error(msg: str, hint: str | None = None) -> None:
-    console.print(f"[red bold]error:[/red bold] {msg}", markup=True, soft_wrap=True)
+    from rich.markup import escape  # messages name things like model.inputs[0] and 'mldeploy[torch]'
+
+    console.print(f"[red bold]error:[/red bold] {escape(msg)}", markup=True, soft_wrap=True)
     if hint:
-        console.print(f"[dim]hint:[/dim] {hint}")
+        console.print(f"[dim]hint:[/dim] {escape(hint)}")
 
 
 def emit_json(data: Any) -> None:
