@@ -33,16 +33,7 @@ def build_image(ctx: DeployContext) -> str:
         raise AwsError("image build/push is not available in this installation",
                        hint="push an image yourself and run `mldeploy up --image URI`") from e
     pushed = build_and_push(ctx.project)
-    return pin(pushed.uri, getattr(pushed, "digest", None))
-
-
-def pin(uri: str, digest: str | None) -> str:
-    """``repo:tag`` + digest → ``repo@digest`` so a task definition always names immutable content."""
-    if not digest or "@" in uri:
-        return uri
-    head, _, last = uri.rpartition("/")
-    repo = last.split(":", 1)[0]
-    return f"{head}/{repo}@{digest}" if head else f"{repo}@{digest}"
+    return pushed.ref  # repository@sha256:… — a task definition names immutable content
 
 
 def up_aws(project: Project, wait: bool = True, image: str | None = None) -> dict[str, Any]:

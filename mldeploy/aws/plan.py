@@ -118,6 +118,5 @@ class Plan:
         for note in self.notes:
             console.print(f"[dim]note:[/] {note}")
         if self.estimate:
-            monthly = self.estimate.get("monthly_usd")
-            if monthly is not None:
-                console.print(f"[bold]Estimated cost:[/] ~${monthly:,.2f}/month ({self.estimate.get('basis', '')})")
+            console.print(f"[bold]Estimated cost:[/] {self.estimate.get('line') or self.estimate.get('monthly_usd')}",
+                          markup=True, highlight=False)

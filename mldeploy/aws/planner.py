@@ -53,21 +53,13 @@ def make_plan(ctx: DeployContext) -> Plan:
 
 
 def estimate(ctx: DeployContext) -> dict | None:
-    """Monthly cost from the cost module, when it is installed (another issue provides it)."""
+    """Monthly cost before traffic from ``mldeploy.cost`` (another area; guarded so a plan never fails on it)."""
     try:
-        from mldeploy import cost  # noqa: F401
+        from mldeploy.cost import estimate_for_config, plan_line
     except ImportError:
         return None
-    fn = getattr(cost, "estimate_monthly", None) or getattr(cost, "estimate", None)
-    if fn is None:
-        return None
     try:
-        result = fn(ctx.project.config)
+        est = estimate_for_config(ctx.config, None, region=ctx.aws.region)
+        return {"monthly_usd": round(float(est.total), 2), "line": plan_line(ctx.config, region=ctx.aws.region)}
     except Exception:  # an estimate must never break a deployment
         return None
-    if isinstance(result, int | float):
-        return {"monthly_usd": float(result), "basis": "min tasks, list prices"}
-    total = getattr(result, "monthly_usd", None) or getattr(result, "total", None)
-    if isinstance(result, dict):
-        total = result.get("monthly_usd", result.get("total"))
-    return {"monthly_usd": float(total), "basis": "mldeploy cost"} if total is not None else None

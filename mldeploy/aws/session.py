@@ -69,9 +69,14 @@ def _api_hook(model: Any, params: Any, context: Any, **_: Any) -> None:
     record: dict[str, Any] = {"t": round(time.time(), 3), "service": service, "op": model.name,
                               "mutating": is_mutating(model.name)}
     if os.environ.get("MLDEPLOY_API_LOG_PARAMS") == "1":  # test/debug only: may contain config values
-        record["params"] = params
+        record["params"] = getattr(_LAST, "params", None)
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record, default=str) + "\n")
+
+
+def _params_hook(params: Any, model: Any, **_: Any) -> None:
+    """Keep the caller's parameters (before serialization) for the API log."""
+    _LAST.params = dict(params)
 
 
 class Clients:
@@ -98,6 +103,8 @@ class Clients:
         if service not in self._cache:
             client = self.session.client(service, region_name=self.region, config=self._config)
             client.meta.events.register("before-call.*.*", _api_hook)
+            if os.environ.get("MLDEPLOY_API_LOG_PARAMS") == "1":
+                client.meta.events.register("before-parameter-build.*.*", _params_hook)
             self._cache[service] = client
         return self._cache[service]
 
