@@ -77,8 +77,8 @@ def test_init_ci_github_writes_a_workflow_that_passes_actionlint(tmp_path: Path)
     assert "mldeploy plan" in runs
     assert 'mldeploy up --image "$IMAGE_URI"' in runs
     assert 'mldeploy canary --percent "$CANARY_PERCENT" --image "$IMAGE_URI"' in runs
-    assert jobs["deploy"]["env"]["IMAGE_URI"] == "${{ needs.build.outputs.image_uri }}"
-    assert jobs["build"]["outputs"]["image_uri"] == "${{ steps.push.outputs.image_uri }}"
+    assert jobs["deploy"]["env"]["IMAGE_URI"] == "${{ needs.build.outputs.image_ref }}"  # digest-pinned
+    assert jobs["build"]["outputs"]["image_ref"] == "${{ steps.push.outputs.image_ref }}"
     assert [s.get("run") for s in jobs["promote"]["steps"]][-2:] == ["mldeploy promote --yes",
                                                                      "mldeploy rollback --yes"]
     # every action pinned at least to a major version
@@ -94,7 +94,7 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path):
     text = github.render_workflow(github.workflow_spec(_load(project)))
     broken = (text.replace("role-to-assume:", "role-to-asume:", 1)
                   .replace("needs: build", "needs: biuld", 1)
-                  .replace("steps.mode.outputs.mode == 'first'", "steps.mode.outputs.mode == 'first' &&", 1))
+                  .replace("steps.status.outputs.deployed != 'true'", "steps.status.outputs.deployed != 'true' &&", 1))
     path = tmp_path / "broken.yml"
     path.write_text(broken)
     problems = actionlint(path)
