@@ -21,8 +21,12 @@ def plan(
     from mldeploy.aws.deploy import context
     from mldeploy.cli import state
 
-    ctx = context(state.project(), image)
+    project = state.project()
+    ctx = context(project, image)
     result = planner.make_plan(ctx)
+    from mldeploy.ci.outputs import plan_report
+
+    plan_report(project.names.base, result.to_json())  # step summary: changes + cost (GitHub Actions only)
     if state.options.json:
         console.emit_json(result.to_json())
     else:
@@ -32,8 +36,10 @@ def plan(
 def status() -> None:
     """Service, deployments, tasks, target health, URL and alarms."""
     from mldeploy.aws.status import show_status
+    from mldeploy.ci.outputs import status_report
+    from mldeploy.cli import state
 
-    show_status()
+    status_report(state.project().names.base, show_status())  # url, deployed, task_definition_arn + summary
 
 
 def logs(

@@ -24,7 +24,9 @@ def build(
         console.emit_json(built.to_dict())
     else:
         print_build(built)
-    console.set_outputs({"image": built.ref, "image_id": built.image_id, "image_size": built.size})
+    from mldeploy.ci.outputs import build_report
+
+    build_report(built)  # $GITHUB_OUTPUT (image, image_id, image_size, version) + step summary
 
 
 def push(
@@ -50,7 +52,9 @@ def push(
                            "tags": pushed.tags})
     else:
         console.out.print(pushed.ref)
-    console.set_outputs({"image_uri": pushed.uri, "image_digest": pushed.digest, "image_ref": pushed.ref})
+    from mldeploy.ci.outputs import push_report
+
+    push_report(pushed, project.config.model.version)  # image_uri, image_digest, image_ref, version + summary
 
 
 def run(

@@ -31,7 +31,10 @@ def up(
     else:
         from mldeploy.aws.deploy import up_aws
 
-        up_aws(project, wait=not no_wait, image=image)
+        result = up_aws(project, wait=not no_wait, image=image)
+        from mldeploy.ci.outputs import up_report
+
+        up_report(project.names.base, project.config.model.version, result)  # task_definition_arn, version…
 
 
 def register(app: typer.Typer) -> None:
