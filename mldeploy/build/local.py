@@ -130,8 +130,15 @@ def _sample_body(project: Project) -> dict | None:
         return None
     if not manifest.sample_input:
         return None
-    sample = {k: (v[:2] if isinstance(v, list) else v) for k, v in manifest.sample_input.items()}
+    sample = {k: _round(v[:2] if isinstance(v, list) else v) for k, v in manifest.sample_input.items()}
     return {"inputs": sample}
+
+
+def _round(value: Any) -> Any:
+    """float32 samples print as 5.099999904632568; six significant digits read better in a curl line."""
+    if isinstance(value, list):
+        return [_round(v) for v in value]
+    return float(f"{value:.6g}") if isinstance(value, float) else value
 
 
 def run(project: Project, image: str, port: int | None = None, wait: bool = True) -> LocalRun:
@@ -157,8 +164,9 @@ def report(project: Project, result: LocalRun, built: BuiltImage | None = None) 
                         f"(container {result.container}, ready in {result.ready_seconds:.1f}s)")
     else:
         console.info(f"{project.config.name} is starting at {result.url} (container {result.container})")
-    console.info(f"  try:   {sample_curl(project, result.url)}")
-    console.info(f"  or:    mldeploy predict    docs: {result.url}/docs    stop: docker rm -f {result.container}")
+    for line in (f"  try:   {sample_curl(project, result.url)}",
+                 f"  or:    mldeploy predict    docs: {result.url}/docs    stop: docker rm -f {result.container}"):
+        console.console.print(line, markup=False, soft_wrap=True, highlight=False)
 
 
 def run_last_build(project: Project, port: int | None = None, wait: bool = True) -> LocalRun:

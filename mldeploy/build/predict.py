@@ -42,7 +42,7 @@ def sample_request(project: Project) -> Request:
         except (OSError, ValueError):
             manifest = None
     if manifest is None:
-        from mldeploy.artifacts import package
+        from mldeploy.artifacts.package import package  # the submodule shadows the re-export once imported
 
         manifest = package(project).manifest
     if not manifest.sample_input:

@@ -35,7 +35,7 @@ def _link_or_copy(src: str, dst: str) -> str:
 
 def serve(project: Project, port: int | None = None, host: str = "127.0.0.1") -> None:
     """Package the model and run ``python -m runtime`` in-process until Ctrl-C/SIGTERM."""
-    from mldeploy.artifacts import package
+    from mldeploy.artifacts.package import package  # the submodule shadows the re-export once imported
 
     result = package(project)
     model_dir = serving_dir(project, Path(result.dir))
