@@ -125,16 +125,29 @@ def test_cost_plot_png(project: Path):
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 20_000
 
 
-def test_cost_bad_input_is_a_clear_error(project: Path):
-    proc = cli("cost", "--rps", "100,lots", cwd=project)
-    assert proc.returncode != 0 and "--rps: 'lots' is not a number" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    proc = cli("cost", "--rps", "100", "--plott", cwd=project)
-    assert proc.returncode == ExitCode.USAGE and "--plott" in proc.stderr
+def in_process(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """The CLI's own entry point in this process (no interpreter start-up): exit code, stdout, stderr."""
+    from mldeploy.cli import state
+    from mldeploy.cli.main import main
+
+    state.reset()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cost_bad_input_is_a_clear_error(project: Path, capsys: pytest.CaptureFixture[str]):
+    cfg = str(project / "mldeploy.yaml")
+    code, _, err = in_process("cost", "-f", cfg, "--rps", "100,lots", capsys=capsys)
+    assert code != 0 and "--rps: 'lots' is not a number" in err and "Traceback" not in err
+    code, _, err = in_process("cost", "-f", cfg, "--rps", "100", "--plott", capsys=capsys)
+    assert code == ExitCode.USAGE and "--plott" in err
     (project / "mldeploy.yaml").write_text(CONFIG)  # no capacity anywhere
-    proc = cli("cost", "--rps", "100", cwd=project)
-    assert proc.returncode == ExitCode.CONFIG and "capacity_rps_per_task" in proc.stderr
-    assert "mldeploy bench" in proc.stderr and "Traceback" not in proc.stderr
+    code, _, err = in_process("cost", "-f", cfg, "--rps", "100", capsys=capsys)
+    assert code == ExitCode.CONFIG and "capacity_rps_per_task" in err
+    assert "mldeploy bench" in err and "Traceback" not in err
+    code, _, err = in_process("cost", "-f", cfg, capsys=capsys)  # no --rps, no capacity: the bill before traffic
+    assert code == 0 and "before traffic only" in err
 
 
 def test_percentiles_and_endpoint():
@@ -183,3 +196,20 @@ def test_bench_cli_stores_capacity_used_by_cost(project: Path, server: str):
                "--warmup", "0", cwd=project)
     assert proc.returncode != 0 and "no successful request" in proc.stderr and "Traceback" not in proc.stderr
     assert json.loads((project / ".mldeploy" / "default" / "capacity.json").read_text()) == stored
+
+
+def test_bench_local_serves_the_packaged_model_with_the_real_runtime(tmp_path: Path):
+    """``bench --local``: package the iris example, start ``python -m runtime`` pinned to one core, measure."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "iris-sklearn"
+    (tmp_path / "mldeploy.yaml").write_text((example / "mldeploy.yaml").read_text())  # cpu 256 = 0.25 vCPU
+    train = f"import pathlib, runpy; runpy.run_path({str(example / 'make_model.py')!r})['main'](pathlib.Path('.'))"
+    subprocess.run([sys.executable, "-c", train], check=True, timeout=60, cwd=tmp_path, capture_output=True)
+    proc = cli("bench", "--local", "--duration", "1", "--warmup", "0.3", "--concurrency", "4", "--json",
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["errors"] == 0 and doc["ok"] > 0 and doc["p50_ms"] > 0
+    assert doc["capacity"]["source"] == "local" and doc["capacity"]["scale"] == pytest.approx(0.25)
+    assert doc["capacity"]["capacity_rps_per_task"] == pytest.approx(doc["rps"] * 0.25, rel=1e-3)
+    with pytest.raises(httpx.HTTPError):  # the server is gone afterwards
+        httpx.get(doc["url"].replace("/predict", "/ready"), timeout=1, trust_env=False)

@@ -190,9 +190,11 @@ def bench(
     project = state.project()
     request = p.file_request(input_file) if input_file else p.sample_request(project)
     with contextlib.ExitStack() as stack:
+        scale, note = 1.0, None
         if local:
             server = stack.enter_context(b.LocalRuntime(project))
-            target, source = b.endpoint(server.url), "local"
+            target, source, scale, note = b.endpoint(server.url), "local", server.scale, server.note
+            console.info(f"[dim]{note}[/dim]")
         else:
             target, source = b.endpoint(url or p.default_url(project)), "url"
         console.info(f"bench: POST {target} ({request.source}) for {warmup:g}+{duration:g} s, "
@@ -202,7 +204,7 @@ def bench(
                        timeout=timeout)
     record = None
     if save and result.ok:
-        record = b.save_capacity(project, result, tasks, source)
+        record = b.save_capacity(project, result, tasks, source, scale=scale, note=note)
     if state.options.json:
         console.emit_json({**result.to_dict(), "capacity": record})
     else:

@@ -149,12 +149,15 @@ def capacity_path(project: Project) -> Path:
     return project.root / ".mldeploy" / project.env / CAPACITY_FILE
 
 
-def save_capacity(project: Project, result: BenchResult, tasks: int, source: str) -> dict[str, Any]:
-    """Store ``rps / tasks`` as the per-task capacity ``cost`` uses (``.mldeploy/<env>/capacity.json``)."""
+def save_capacity(project: Project, result: BenchResult, tasks: int, source: str, scale: float = 1.0,
+                  note: str | None = None) -> dict[str, Any]:
+    """Store ``rps / tasks × scale`` as the per-task capacity ``cost`` uses (``.mldeploy/<env>/capacity.json``)."""
     aws = project.config.aws
     record = {
-        "capacity_rps_per_task": round(result.rps / tasks, 3),
+        "capacity_rps_per_task": round(result.rps / tasks * scale, 3),
         "tasks": tasks,
+        "scale": scale,
+        "note": note,
         "source": source,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "task_size": {"cpu": aws.cpu, "memory": aws.memory},
@@ -184,20 +187,33 @@ def load_capacity(project: Project) -> dict[str, Any] | None:
 
 
 class LocalRuntime:
-    """``python -m runtime`` on a free loopback port, serving the packaged model; stopped on exit."""
+    """``python -m runtime`` on a free loopback port, serving the packaged model; stopped on exit.
+
+    The server is pinned to ``ceil(vCPU)`` cores of this machine (Linux), the load generator keeps the rest;
+    ``scale`` (vCPU ÷ pinned cores) converts the measured rate to the task's fractional vCPU share, since a
+    Fargate task's CPU is a CFS quota and CPU-bound throughput is roughly proportional to it.
+    """
 
     def __init__(self, project: Project, ready_timeout: float = 60.0) -> None:
         self.project = project
         self.ready_timeout = ready_timeout
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
+        vcpu = project.config.aws.cpu / 1024
+        available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        self.cores = available[:max(1, math.ceil(vcpu))] if available else []
+        self.scale = vcpu / len(self.cores) if self.cores else 1.0
+        self.note = (f"local runtime pinned to {len(self.cores)} core(s) of {len(available)}; rate × {self.scale:g} "
+                     f"for a {vcpu:g} vCPU task" if self.cores else "local runtime not pinned (no CPU affinity)")
 
     def __enter__(self) -> LocalRuntime:
         import socket
 
         import httpx
 
-        from mldeploy.artifacts import package
+        # the submodule, not ``mldeploy.artifacts.package``: once the submodule is imported, that attribute
+        # of the package is the module, not the function
+        from mldeploy.artifacts.package import package
         from mldeploy.build.serve import serving_dir
 
         model_dir = serving_dir(self.project, Path(package(self.project).dir))
@@ -207,7 +223,8 @@ class LocalRuntime:
         self.url = f"http://127.0.0.1:{port}"
         log = (self.project.root / ".mldeploy" / self.project.env / "bench-server.log").open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "runtime", "--model-dir", str(model_dir), "--host",
-                                      "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+                                      "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                                     preexec_fn=self._pin if self.cores else None)
         log.close()
         ready = self.url + self.project.config.aws.health_check.path
         deadline = time.monotonic() + self.ready_timeout
@@ -223,6 +240,9 @@ class LocalRuntime:
         self.__exit__(None, None, None)
         raise NotReadyError(f"the local runtime did not become ready at {ready} within {self.ready_timeout:g} s",
                             hint=f"see {log.name}")
+
+    def _pin(self) -> None:
+        os.sched_setaffinity(0, self.cores)
 
     def __exit__(self, *exc: object) -> None:
         if self.proc and self.proc.poll() is None:

@@ -83,6 +83,7 @@ class Estimate:
     requests_per_month: float
     prices: str
     assumptions: dict[str, Any] = field(default_factory=dict)
+    before_traffic: bool = False  # rps=None: what ``up`` creates (desired_count tasks), no traffic
 
     @property
     def total(self) -> float:
@@ -323,6 +324,7 @@ def estimate(config: Config, rps: float | None = None, *, capacity: float | None
             "connection_duration_s": cost.connection_duration_s, "free_tier": free, "nat_gateways": nat,
             "container_insights_included": False,
         },
+        before_traffic=rps is None,
     )
 
 

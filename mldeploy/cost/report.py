@@ -26,7 +26,7 @@ def estimates_table(estimates: list[Estimate]) -> Table:
                   title_justify="left")
     table.add_column("Component")
     for est in estimates:
-        table.add_column(rps_label(est.rps), justify="right")
+        table.add_column("before traffic" if est.before_traffic else rps_label(est.rps), justify="right")
     for comp in first.components:
         marks = "*" if any(e.component(comp.key).estimate for e in estimates) else ""
         table.add_row(comp.name + marks, *(money(e.component(comp.key).monthly) for e in estimates))
@@ -80,8 +80,10 @@ def notes(estimates: list[Estimate]) -> list[str]:
     out: list[str] = []
     for est in estimates:
         if est.saturated:
-            out.append(f"{rps_label(est.rps)} needs {est.tasks_needed} tasks but aws.autoscaling.max is "
-                       f"{est.tasks}: the service would be overloaded; raise the maximum or the task size")
+            uncapped = est.component("fargate").monthly / est.tasks * est.tasks_needed if est.tasks else 0.0
+            out.append(f"{rps_label(est.rps)} needs {est.tasks_needed} tasks (Fargate ≈ {money(uncapped)}/month) but "
+                       f"aws.autoscaling.max is {est.tasks}: the service would be overloaded; raise the maximum or "
+                       f"the task size")
     if any(c.estimate for e in estimates for c in e.components):
         out.append("* Fargate Spot prices float; the Spot figure is an estimate (see prices.json)")
     first = estimates[0]
