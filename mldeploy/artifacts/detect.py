@@ -32,6 +32,11 @@ def _zip_format(path: Path) -> str:
     raise ArtifactError(f"{path} is a zip archive that is not a known model format (skops, TorchScript, torch.save)")
 
 
+def _is_zlib(head: bytes) -> bool:
+    """RFC 1950 header: deflate method, valid check bits (joblib's default compressor)."""
+    return len(head) > 1 and head[0] & 0x0F == 8 and head[0] >> 4 <= 7 and (head[0] * 256 + head[1]) % 31 == 0
+
+
 def _looks_like_onnx(head: bytes) -> bool:
     # ModelProto starts with field 1 (ir_version, varint: tag 0x08) in every exporter we know of.
     return len(head) > 2 and head[0] == 0x08 and 0 < head[1] < 32
@@ -57,9 +62,7 @@ def detect_format(path: Path) -> str:
         return _zip_format(path)
     if head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:  # pickle PROTO opcode
         return "joblib" if b"joblib.numpy_pickle" in head or path.suffix == ".joblib" else "pickle"
-    if head[:2] == b"\x78\x9c" or head[:2] == b"\x78\x01" or head[:2] == b"\x78\xda" or any(
-        head.startswith(m) for m in _COMPRESSED
-    ):
+    if _is_zlib(head) or head.startswith(b"ZF") or any(head.startswith(m) for m in _COMPRESSED):
         return "joblib"  # joblib.dump(..., compress=N)
     if _looks_like_onnx(head):
         return "onnx"

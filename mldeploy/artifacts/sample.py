@@ -127,5 +127,5 @@ def embeddable(sample: dict[str, np.ndarray] | None) -> dict[str, Any] | None:
 def _shortest(arr: np.ndarray) -> Any:
     """JSON lists with the shortest decimal that round-trips (5.1, not 5.099999904632568 for float32)."""
     if arr.dtype == np.float32 or arr.dtype == np.float16:
-        return np.vectorize(lambda v: float(str(v)), otypes=[object])(arr).tolist() if arr.size else arr.tolist()
+        return np.vectorize(float, otypes=[object])(arr.astype(str)).tolist() if arr.size else arr.tolist()
     return arr.tolist()
