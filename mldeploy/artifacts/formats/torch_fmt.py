@@ -63,7 +63,9 @@ class TorchHandler(Handler):
 
     def _load_module(self, torch: Any) -> Any:
         if self.format == "torchscript":
-            return torch.jit.load(str(self.path), map_location="cpu")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
+                return torch.jit.load(str(self.path), map_location="cpu")
         with _on_path(self.root):
             try:  # state dicts load safely; a full nn.Module needs the pickle path
                 obj = torch.load(self.path, map_location="cpu", weights_only=True)
@@ -176,7 +178,9 @@ class TorchHandler(Handler):
     def run_served(self, served: Served, folder: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if served.format != "torchscript":
             return super().run_served(served, folder, inputs)
-        loaded = self.torch.jit.load(str(folder / served.file), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            loaded = self.torch.jit.load(str(folder / served.file), map_location="cpu")
         return dict(zip(self.output_names, self._run(inputs, loaded), strict=True))
 
     def framework_versions(self) -> dict[str, str]:
