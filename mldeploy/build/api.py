@@ -118,7 +118,9 @@ def build_from_artifact(project: Project, artifact_dir: Path, manifest: Manifest
 def build_image(project: Project, *, no_cache: bool = False, output: Path | None = None) -> BuiltImage:
     """Package the model (cached when unchanged), render the context and build the image."""
     from mldeploy.artifacts.package import package  # the submodule shadows the re-export once imported
+    from mldeploy.build.docker_api import client
 
+    client()  # no daemon → a clear error before minutes of packaging
     result = package(project)
     return build_from_artifact(project, Path(result.dir), result.manifest, no_cache=no_cache, output=output)
 
