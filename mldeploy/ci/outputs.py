@@ -111,7 +111,8 @@ def release_report(command: str, base: str, version: str, result: Mapping[str, A
     task_def = canary.get("task_definition") if command == "canary" and canary else stable.get("task_definition")
     report(f"mldeploy {command} `{base}`",
            outputs={"url": url, "version": record.get("version") or version, "task_definition_arn": task_def,
-                    "canary_state": "active" if canary else "none"},
+                    "canary_state": "active" if canary else "none", "canary_percent": canary.get("percent"),
+                    "canary_revision": canary.get("revision"), "stable_revision": stable.get("revision")},
            facts={"Canary": state, "Stable revision": stable.get("revision"), "Weights": result.get("weights"),
                   "Version": record.get("version") or version, "Outcome": record.get("outcome"), "URL": url})
 
