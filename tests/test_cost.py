@@ -203,3 +203,19 @@ def test_bundled_price_table_has_sources_dates_and_regions():
         assert item["estimate"] == name.startswith("fargate_spot"), name
     assert table["items"]["fargate_x86_vcpu_hour"]["regions"]["us-east-1"] == 0.04048
     assert table["items"]["fargate_x86_gb_hour"]["regions"]["us-east-1"] == 0.004445
+
+
+def test_docs_article_scenario_matches_the_tool():
+    """docs/cost.md quotes the tool's output for the article's stack: keep the two in step."""
+    from pathlib import Path
+
+    from mldeploy.config import parse_text
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "cost.md").read_text(encoding="utf-8")
+    block = re.search(r"```yaml\n# article-scenario\n(.*?)```", doc, re.S)
+    assert block, "the article-scenario config block is missing from docs/cost.md"
+    cfg, _ = parse_text(block.group(1), file="docs/cost.md", environ={})
+    totals = [estimate_for_config(cfg, rps).total for rps in (100, 1000, 10000)]
+    row = re.search(r"│ Total per month +│(.*)│\n", doc)
+    assert row and [f"${t:,.2f}" for t in totals] == row.group(1).replace("│", " ").split()
+    assert [f"${t:,.2f}" for t in totals] == ["$242.97", "$1,349.99", "$13,125.84"]

@@ -70,8 +70,8 @@ def compare_table(by_variant: dict[str, list[Estimate]]) -> Table:
             cells.append(money(other.total) + (f" ([green]−{saving:.0f} %[/green])" if saving >= 0.5 else ""))
         table.add_row(*cells)
     table.add_section()
-    table.add_row("Fargate only", "", *(money(by_variant[n][0].component("fargate").monthly) + " @ first level"
-                                        for n in names))
+    table.add_row(f"Fargate alone @ {rps_label(first.rps)}", "",
+                  *(money(by_variant[n][0].component("fargate").monthly) for n in names))
     return table
 
 
