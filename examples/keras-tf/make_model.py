@@ -34,7 +34,7 @@ def main(out: Path = HERE, epochs: int = 30) -> Path:
     hist = model.fit(x, data.target, epochs=epochs, batch_size=32, verbose=0)
     path = out / "saved_model"
     model.export(str(path), verbose=False)
-    (out / "sample.json").write_text(json.dumps({"features": np.round(x[::6], 3).tolist()}) + "\n")
+    (out / "sample.json").write_text(json.dumps({"features": np.round(data.data[::6], 3).tolist()}) + "\n")
     print(f"training accuracy {hist.history['acc'][-1]:.0%}")
     return path
 
