@@ -157,8 +157,15 @@ def validate() -> None:
                                    f"{cfg.model.path} does not exist (resolved to {model_path})")])
     warnings: list[str] = []
     fmt = cfg.model.format.value
-    if fmt == "auto":
-        fmt = guess_format(model_path)
+    from mldeploy.artifacts.detect import resolve_format  # reads a few bytes; no framework imports
+    from mldeploy.errors import ArtifactError
+
+    try:
+        fmt = resolve_format(model_path, fmt)
+    except ArtifactError as e:
+        warnings.append(f"{e.message}" + (f" ({e.hint})" if e.hint else ""))
+        if fmt == "auto":
+            fmt = guess_format(model_path)
     if fmt in ("pickle", "joblib"):
         warnings.append(
             f"{cfg.model.path} is a {fmt} file: loading it executes code. mldeploy pins its sha256 and the "
