@@ -306,3 +306,14 @@ def test_missing_model_path_is_a_config_error(iris: Path) -> None:
     edit_config(iris, path="nope.pkl")
     with pytest.raises(ConfigError, match=r"model\.path: nope\.pkl does not exist"):
         package(project(iris))
+
+
+def test_validate_uses_the_content_detector(iris: Path) -> None:
+    res = cli("validate", "--json", "-f", str(iris / "mldeploy.yaml"))
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["format"] == "pickle" and any("loading it executes code" in w for w in doc["warnings"])
+    assert any("skops or ONNX" in w for w in doc["warnings"])
+    edit_config(iris, format="onnx")
+    doc = json.loads(cli("validate", "--json", "-f", str(iris / "mldeploy.yaml")).stdout)
+    assert any("model.format is 'onnx' but model.pkl looks like a pickle file" in w for w in doc["warnings"])

@@ -67,8 +67,9 @@ class SklearnHandler(Handler):
     def load(self) -> None:
         try:
             import joblib
-        except ImportError as e:
-            raise missing_framework(self.format, "joblib", "sklearn") from e
+        except ImportError as e:  # a core dependency of mldeploy: only a broken install gets here
+            raise ArtifactError(f"this is a {self.format} model but joblib is not installed",
+                                hint="pip install joblib scikit-learn") from e
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
