@@ -71,7 +71,8 @@ def _fmt(shape: list[int | None]) -> str:
 
 def _array(value: Any, loc: list[str | int], dtype: np.dtype) -> np.ndarray:
     try:
-        arr = np.asarray(value, dtype=dtype if dtype.kind in "fiu" else None)
+        # floats parse straight into the model dtype; ints go through check() so 1.5 is refused, not truncated
+        arr = np.asarray(value, dtype=dtype if dtype.kind == "f" else None)
     except (ValueError, TypeError) as e:
         raise InputError(loc, f"not a rectangular array of numbers: {str(e).splitlines()[0]}") from None
     if arr.dtype == object and dtype.kind != "O":

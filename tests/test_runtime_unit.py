@@ -1,0 +1,218 @@
+"""In-process tests of the runtime's pieces: settings, batching, routing, inputs, auth, drift, EMF, readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+
+from runtime import lifecycle
+from runtime.auth import AuthConfigError, Authenticator, AuthError, hash_key
+from runtime.batching import Batcher, InferenceError, QueueFullError
+from runtime.inputs import InputError, InputSpec, parse_json
+from runtime.logs import EMF_MAX_VALUES, EmfAggregator
+from runtime.manifest import Manifest, Tensor
+from runtime.metrics import DriftTracker, Metrics
+from runtime.routing import Router, UnknownVersionError
+from runtime.settings import Auth, SettingsError, cpu_quota, inference_threads, load_settings
+
+
+def test_settings_file_then_env_then_overrides(tmp_path):
+    (tmp_path / "runtime.json").write_text(json.dumps({"port": 9000, "batching": {"max_batch_size": 8},
+                                                       "auth": {"mode": "api_key"}}))
+    env = {"MLDEPLOY_MODEL_DIR": str(tmp_path), "MLDEPLOY_MAX_BATCH_SIZE": "64",
+           "MLDEPLOY_CORS_ORIGINS": "https://a.example, https://b.example"}
+    s = load_settings({"workers": 3}, environ=env)
+    assert s.port == 9000 and s.batching.max_batch_size == 64 and s.workers == 3 and s.auth.mode == "api_key"
+    assert s.cors.allow_origins == ["https://a.example", "https://b.example"]
+
+
+def test_settings_errors_name_the_env_var_or_field(tmp_path):
+    with pytest.raises(SettingsError, match=r"batching.max_batch_size \(MLDEPLOY_MAX_BATCH_SIZE\)"):
+        load_settings(environ={"MLDEPLOY_MODEL_DIR": str(tmp_path), "MLDEPLOY_MAX_BATCH_SIZE": "0"})
+    with pytest.raises(SettingsError, match="MLDEPLOY_MODEL_DIR"):
+        load_settings(environ={})
+    (tmp_path / "runtime.json").write_text('{"cors": {"allow_origins": ["*"], "allow_credentials": true}}')
+    with pytest.raises(SettingsError, match="cannot be combined with allow_credentials"):
+        load_settings(environ={"MLDEPLOY_MODEL_DIR": str(tmp_path)})
+    (tmp_path / "runtime.json").write_text('{"port": 1,}')
+    with pytest.raises(SettingsError, match="runtime.json: invalid JSON at line 1"):
+        load_settings(environ={"MLDEPLOY_MODEL_DIR": str(tmp_path)})
+
+
+def test_threads_follow_cpu_quota_and_workers(tmp_path):
+    quota = cpu_quota()
+    assert 1 <= quota <= (os.cpu_count() or 1)
+    s = load_settings({"model_dir": str(tmp_path), "workers": 64}, environ={})
+    assert inference_threads(s) == 1
+    assert inference_threads(load_settings({"model_dir": str(tmp_path), "threads": 3}, environ={})) == 3
+
+
+class EchoModel:
+    """Returns 2*x and records the batch sizes it saw; raises on a sentinel value."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.batches: list[int] = []
+        self.delay = delay
+
+    def predict(self, inputs):
+        x = inputs["x"]
+        if (x == -1).any():
+            raise ValueError("sentinel")
+        self.batches.append(len(x))
+        time.sleep(self.delay)
+        return {"y": x * 2}
+
+
+def test_batcher_merges_concurrent_requests_and_splits_results():
+    model = EchoModel(delay=0.005)
+
+    async def main():
+        b = Batcher(model, max_batch_size=16, max_wait_ms=5, max_queue=100)
+        b.start()
+        reqs = [np.full((i % 3 + 1, 2), i, np.float32) for i in range(30)]
+        outs = await asyncio.gather(*(b.submit({"x": r}) for r in reqs))
+        await b.stop()
+        return reqs, outs
+
+    reqs, outs = asyncio.run(main())
+    for r, o in zip(reqs, outs, strict=True):
+        assert np.array_equal(o["y"], r * 2)  # each caller gets exactly its own rows
+    assert max(model.batches) > 1 and max(model.batches) <= 16
+    assert sum(model.batches) == sum(len(r) for r in reqs)
+
+
+def test_batcher_bad_request_fails_alone_and_queue_is_bounded():
+    model = EchoModel(delay=0.05)
+
+    async def main():
+        b = Batcher(model, max_batch_size=8, max_wait_ms=1, max_queue=3)
+        b.start()
+        good = np.ones((1, 2), np.float32)
+        results = await asyncio.gather(b.submit({"x": good}), b.submit({"x": -good}), b.submit({"x": good}),
+                                       return_exceptions=True)
+        flood = await asyncio.gather(*(b.submit({"x": good}) for _ in range(10)), return_exceptions=True)
+        await b.stop()
+        return results, flood
+
+    results, flood = asyncio.run(main())
+    assert isinstance(results[1], InferenceError) and "sentinel" in str(results[1])
+    assert np.array_equal(results[0]["y"], np.full((1, 2), 2.0)) and np.array_equal(results[2]["y"], results[0]["y"])
+    assert sum(isinstance(r, QueueFullError) for r in flood) >= 6
+    assert all(isinstance(r, (dict, QueueFullError)) for r in flood)
+
+
+def test_router_weights_sticky_pin_and_reload(tmp_path):
+    f = tmp_path / "routing.json"
+    f.write_text(json.dumps({"weights": {"1.0.0": 50, "2.0.0": 50}, "sticky_header": "X-User"}))
+    r = Router(["2.0.0", "1.0.0"], f, check_interval_s=0)
+    assert r.versions == ["1.0.0", "2.0.0"]
+    picks = [r.choose({}) for _ in range(2000)]
+    assert 0.4 < picks.count("2.0.0") / 2000 < 0.6
+    sticky = {u: r.choose({"x-user": u}) for u in map(str, range(50))}
+    assert all(r.choose({"x-user": u}) == v for u, v in sticky.items())
+    assert set(sticky.values()) == {"1.0.0", "2.0.0"}
+    assert r.choose({"x-model-version": "1.0.0"}) == "1.0.0"
+    with pytest.raises(UnknownVersionError, match="3.0.0"):
+        r.choose({"x-model-version": "3.0.0"})
+    time.sleep(0.01)
+    f.write_text(json.dumps({"weights": {"2.0.0": 1}}))
+    os.utime(f, ns=(time.time_ns(), time.time_ns() + 10_000_000))
+    assert {r.choose({}) for _ in range(50)} == {"2.0.0"}
+    f.write_text(json.dumps({"weights": {"9.9.9": 1}}))  # unknown version: ignored, weights kept
+    os.utime(f, ns=(time.time_ns(), time.time_ns() + 20_000_000))
+    assert {r.choose({}) for _ in range(20)} == {"2.0.0"}
+    assert Router(["1.0.0", "1.10.0", "1.9.0"]).choose({}) == "1.10.0"  # default: newest semver
+
+
+def _manifest(**kw) -> Manifest:
+    base = dict(name="m", version="1.0.0", format="onnx", source_format="onnx", file="m.onnx", sha256="0",
+                size_bytes=1, created_at="now", inputs=[Tensor(name="x", shape=[None, 3])],
+                outputs=[Tensor(name="y", role="prediction")])
+    return Manifest(**(base | kw))
+
+
+def test_json_inputs_multi_input_and_columns():
+    two = InputSpec(_manifest(inputs=[Tensor(name="a", shape=[None, 2]), Tensor(name="b", dtype="int64",
+                                                                              shape=[None])]))
+    out = parse_json(b'{"inputs": {"a": [[1, 2], [3, 4]], "b": [5, 6]}}', two)
+    assert out["a"].dtype == np.float32 and out["b"].dtype == np.int64 and out["b"].tolist() == [5, 6]
+    with pytest.raises(InputError) as e:
+        parse_json(b'{"inputs": {"a": [[1, 2]]}}', two)
+    assert e.value.loc == ["inputs", "b"]
+    with pytest.raises(InputError) as e:
+        parse_json(b'{"inputs": {"a": [[1, 2]], "b": [1.5]}}', two)
+    assert e.value.loc == ["inputs", "b"] and "integers" in e.value.msg
+    with pytest.raises(InputError, match="several inputs"):
+        parse_json(b'{"inputs": [[1, 2]]}', two)
+    cols = InputSpec(_manifest(feature_names=["p", "q", "r"]))
+    x = parse_json(b'{"inputs": {"p": [1, 2], "q": [3, 4], "r": [5, 6]}}', cols)["x"]
+    assert x.tolist() == [[1, 3, 5], [2, 4, 6]]
+    with pytest.raises(InputError, match="different lengths"):
+        parse_json(b'{"inputs": {"p": [1, 2], "q": [3], "r": [5, 6]}}', cols)
+
+
+def test_api_keys_are_kept_hashed_and_compared():
+    a = Authenticator(Auth(mode="api_key"), {"MLDEPLOY_API_KEYS": f"plain-one, sha256:{hash_key('two')}"})
+    assert all(b"plain-one" not in h for h in a._hashes)
+    assert a.authenticate({"x-api-key": "plain-one"}).startswith("key:")
+    assert a.authenticate({"authorization": "Bearer two"}) == "key:" + hash_key("two")[:12]
+    with pytest.raises(AuthError):
+        a.authenticate({"x-api-key": "three"})
+    with pytest.raises(AuthConfigError, match="MY_KEYS"):
+        Authenticator(Auth(mode="api_key", api_keys_env="MY_KEYS"), {})
+    with pytest.raises(AuthConfigError, match="PEM public key"):
+        Authenticator(Auth(mode="jwt", jwt_algorithm="RS256"), {"MLDEPLOY_JWT_SECRET": "x" * 64})
+    assert Authenticator(Auth(), {}).authenticate({}) is None
+
+
+def test_drift_tracker_matches_numpy():
+    rng = np.random.default_rng(1)
+    batches = [rng.normal(3, 2, size=(n, 2)) for n in (1, 7, 30, 2)]
+    d = DriftTracker(Metrics(), "1", ["a", "b"], [0.0, 3.0], [1.0, 2.0])
+    for b in batches:
+        d.update(b)
+    allx = np.concatenate(batches)
+    s = d.stats()
+    assert s["a"]["mean"] == pytest.approx(allx[:, 0].mean()) and s["b"]["std"] == pytest.approx(allx[:, 1].std(ddof=1))
+    assert s["a"]["drift_z"] == pytest.approx(abs(allx[:, 0].mean()) / 1.0)
+    assert s["a"]["count"] == len(allx)
+
+
+def test_emf_lines_are_bounded_and_counted():
+    buf = io.StringIO()
+    emf = EmfAggregator("ns", "svc", 0.6, stream=buf)
+    for i in range(250):
+        emf.request("1.0.0", float(i), ok=i % 50 != 0)
+    emf.confidences("1.0.0", [0.9, 0.5, 0.2])
+    assert emf.flush() == 1 and emf.flush() == 0
+    doc = json.loads(buf.getvalue())
+    names = [m["Name"] for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
+    assert set(names) == {"Latency", "Requests", "Errors", "LowConfidence", "Confidence"}
+    assert len(doc["Latency"]) == EMF_MAX_VALUES and doc["Requests"] == 250 and doc["Errors"] == 5
+    assert doc["LowConfidence"] == 2 and doc["Version"] == "1.0.0" and doc["Service"] == "svc"
+
+
+def test_readiness_turns_false_while_draining(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from benchmarks import models as ex
+    from runtime.app import create_app
+
+    ex.iris_sklearn(tmp_path / "m", "joblib")
+    app = create_app(load_settings({"model_dir": str(tmp_path / "m")}, environ={}))
+    with TestClient(app) as client:
+        assert client.get("/ready").status_code == 200
+        lifecycle.DRAINING.set()
+        try:
+            r = client.get("/ready")
+            assert r.status_code == 503 and r.json()["draining"] is True
+            served = client.post("/predict", json={"inputs": [[5.1, 3.5, 1.4, 0.2]]})  # in-flight work still served
+            assert served.status_code == 200 and served.headers["connection"] == "close"
+        finally:
+            lifecycle.DRAINING.clear()
