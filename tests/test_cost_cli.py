@@ -140,6 +140,8 @@ def test_cost_bad_input_is_a_clear_error(project: Path, capsys: pytest.CaptureFi
     cfg = str(project / "mldeploy.yaml")
     code, _, err = in_process("cost", "-f", cfg, "--rps", "100,lots", capsys=capsys)
     assert code != 0 and "--rps: 'lots' is not a number" in err and "Traceback" not in err
+    code, out, err = in_process("cost", "-f", cfg, "--rps", "100,1000", "--plot", "--json", capsys=capsys)
+    assert code == 0 and len(json.loads(out)["variants"]["x86"]) == 2 and "█" in err  # chart kept off stdout
     code, _, err = in_process("cost", "-f", cfg, "--rps", "100", "--plott", capsys=capsys)
     assert code == ExitCode.USAGE and "--plott" in err
     (project / "mldeploy.yaml").write_text(CONFIG)  # no capacity anywhere

@@ -81,7 +81,7 @@ def cost(
     project = state.project()
     config = project.config
     region = state.region() or prices.DEFAULT_REGION
-    table = prices.load(live=live, region=region)
+    table = prices.load(live=live, region=region, profile=state.profile() if live else None)
     if live and table.origin != "bundled":
         missing = sorted(set(prices.LIVE_ITEMS) - set(table.live_items))
         console.info(f"prices: AWS Pricing API ({table.origin}) for {len(table.live_items)} items"
@@ -149,8 +149,9 @@ def cost(
                 return model.estimate(config, x, arch=arch, spot=spot, **kw)
             return model.estimate(config, x, **kw)
 
-        if plot == "-":
-            console.out.print(plots.terminal(plots.curves_for(at, names, numeric)))
+        if plot == "-":  # with --json, stdout carries only the JSON document
+            target = console.console if state.options.json else console.out
+            target.print(plots.terminal(plots.curves_for(at, names, numeric)))
         else:
             curves = plots.curves_for(at, names, plots.sweep_points(numeric))
             path = plots.png(curves, numeric, Path(plot), f"{config.name}: monthly cost, {region}, "

@@ -108,11 +108,11 @@ def cache_file() -> Path:
 
 
 def load(live: bool = False, region: str = DEFAULT_REGION, client: Any = None, max_age_s: float = CACHE_TTL_S,
-         refresh: bool = False) -> PriceTable:
+         refresh: bool = False, profile: str | None = None) -> PriceTable:
     """The bundled table, or with ``live`` the bundled table updated from the Pricing API for ``region``.
 
     A live result is cached for ``max_age_s`` per region; ``refresh`` ignores the cache. ``client`` is a boto3
-    ``pricing`` client (tests pass a stubbed one).
+    ``pricing`` client (tests pass a stubbed one); otherwise one is made for ``profile`` (boto3's chain if None).
     """
     table = bundled()
     if not live:
@@ -126,7 +126,7 @@ def load(live: bool = False, region: str = DEFAULT_REGION, client: Any = None, m
                 return PriceTable(entry["table"], origin="cache", live_items=entry["live_items"])
         except (ValueError, KeyError, TypeError, OSError):
             pass  # a broken cache is simply refreshed
-    fresh = refresh_live(table, region, client)
+    fresh = refresh_live(table, region, client, profile)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         cached = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
@@ -171,13 +171,18 @@ def _first_price(product: dict[str, Any]) -> float | None:
     return None
 
 
-def refresh_live(table: PriceTable, region: str, client: Any = None) -> PriceTable:
+def refresh_live(table: PriceTable, region: str, client: Any = None, profile: str | None = None) -> PriceTable:
     """Replace the items of ``region`` found in the AWS Pricing API; the rest keep their bundled price."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     if client is None:
         import boto3
 
-        client = boto3.client("pricing", region_name=PRICING_ENDPOINT_REGION)
-    from botocore.exceptions import BotoCoreError, ClientError
+        try:
+            client = boto3.Session(profile_name=profile).client("pricing", region_name=PRICING_ENDPOINT_REGION)
+        except BotoCoreError as e:
+            raise AwsError(f"cannot create an AWS Pricing API client: {e}",
+                           hint="check --profile / AWS_PROFILE, or drop --live") from e
 
     data = copy.deepcopy(table.data)
     today = datetime.now(UTC).date().isoformat()
@@ -207,6 +212,6 @@ def refresh_live(table: PriceTable, region: str, client: Any = None) -> PriceTab
                     break
     except (BotoCoreError, ClientError) as e:
         raise AwsError(f"could not read prices from the AWS Pricing API: {e}",
-                       hint="check AWS credentials (pricing:GetProducts), or drop --live to use the bundled "
-                            f"prices read {table.read}") from e
+                       hint="check network access and AWS credentials (pricing:GetProducts), or drop --live to "
+                            f"use the bundled prices read {table.read}") from e
     return PriceTable(data, origin="live", live_items=found)
