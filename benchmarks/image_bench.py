@@ -1,0 +1,164 @@
+"""Image benchmark: per example, cold build, model-only rebuild (and ratio), size added over the base, start→ready.
+
+    python benchmarks/image_bench.py [--examples iris-sklearn cnn-torch cnn-torch:torchscript] [--runs 3]
+
+"Cold" means an empty wheelhouse cache (wheels are downloaded through the host's pip configuration) and
+``docker build --no-cache``; the model-only rebuild retrains/perturbs the model and rebuilds with the cache.
+Start→ready is measured from ``docker run`` to the first 200 from ``/ready`` (median of ``--runs``).
+Needs the Docker daemon and the base image from scripts/test-infra.sh (``MLDEPLOY_BASE_IMAGE`` overrides).
+Results also go to benchmarks/results/image_bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import pickle
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+GOALS_MB = {"onnx": 120, "torchscript": 900}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(example: str, workdir: Path) -> Path:
+    """Copy ``examples/<name>`` (``name:torchscript`` forces TorchScript serving) and create its model."""
+    name, _, variant = example.partition(":")
+    dst = workdir / example.replace(":", "-")
+    shutil.copytree(ROOT / "examples" / name, dst, ignore=shutil.ignore_patterns(".mldeploy", "__pycache__"))
+    cfg = dst / "mldeploy.yaml"
+    text = cfg.read_text()
+    app = text.split("name: ", 1)[1].split()[0]
+    text = text.replace(f"name: {app}", f"name: bench-{app}{'-ts' if variant else ''}", 1)
+    if variant:
+        text = text.replace("convert: auto", f"convert: {variant}")
+    cfg.write_text(text)
+    subprocess.run([sys.executable, "make_model.py"], cwd=dst, check=True, capture_output=True)
+    return dst
+
+
+def change_model(folder: Path) -> None:
+    """A model-only change: retrain the sklearn model / perturb the torch weights."""
+    if (folder / "model.pkl").exists():
+        from sklearn.datasets import load_iris
+        from sklearn.ensemble import RandomForestClassifier
+
+        data = load_iris()
+        model = RandomForestClassifier(n_estimators=100, random_state=7).fit(data.data, data.target)
+        (folder / "model.pkl").write_bytes(pickle.dumps(model, protocol=5))
+    elif (folder / "model.pt").exists():
+        import torch
+
+        state = torch.load(folder / "model.pt")
+        for tensor in state.values():
+            if tensor.is_floating_point():
+                tensor.add_(1e-3)
+        torch.save(state, folder / "model.pt")
+    else:
+        raise SystemExit(f"do not know how to change the model in {folder}")
+
+
+def start_to_ready(project, image_id: str, runs: int) -> tuple[list[float], list[float]]:
+    """(``docker run`` call → /ready 200, container process start → /ready 200) per run."""
+    from datetime import datetime
+
+    from mldeploy.build import local
+    from mldeploy.build.docker_api import client
+
+    total, process = [], []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        result = local.run(project, image_id, port=free_port())
+        ready_wall = time.time()
+        total.append(time.monotonic() - t0)
+        container = client().containers.get(result.container)
+        started = container.attrs["State"]["StartedAt"]  # RFC 3339 with nanoseconds, UTC
+        started_s = datetime.fromisoformat(started[:26].rstrip("Z") + "+00:00").timestamp()
+        process.append(ready_wall - started_s)
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
+    return total, process
+
+
+def bench(example: str, workdir: Path, runs: int) -> dict:
+    from mldeploy.build.api import build_image
+    from mldeploy.config import load_project
+    from runtime.manifest import Manifest
+
+    folder = prepare(example, workdir)
+    project = load_project(folder / "mldeploy.yaml", None)
+    t0 = time.monotonic()
+    cold = build_image(project, no_cache=True)
+    cold_total = time.monotonic() - t0
+    manifest = Manifest.load(Path(cold.context_dir) / "model")
+    change_model(folder)
+    t0 = time.monotonic()
+    re = build_image(load_project(folder / "mldeploy.yaml", None))
+    re_total = time.monotonic() - t0
+    ready, process = start_to_ready(project, re.image_id, runs)
+    return {
+        "example": example, "format": manifest.format,
+        "cold_build_s": round(cold.build_seconds, 1), "cold_total_s": round(cold_total, 1),
+        "rebuild_s": round(re.build_seconds, 2), "rebuild_total_s": round(re_total, 1),
+        "rebuild_ratio": round(re.build_seconds / cold.build_seconds, 3),
+        "rebuilt_steps": re.steps - re.cached_steps, "steps": re.steps,
+        "size_mb": round(cold.size / 1e6, 1), "added_mb": round((cold.added_size or 0) / 1e6, 1),
+        "start_to_ready_s": round(statistics.median(ready), 2), "start_to_ready_runs": [round(x, 2) for x in ready],
+        "process_to_ready_s": round(statistics.median(process), 2),
+        "load_avg_1m": round(os.getloadavg()[0], 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--examples", nargs="+", default=["iris-sklearn", "cnn-torch", "cnn-torch:torchscript"])
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    os.environ.setdefault("MLDEPLOY_BASE_IMAGE", os.environ.get("MLDEPLOY_TEST_BASE_IMAGE",
+                                                                "mldeploy-test/python:3.11-bookworm"))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="mldeploy-image-bench-") as tmp:
+        os.environ["MLDEPLOY_CACHE_DIR"] = str(Path(tmp) / "cache")  # cold: no wheelhouse yet
+        for example in args.examples:
+            print(f"== {example}", file=sys.stderr, flush=True)
+            rows.append(bench(example, Path(tmp), args.runs))
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"mldeploy image build (base {os.environ['MLDEPLOY_BASE_IMAGE']})")
+    for col in ("example", "served", "cold build", "model-only rebuild", "ratio", "image", "added over base",
+                "goal", "docker run→ready", "process start→ready"):
+        table.add_column(col, justify="left" if col in ("example", "served") else "right")
+    for r in rows:
+        goal = GOALS_MB.get(r["format"])
+        table.add_row(r["example"], r["format"], f"{r['cold_build_s']:.1f}s (total {r['cold_total_s']:.0f}s)",
+                      f"{r['rebuild_s']:.2f}s ({r['rebuilt_steps']}/{r['steps']} steps)",
+                      f"{r['rebuild_ratio'] * 100:.1f}%", f"{r['size_mb']:.0f} MB", f"{r['added_mb']:.0f} MB",
+                      f"≤ {goal} MB" if goal else "", f"{r['start_to_ready_s']:.2f}s",
+                      f"{r['process_to_ready_s']:.2f}s")
+    Console(width=200).print(table)
+    print(f"load average during the runs: {', '.join(str(r['load_avg_1m']) for r in rows)} "
+          f"({os.cpu_count()} CPUs)")
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "image_bench.json").write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
