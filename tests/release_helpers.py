@@ -101,7 +101,8 @@ class Emulator:
         return len(self.ecs.list_task_definitions(familyPrefix="app")["taskDefinitionArns"])
 
     def alarms(self, prefix: str = "mldeploy-app-canary") -> dict[str, str]:
-        return {a["AlarmName"]: a["StateValue"] for a in self.cw.describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]}
+        found = self.cw.describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]
+        return {a["AlarmName"]: a["StateValue"] for a in found}
 
     def lock(self) -> dict[str, Any] | None:
         try:

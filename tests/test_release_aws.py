@@ -64,7 +64,7 @@ def test_up_canary_promote_canary_rollback_rollback_to(project: Path, aws: dict[
     assert emu.services()["app-canary"]["desired"] == 1  # ceil(2 × 50 %)
 
     # promote: stable takes revision 2, weights 100/0, canary service and alarms gone
-    ok(["promote"], project, env)
+    ok(["promote", "--yes"], project, env)
     assert emu.weights() == STABLE_ONLY
     assert set(emu.services()) == {"app"} and emu.services()["app"]["revision"] == 2
     assert emu.alarms() == {}
@@ -74,12 +74,12 @@ def test_up_canary_promote_canary_rollback_rollback_to(project: Path, aws: dict[
     ok(["canary", "--percent", "25", "--image", f"{REGISTRY}:v3"], project, env)
     assert emu.weights() == {"app-tg": 75, "app-tgc": 25}
     assert emu.services()["app-canary"]["revision"] == 3
-    ok(["rollback"], project, env)
+    ok(["rollback", "--yes"], project, env)
     assert emu.weights() == STABLE_ONLY
     assert set(emu.services()) == {"app"} and emu.services()["app"]["revision"] == 2
 
     # rollback --to an older version: stable returns to revision 1 (v1)
-    ok(["rollback", "--to", "1.0.0"], project, env)
+    ok(["rollback", "--yes", "--to", "1.0.0"], project, env)
     assert emu.services()["app"] == {"revision": 1, "image": f"{REGISTRY}:v1", "desired": 2,
                                      "target_groups": ["app-tg"]}
     assert emu.weights() == STABLE_ONLY
@@ -103,7 +103,7 @@ def test_up_canary_promote_canary_rollback_rollback_to(project: Path, aws: dict[
     assert emu.lock() is None  # released after every command
 
     # the lineage is a stack: v1 is the oldest, there is nothing earlier to return to
-    proc = cli(["rollback"], project, env)
+    proc = cli(["rollback", "--yes"], project, env)
     assert proc.returncode == 1 and "no earlier version of app to roll back to" in proc.stderr
 
     table = ok(["history"], project, env).stdout
@@ -118,9 +118,9 @@ def test_invalid_transitions_change_nothing(project: Path, aws: dict[str, str]):
 
     up(project, env)
     for args, code, message in [
-        (["promote"], 1, "no canary is active for app (cluster app): nothing to promote"),
-        (["rollback"], 1, "no earlier version of app to roll back to"),
-        (["rollback", "--to", "9.9.9"], 1, "no deployment of app with version or revision '9.9.9'"),
+        (["promote", "--yes"], 1, "no canary is active for app (cluster app): nothing to promote"),
+        (["rollback", "--yes"], 1, "no earlier version of app to roll back to"),
+        (["rollback", "--yes", "--to", "9.9.9"], 1, "no deployment of app with version or revision '9.9.9'"),
         (["canary", "--percent", "150", "--image", f"{REGISTRY}:v2"], 2, "--percent 150 is outside 0–100"),
         (["canary", "--percent", "-5", "--image", f"{REGISTRY}:v2"], 2, "--percent -5 is outside 0–100"),
         (["canary"], 2, "--percent is required"),
@@ -130,12 +130,14 @@ def test_invalid_transitions_change_nothing(project: Path, aws: dict[str, str]):
         assert proc.returncode == code, (args, proc.stderr)
         assert message in proc.stderr.replace("\n", " "), (args, proc.stderr)
     assert emu.weights() == STABLE_ONLY and set(emu.services()) == {"app"} and emu.revisions() == 1
+    proc = cli(["rollback"], project, env)  # no terminal, no --yes: refuse rather than act unasked
+    assert proc.returncode == 2 and "pass --yes" in proc.stderr
 
     ok(["canary", "--percent", "10", "--image", f"{REGISTRY}:v2"], project, env)
     for args, message in [
         (["canary", "--percent", "20", "--image", f"{REGISTRY}:v3"],
          f"a canary is already active for app (cluster app) with {REGISTRY}:v2 (10% of traffic)"),
-        (["rollback", "--to", "1.0.0"], "roll it back before returning the stable service to 1.0.0"),
+        (["rollback", "--yes", "--to", "1.0.0"], "roll it back before returning the stable service to 1.0.0"),
     ]:
         proc = cli(args, project, env)
         assert proc.returncode == 1, (args, proc.stderr)
@@ -185,7 +187,7 @@ def test_lock_two_concurrent_cli_processes(project: Path, aws: dict[str, str]):
     env = cli_env(aws)
     emu = Emulator()
     up(project, env)
-    bump(project, "1.1.0", steps="[10, 50]", bake=2)
+    bump(project, "1.1.0", steps="[10, 50]", bake=1)
     cmd = [sys.executable, "-m", "mldeploy", "canary", "--auto", "--image", f"{REGISTRY}:v2"]
     procs = [subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
@@ -203,11 +205,11 @@ def test_lock_two_concurrent_cli_processes(project: Path, aws: dict[str, str]):
     stale = {"holder": "ci-job-41", "pid": 4242, "host": "runner-7", "command": "promote", "token": "dead",
              "acquired_at": time.time() - 7200, "expires_at": time.time() - 3600}
     emu.ssm.put_parameter(Name="/mldeploy/app/default/lock", Value=json.dumps(stale), Type="String")
-    proc = cli(["rollback"], project, env)
+    proc = cli(["rollback", "--yes"], project, env)
     assert proc.returncode == 7
     assert "the deployment lock for app is stale: held by ci-job-41 (pid 4242 on runner-7" in \
         proc.stderr.replace("\n", " ")
     assert emu.services()["app"]["revision"] == 2
-    proc = ok(["rollback", "--force-unlock"], project, env)
+    proc = ok(["rollback", "--yes", "--force-unlock"], project, env)
     assert "broke the deployment lock held by ci-job-41" in proc.stderr.replace("\n", " ")
     assert emu.services()["app"]["revision"] == 1 and emu.lock() is None

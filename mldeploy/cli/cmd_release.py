@@ -29,27 +29,40 @@ def _context() -> ReleaseContext:
     return ReleaseContext(state.project())
 
 
-def _locked(command: str, force_unlock: bool, action: Any) -> dict[str, Any]:
-    """Run ``action(ctx, lock)`` holding the app/env deployment lock (SSM conditional write)."""
+def _locked(command: str, force_unlock: bool, action: Any) -> None:
+    """Run ``action(ctx, lock)`` holding the app/env deployment lock (SSM conditional write), then report."""
     from mldeploy import console
     from mldeploy.release.lock import DeployLock, sigterm_as_interrupt
 
     ctx = _context()
+    result: dict[str, Any]
     ttl = ctx.config.release.stability_timeout_s + 600
     with sigterm_as_interrupt(), DeployLock(ctx, command, ttl_s=ttl, force_unlock=force_unlock) as lock:
         if lock.broken is not None:
             console.warn(f"--force-unlock: broke the deployment lock held by {lock.broken.describe()}")
-        return action(ctx, lock)
+        result = action(ctx, lock)
+    _report(command.split()[0], result, ctx)
 
 
-def _report(result: dict[str, Any]) -> None:
+def _url(ctx: ReleaseContext | None) -> str | None:
+    """The endpoint URL ``up`` stored in SSM (None when unknown)."""
+    if ctx is None:
+        return None
+    try:
+        return ctx.client("ssm").get_parameter(Name=f"{ctx.names.ssm_prefix}/url")["Parameter"]["Value"]
+    except Exception:  # only decoration for the report
+        return None
+
+
+def _report(command: str, result: dict[str, Any], ctx: ReleaseContext | None = None) -> None:
+    """``--json`` on stdout; GitHub step outputs and summary (``mldeploy.ci.outputs.release_report``)."""
     from mldeploy import console
+    from mldeploy.ci.outputs import release_report
     from mldeploy.cli import state
 
-    canary = result.get("canary") or {}
-    stable = result.get("stable") or {}
-    console.set_outputs({"stable_revision": stable.get("revision"), "canary_revision": canary.get("revision"),
-                         "canary_percent": canary.get("percent")})
+    project = state.project()
+    release_report(command, project.names.base, project.config.model.version, result,
+                   url=_url(ctx) if console.in_github_actions() else None)
     if state.options.json:
         console.emit_json(result)
 
@@ -79,7 +92,7 @@ def canary(
         if image:
             raise MldeployError("--image applies to --target aws; locally the canary is the current model",
                                 exit_code=ExitCode.USAGE)
-        _report(local.canary(state.project(), percent or 0))
+        _report("canary", local.canary(state.project(), percent or 0))
         return
 
     def run(ctx: ReleaseContext, lock: Any) -> dict[str, Any]:
@@ -93,20 +106,22 @@ def canary(
         return start(ctx, percent, image=image)
 
     label = "canary" + (f" --percent {percent}" if percent is not None else "") + (" --auto" if auto else "")
-    _report(_locked(label, force_unlock, run))
+    _locked(label, force_unlock, run)
 
 
 def promote(target: TargetOpt = Target.aws, force_unlock: ForceUnlock = False) -> None:
     """Make the canary the stable version (weights 100/0, canary removed)."""
+    from mldeploy.cli import state
+
     if target is Target.local:
-        from mldeploy.cli import state
         from mldeploy.release import local
 
-        _report(local.promote(state.project()))
+        _report("promote", local.promote(state.project()))
         return
     from mldeploy.release.promote import promote as run
 
-    _report(_locked("promote", force_unlock, lambda ctx, lock: run(ctx)))
+    state.confirm(f"Promote the canary of {state.project().names.base} to all traffic?")
+    _locked("promote", force_unlock, lambda ctx, lock: run(ctx))
 
 
 def rollback(
@@ -116,15 +131,18 @@ def rollback(
     force_unlock: ForceUnlock = False,
 ) -> None:
     """Remove the active canary, or return the stable service to the previous (or --to) version."""
+    from mldeploy.cli import state
+
     if target is Target.local:
-        from mldeploy.cli import state
         from mldeploy.release import local
 
-        _report(local.rollback(state.project(), to))
+        _report("rollback", local.rollback(state.project(), to))
         return
     from mldeploy.release.rollback import rollback as run
 
-    _report(_locked("rollback" + (f" --to {to}" if to else ""), force_unlock, lambda ctx, lock: run(ctx, to)))
+    state.confirm(f"Roll back {state.project().names.base} (the active canary, else the stable service to "
+                  f"{to or 'the previous version'})?")
+    _locked("rollback" + (f" --to {to}" if to else ""), force_unlock, lambda ctx, lock: run(ctx, to))
 
 
 def history(

@@ -1,0 +1,203 @@
+"""Release internals: the transition rules, the stable lineage, the waits (stubbed clients), and history/lock
+against the moto server in-process."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from mldeploy.errors import ExitCode, LockHeldError, NotReadyError, RolledBackError
+from mldeploy.release import fleet as fl
+from mldeploy.release.history import Outcome, Record, stable_lineage
+from mldeploy.release.progressive import steps_from
+from mldeploy.release.transitions import (
+    CanaryMove,
+    ReleaseState,
+    TransitionError,
+    check_percent,
+    check_promote,
+    check_rollback_to,
+    plan_canary,
+)
+from tests.release_helpers import write_project
+
+STABLE = ReleaseState(target="app", stable="img:v1")
+CANARY = ReleaseState(target="app", stable="img:v1", canary="img:v2", canary_percent=10)
+
+
+def test_transitions():
+    assert plan_canary(STABLE, "img:v2", 10) is CanaryMove.start
+    assert plan_canary(STABLE, None, 0) is CanaryMove.start  # image built later
+    assert plan_canary(CANARY, None, 50) is CanaryMove.shift
+    assert plan_canary(CANARY, "img:v2", 100) is CanaryMove.shift
+    with pytest.raises(TransitionError, match="already active .* with img:v2 .*another one with img:v3"):
+        plan_canary(CANARY, "img:v3", 50)
+    with pytest.raises(TransitionError, match="img:v1 is already the stable version"):
+        plan_canary(STABLE, "img:v1", 10)
+    with pytest.raises(TransitionError, match="nothing is deployed"):
+        plan_canary(ReleaseState(target="app", stable=None), "img:v2", 10)
+    for bad in (-1, 101):
+        with pytest.raises(TransitionError, match="outside 0–100") as e:
+            check_percent(bad)
+        assert e.value.exit_code == ExitCode.USAGE
+    check_percent(None, required=False)
+    with pytest.raises(TransitionError, match="nothing to promote"):
+        check_promote(STABLE)
+    check_promote(CANARY)
+    with pytest.raises(TransitionError, match="roll it back before"):
+        check_rollback_to(CANARY, "1.0.0")
+    check_rollback_to(STABLE, "1.0.0")
+
+
+def rec(i: int, action: str, td: str, outcome: str = Outcome.succeeded) -> Record:
+    return Record(id=i, action=action, version=td, task_definition=td, outcome=outcome)
+
+
+def test_stable_lineage_is_a_stack():
+    records = [rec(1, "up", "v1"), rec(2, "canary", "v2", Outcome.promoted), rec(3, "promote", "v2"),
+               rec(4, "up", "v3"), rec(5, "canary", "v4", Outcome.rolled_back), rec(6, "rollback", "v3"),
+               rec(7, "up", "v5", Outcome.failed)]
+    assert [r.version for r in stable_lineage(records)] == ["v1", "v2", "v3"]
+    records.append(rec(8, "rollback", "v2"))  # previous of v3
+    assert [r.version for r in stable_lineage(records)] == ["v1", "v2"]  # no ping-pong back to v3
+    records.append(rec(9, "rollback", "v5"))  # --to a version off the stack is pushed
+    assert [r.version for r in stable_lineage(records)] == ["v1", "v2", "v5"]
+    assert Record(version="1.2.0", revision=7).matches("7") and Record(version="1.2.0").matches("1.2.0")
+
+
+def test_steps_from():
+    assert steps_from([10, 25, 50, 100], None) == [10, 25, 50, 100]
+    assert steps_from([10, 25, 50, 100], 5) == [5, 10, 25, 50, 100]
+    assert steps_from([10, 25, 50, 100], 30) == [30, 50, 100]
+
+
+# ---------------------------------------------------------------------------------- waits (moto runs no tasks)
+
+
+class StubClients:
+    def __init__(self, health: list[int], rollouts: list[str]) -> None:
+        self.health, self.rollouts = health, rollouts
+        self.elbv2 = SimpleNamespace(describe_target_health=self._health)
+        self.ecs = SimpleNamespace(describe_services=self._services)
+
+    def _health(self, **_: Any) -> dict[str, Any]:
+        n = self.health.pop(0) if len(self.health) > 1 else self.health[0]
+        return {"TargetHealthDescriptions": [{"TargetHealth": {"State": "healthy"}}] * n
+                + [{"TargetHealth": {"State": "initial"}}]}
+
+    def _services(self, **_: Any) -> dict[str, Any]:
+        state = self.rollouts.pop(0) if len(self.rollouts) > 1 else self.rollouts[0]
+        return {"services": [{"status": "ACTIVE", "taskDefinition": "td:2", "deployments": [
+            {"status": "PRIMARY", "rolloutState": state, "runningCount": 2 if state == "COMPLETED" else 1,
+             "desiredCount": 2}]}]}
+
+
+def stub_ctx(stub: StubClients, timeout: int = 10) -> Any:
+    names = SimpleNamespace(service="app", canary_service="app-canary", canary_target_group="app-tgc")
+    config = SimpleNamespace(release=SimpleNamespace(stability_timeout_s=timeout))
+    return SimpleNamespace(names=names, config=config, client=lambda name: getattr(stub, name))
+
+
+@pytest.fixture
+def fast_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fl, "POLL_S", 0.01)
+    monkeypatch.delenv("MLDEPLOY_SKIP_HEALTH_WAIT", raising=False)
+
+
+def test_wait_targets_healthy(fast_poll: None):
+    fleet = fl.Fleet(cluster="app", canary_tg={"TargetGroupArn": "arn:tgc"})
+    stub = StubClients(health=[0, 1, 1, 2], rollouts=["IN_PROGRESS"])
+    fl.wait_targets_healthy(stub_ctx(stub), fleet, desired=2)
+    assert stub.health == [2]  # polled until two targets were healthy
+    with pytest.raises(RolledBackError, match="failed to start its tasks"):
+        fl.wait_targets_healthy(stub_ctx(StubClients(health=[0], rollouts=["FAILED"])), fleet, desired=1)
+
+
+def test_wait_targets_healthy_times_out(fast_poll: None, monkeypatch: pytest.MonkeyPatch):
+    clock = iter(range(0, 1000, 3))
+    monkeypatch.setattr(fl.time, "monotonic", lambda: next(clock))
+    fleet = fl.Fleet(cluster="app", canary_tg={"TargetGroupArn": "arn:tgc"})
+    with pytest.raises(NotReadyError, match=r"not healthy after 10s \(0/1 healthy in app-tgc\)"):
+        fl.wait_targets_healthy(stub_ctx(StubClients(health=[0], rollouts=["IN_PROGRESS"])), fleet, desired=1)
+
+
+def test_wait_stable(fast_poll: None):
+    fleet = fl.Fleet(cluster="app")
+    stub = StubClients(health=[0], rollouts=["IN_PROGRESS", "IN_PROGRESS", "COMPLETED"])
+    fl.wait_stable(stub_ctx(stub), fleet, "td:2")
+    assert stub.rollouts == ["COMPLETED"]
+    with pytest.raises(RolledBackError, match="ECS rolled app back"):
+        fl.wait_stable(stub_ctx(StubClients(health=[0], rollouts=["FAILED"])), fleet, "td:2")
+
+
+def test_weights_parsing():
+    arn = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/{}/abc"
+    plain = {"DefaultActions": [{"Type": "forward", "TargetGroupArn": arn.format("app-tg")}]}
+    assert fl.listener_weights(plain) == {"app-tg": 1}
+    weighted = {"DefaultActions": [{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+        {"TargetGroupArn": arn.format("app-tg"), "Weight": 75}, {"TargetGroupArn": arn.format("app-tgc"),
+                                                                  "Weight": 25}]}}]}
+    fleet = fl.Fleet(cluster="app", canary={"taskDefinition": "x"}, canary_tg={"TargetGroupName": "app-tgc"},
+                     listeners=[weighted])
+    assert fleet.canary_percent == 25
+    assert fl.canary_desired_count(fl.Fleet(cluster="a", stable={"desiredCount": 6}), 10) == 1
+    assert fl.canary_desired_count(fl.Fleet(cluster="a", stable={"desiredCount": 6}), 50) == 3
+
+
+# ------------------------------------------------------------------------------ history and lock on SSM (moto)
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, aws: dict[str, str]):
+    from mldeploy.cli import state
+    from mldeploy.config import load_project
+    from mldeploy.release.context import ReleaseContext
+
+    state.reset()
+    return ReleaseContext(load_project(write_project(tmp_path / "p") / "mldeploy.yaml"))
+
+
+def test_history_ids_collisions_and_pruning(ctx: Any, monkeypatch: pytest.MonkeyPatch):
+    from mldeploy.release import history as hist
+
+    h = hist.History(ctx)
+    first = h.add(Record(action="up", version="1.0.0", task_definition="td:1", outcome=Outcome.succeeded))
+    # a second writer that read the history before `first` existed still gets a fresh id
+    second = h.add(Record(action="canary", version="1.1.0", task_definition="td:2"), existing=[])
+    assert (first.id, second.id) == (1, 2)
+    h.update(second, outcome=Outcome.rolled_back, reason="alarm")
+    stored = h.list()
+    assert [(r.id, r.outcome) for r in stored] == [(1, "succeeded"), (2, "rolled_back")]
+    assert stored[1].finished_at and stored[1].reason == "alarm" and stored[0].actor
+    tags = ctx.client("ssm").list_tags_for_resource(ResourceType="Parameter", ResourceId="/mldeploy/app/default/"
+                                                    "releases/000001")["TagList"]
+    assert {"Key": "mldeploy:app", "Value": "app"} in tags
+    monkeypatch.setattr(hist, "MAX_RECORDS", 3)
+    for v in ("1.2.0", "1.3.0"):
+        h.add(Record(action="up", version=v, task_definition=v, outcome=Outcome.succeeded))
+    assert [r.id for r in h.list()] == [2, 3, 4]
+
+
+def test_lock_conditional_write_refresh_and_force(ctx: Any):
+    from mldeploy.release.lock import DeployLock
+
+    with DeployLock(ctx, "canary --percent 10", ttl_s=60) as held:
+        value = json.loads(ctx.client("ssm").get_parameter(Name=held.name)["Parameter"]["Value"])
+        assert value["command"] == "canary --percent 10" and value["expires_at"] > time.time() + 50
+        with pytest.raises(LockHeldError, match="in progress: the lock is held by .*canary --percent 10") as e:
+            DeployLock(ctx, "promote").acquire()
+        assert e.value.exit_code == ExitCode.LOCKED
+        breaker = DeployLock(ctx, "rollback", force_unlock=True)
+        breaker.acquire()  # explicit --force-unlock takes it over
+        assert breaker.broken is not None and breaker.broken.token == held.info.token
+        with pytest.raises(LockHeldError, match="lost the deployment lock"):
+            held.refresh()
+    # the original holder's exit must not delete the breaker's lock
+    assert DeployLock(ctx, "x").read().token == breaker.info.token
+    breaker.release()
+    assert DeployLock(ctx, "x").read() is None
