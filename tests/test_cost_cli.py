@@ -200,6 +200,7 @@ def test_bench_cli_stores_capacity_used_by_cost(project: Path, server: str):
     assert json.loads((project / ".mldeploy" / "default" / "capacity.json").read_text()) == stored
 
 
+@pytest.mark.slow
 def test_bench_local_serves_the_packaged_model_with_the_real_runtime(tmp_path: Path):
     """``bench --local``: package the iris example, start ``python -m runtime`` pinned to one core, measure."""
     example = Path(__file__).resolve().parent.parent / "examples" / "iris-sklearn"
