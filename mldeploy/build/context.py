@@ -23,6 +23,7 @@ from mldeploy.build.wheelhouse import (
     read_requirements,
 )
 from mldeploy.errors import BuildError
+from mldeploy.templating import template_dir
 
 if TYPE_CHECKING:
     from mldeploy.config import Project
@@ -156,4 +157,6 @@ def assemble(project: Project, artifact_dir: Path, manifest: Manifest, out_dir: 
     )
     (out / "Dockerfile").write_text(render_dockerfile(spec), encoding="utf-8")
     (out / ".dockerignore").write_text(render_dockerignore(), encoding="utf-8")
+    shutil.copy(template_dir() / "warm_imports.py", out / "warm_imports.py")
+    os.chmod(out / "warm_imports.py", 0o644)
     return BuildContext(dir=out, wheelhouse=wheelhouse, requirements=requirements, spec=spec)
