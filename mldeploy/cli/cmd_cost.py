@@ -135,11 +135,11 @@ def cost(
             console.info(f"[dim]{note}[/dim]")
 
     if plot is not None:
-        numeric = [r for r in levels if r is not None]
+        numeric = [r for r in levels if r]
         if not numeric:
             from mldeploy.errors import MldeployError
 
-            raise MldeployError("--plot needs request rates: pass --rps and a capacity (see the warning above)")
+            raise MldeployError("--plot needs request rates above 0: pass --rps (and a capacity, see above)")
         names = list(by_variant)
         variants = {name: (arch, spot) for name, arch, spot in model.variants(config)}
 
