@@ -75,6 +75,29 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} not ready after {timeout}s; see {self.log.name}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time of every process in the server's session (its workers included), from /proc."""
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == self.proc.pid:  # session id (the server was started in its own session)
+                total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def settle(self, timeout: float = 120.0) -> None:
+        """Wait until the server has worked off requests that wrk abandoned (so it does not slow the next run)."""
+        deadline = time.monotonic() + timeout
+        last = self.cpu_seconds()
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.cpu_seconds()
+            if now - last < 0.05:
+                return
+            last = now
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -114,11 +137,13 @@ def measure(scenario: str, targets: list[Target], conc: list[int], duration: flo
     for t in targets:
         t.server.wait_ready()
     for t in targets:
-        t.run(32, 3)  # warm-up (lets adaptive batchers settle)
+        t.run(8, 3)  # warm-up (lets adaptive batchers settle)
+        t.server.settle()
     points = []
     for c in conc:
         for t in targets:
             r = t.run(c, duration)
+            t.server.settle()
             errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
             p = Point(scenario, t.server.name, c, r["requests"] / (r["duration_us"] / 1e6), r["p50_us"] / 1000,
                       r["p95_us"] / 1000, r["p99_us"] / 1000, errors, r["requests"])

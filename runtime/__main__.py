@@ -36,11 +36,12 @@ def main(argv: list[str] | None = None) -> int:
             if value is not None:
                 os.environ[env_of[key]] = str(value)
         setup_logging(settings.log_level)
-        if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mldeploy-prom-")
         from runtime.app import Server
 
         Server(settings)  # validate models folder + auth secrets before binding the port
+        if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # set after the check above: only the (spawned) workers write metric files
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mldeploy-prom-")
     except (SettingsError, AuthConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

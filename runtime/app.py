@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ log = logging.getLogger("mldeploy.server")
 access = logging.getLogger("mldeploy.access")
 _JSON = "application/json"
 _NPY = "application/x-npy"
-_RID_RE = re.compile(r"^[\w.-]{1,64}$")
+_BIG_JSON = 64 * 1024
 
 
 class StartupError(Exception):
@@ -221,6 +220,8 @@ class Server:
             return images_to_inputs(images, mv.spec)
         body = await request.body()
         if ctype in (_JSON, "text/json") or ctype.endswith("+json"):
+            if len(body) > _BIG_JSON:  # nested-list tensors: parse off the event loop
+                return await asyncio.to_thread(parse_json, body, mv.spec)
             return parse_json(body, mv.spec)
         if ctype == _NPY:
             return parse_npy(body, mv.spec)
