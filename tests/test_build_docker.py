@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import httpx
@@ -132,6 +133,11 @@ def test_iris_image_serves_as_non_root_with_labels(iris, running, docker_client)
     # the HEALTHCHECK command itself succeeds inside the container (stdlib only)
     hc = container.exec_run(cfg["Healthcheck"]["Test"][1:])
     assert hc.exit_code == 0, hc.output
+    # exec-form CMD: SIGTERM reaches the server, which drains and exits 0 well within the stop timeout
+    t0 = time.monotonic()
+    container.stop(timeout=30)
+    container.reload()
+    assert container.attrs["State"]["ExitCode"] == 0 and time.monotonic() - t0 < 20
 
 
 def _added_layer_files(docker_client, image_id: str, base: str) -> dict[str, bytes | None]:
