@@ -100,6 +100,7 @@ def test_predict_input_files(tmp_path):
     js = tmp_path / "x.json"
     js.write_text(json.dumps({"inputs": [[1, 2, 3, 4]]}))
     assert file_request(str(js)).content_type == "application/json"
+    assert file_request('{"inputs": [[1, 2, 3, 4]]}').source == "inline JSON"
     js.write_text("{not json")
     with pytest.raises(MldeployError, match="neither a .npy array nor valid JSON"):
         file_request(str(js))

@@ -54,8 +54,10 @@ def sample_request(project: Project) -> Request:
 
 
 def file_request(path: str) -> Request:
-    """A request from ``path`` (``-`` = stdin): ``.npy`` is sent as ``application/x-npy``, anything else as JSON."""
-    if path == "-":
+    """A request from ``path`` (``-`` = stdin, or inline JSON text): ``.npy`` → ``application/x-npy``, else JSON."""
+    if path.lstrip().startswith(("{", "[")):
+        data, source = path.encode(), "inline JSON"
+    elif path == "-":
         data, source = sys.stdin.buffer.read(), "stdin"
     else:
         p = Path(path)

@@ -81,8 +81,8 @@ def serve(
 
 def predict(
     url: Annotated[str | None, typer.Option("--url", help="Server URL (default: the local run's).")] = None,
-    input_file: Annotated[str | None, typer.Option("--input", "-i", help="A .json or .npy file, or - for "
-                                                   "stdin (default: the manifest's sample input).")] = None,
+    input_file: Annotated[str | None, typer.Option("--input", "-i", help="A .json or .npy file, - for stdin, "
+                                                   "or inline JSON (default: the manifest's sample input).")] = None,
 ) -> None:
     """Send a prediction request and pretty-print the answer (--json prints it raw)."""
     from mldeploy import console
