@@ -103,6 +103,10 @@ class Clients:
         if service not in self._cache:
             client = self.session.client(service, region_name=self.region, config=self._config)
             client.meta.events.register("before-call.*.*", _api_hook)
+            from mldeploy.aws import faults
+
+            if faults.enabled():
+                client.meta.events.register("after-call.*.*", faults.after_call)
             if os.environ.get("MLDEPLOY_API_LOG_PARAMS") == "1":
                 client.meta.events.register("before-parameter-build.*.*", _params_hook)
             self._cache[service] = client
