@@ -1,0 +1,157 @@
+"""Each example's README walk-through, for real: init → build → run → up → canary → promote → rollback.
+
+The CLI runs as a subprocess under GITHUB_ACTIONS=true (fresh $GITHUB_OUTPUT/$GITHUB_STEP_SUMMARY per step, as in
+a workflow) against the local Docker engine, a local registry and the moto server. What differs from the README,
+and why:
+
+* moto cannot take image pushes (its ECR token names a host that does not exist), so where the README lets
+  `up`/`canary` build and push to ECR, the test pushes to the local registry (`push --registry`) and passes the
+  pushed digest with `--image`.
+* moto runs no tasks: `up --no-wait`, and the release commands' health waits are skipped
+  (MLDEPLOY_SKIP_HEALTH_WAIT=1). Serving is checked on the local container instead (`run` + `predict`).
+
+The test also checks that every `mldeploy` command of the README's walk-through is one the test runs, so the
+README cannot drift from what is tested.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import infra
+from tests.ci_helpers import GhRun, actionlint, clean_env, run_gh
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted(p.parent.name for p in (ROOT / "examples").glob("*/mldeploy.yaml"))
+MODEL_FILES = {"iris-sklearn": "model.pkl", "cnn-torch": "model.pt", "keras-tf": "saved_model"}
+pytestmark = [pytest.mark.docker, pytest.mark.aws, pytest.mark.slow]
+
+
+def readme_commands(example: str) -> list[str]:
+    """The ``mldeploy`` sub-commands in the README's shell blocks, in order."""
+    readme = ROOT / "examples" / example / "README.md"
+    if not readme.exists():
+        return []
+    blocks = re.findall(r"```(?:bash|sh|shell)\n(.*?)```", readme.read_text(), re.S)
+    return [m for block in blocks for m in re.findall(r"^\s*mldeploy\s+([a-z-]+)", block, re.M)]
+
+
+def _prepare(example: str, dst: Path) -> Path:
+    """A git-committed copy of the example named ``w-<app>`` (no clash with other tests' containers/images)."""
+    src = ROOT / "examples" / example
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".mldeploy", "__pycache__", "README.md"))
+    cfg = dst / "mldeploy.yaml"
+    text = cfg.read_text()
+    name = re.search(r"^name:\s*(\S+)", text, re.M).group(1)
+    cfg.write_text(text.replace(f"name: {name}", f"name: w-{name}", 1))
+    model = MODEL_FILES.get(example)
+    if model is None or not (dst / model).exists():  # a fresh clone has no model files (git-ignored)
+        subprocess.run([sys.executable, "make_model.py"], cwd=dst, check=True, capture_output=True, timeout=600)
+    git = ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", "-C", str(dst)]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "example"], check=True)
+    return dst
+
+
+def _bump_version(project: Path) -> str:
+    cfg = project / "mldeploy.yaml"
+    text = cfg.read_text()
+    old = re.search(r"^\s+version:\s*(\d+)\.(\d+)\.(\d+)", text, re.M)
+    new = f"{old.group(1)}.{int(old.group(2)) + 1}.0"
+    cfg.write_text(text[:old.start(1)] + new + text[old.end(3):])
+    return new
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_example_walkthrough(example: str, tmp_path: Path, aws: dict[str, str], base_image: str, registry,
+                             docker_client) -> None:
+    from tests.ci_helpers import actionlint_available
+
+    project = _prepare(example, tmp_path / example)
+    env = clean_env({**aws, "MLDEPLOY_BASE_IMAGE": base_image, "MLDEPLOY_SKIP_HEALTH_WAIT": "1",
+                     "MLDEPLOY_POLL_S": "0.2", "COLUMNS": "200"})
+    ran: list[str] = []
+    timings: list[tuple[str, float]] = []
+
+    def step(*args: str, ok: bool = True) -> GhRun:
+        ran.append(args[0])
+        t0 = time.monotonic()
+        run = run_gh(list(args), project, tmp_path / "gh", env=env, timeout=900)
+        timings.append((" ".join(args[:2]), round(time.monotonic() - t0, 1)))
+        if ok:
+            assert run.code == 0, f"mldeploy {' '.join(args)} failed ({run.code}):\n{run.stderr[-4000:]}"
+            assert "Traceback" not in run.stderr
+        return run
+
+    # init: the example has its mldeploy.yaml, so `init --ci github` only adds the workflow
+    step("init", "--ci", "github")
+    workflow = project / ".github" / "workflows" / "mldeploy.yml"
+    assert workflow.exists()
+    if actionlint_available():
+        assert actionlint(workflow) == []
+    step("validate")
+
+    # build → run → predict, on the local Docker engine
+    built = step("build")
+    version = built.outputs["version"]
+    assert built.outputs["image"].endswith(f":{version}") and int(built.outputs["image_size"]) > 0
+    assert built.summary.startswith("### mldeploy build")
+    port = infra.free_port()
+    container = None
+    try:
+        run = step("run", "--port", str(port))
+        container = re.search(r"docker rm -f (\S+)", run.stderr).group(1)
+        answer = step("predict", "--json")
+        body = json.loads(answer.stdout)
+        assert body.get("predictions") or body.get("outputs"), body
+    finally:
+        if container:
+            with contextlib.suppress(Exception):
+                docker_client.containers.get(container).remove(force=True)
+
+    # up on AWS (moto): the pushed digest, then plan/status
+    pushed = step("push", "--registry", registry.host)
+    assert pushed.outputs["image_uri"].startswith(registry.host)
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", pushed.outputs["image_digest"])
+    v1 = pushed.outputs["image_ref"]
+    plan = step("plan", "--image", v1)
+    assert int(plan.outputs["changes"]) > 0 and "Estimated cost" in plan.summary
+    up = step("up", "--image", v1, "--no-wait")
+    assert up.outputs["task_definition_arn"].endswith(":1") and up.outputs["image_digest"] == \
+        pushed.outputs["image_digest"]
+    url = up.outputs["url"]
+    status = step("status")
+    assert status.outputs["deployed"] == "true" and status.outputs["url"] == url
+
+    # a new model version: build + push it, canary 10 %, promote, roll back
+    v2_version = _bump_version(project)
+    rebuilt = step("build")
+    assert rebuilt.outputs["version"] == v2_version != version
+    v2 = step("push", "--registry", registry.host).outputs["image_ref"]
+    assert v2 != v1
+    canary = step("canary", "--percent", "10", "--image", v2)
+    assert canary.outputs["canary_state"] == "active" and canary.outputs["canary_percent"] == "10"
+    assert canary.outputs["version"] == v2_version
+    history = json.loads(step("history", "--json").stdout)["deployments"]
+    assert history[0]["action"] == "canary" and history[0]["percent"] == 10
+    promoted = step("promote", "--yes")
+    assert promoted.outputs["canary_state"] == "none" and promoted.outputs["task_definition_arn"].endswith(":2")
+    rolled = step("rollback", "--yes")
+    assert rolled.outputs["task_definition_arn"].endswith(":1")
+    step("down", "--yes")
+    assert step("status").outputs["deployed"] == "false"
+
+    print(f"{example} step timings (s): {timings}")
+    documented = readme_commands(example)
+    assert documented, f"examples/{example}/README.md has no walk-through"
+    assert set(documented) <= set(ran), f"README commands not exercised: {set(documented) - set(ran)}"
