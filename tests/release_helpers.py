@@ -22,13 +22,15 @@ aws:
 release:
   steps: {steps}
   bake_time_s: {bake}
+  stability_timeout_s: {timeout}
 """
 
 
-def write_project(root: Path, version: str = "1.0.0", steps: str = "[10, 50]", bake: int = 30) -> Path:
+def write_project(root: Path, version: str = "1.0.0", steps: str = "[10, 50]", bake: int = 30,
+                  timeout: int = 900) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "model.onnx").write_bytes(b"not really onnx")  # release commands never read the model
-    (root / "mldeploy.yaml").write_text(CONFIG.format(version=version, steps=steps, bake=bake))
+    (root / "mldeploy.yaml").write_text(CONFIG.format(version=version, steps=steps, bake=bake, timeout=timeout))
     return root
 
 
@@ -48,6 +50,20 @@ def ok(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedP
     proc = cli(args, cwd, env)
     assert proc.returncode == 0, f"{args} → {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc
+
+
+def cli_in_process(args: list[str], cwd: Path, monkeypatch: Any, capsys: Any) -> subprocess.CompletedProcess[str]:
+    """``mldeploy.cli.main.main(args)`` in this process (os.environ is the test's), output captured."""
+    from mldeploy.cli import state
+    from mldeploy.cli.main import main
+
+    monkeypatch.chdir(cwd)
+    state.reset()
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err, err
+    return subprocess.CompletedProcess(args, code, out, err)
 
 
 def up(cwd: Path, env: dict[str, str], image: str = f"{REGISTRY}:v1") -> None:

@@ -1,8 +1,9 @@
 """Release management through the real CLI (subprocesses) against a moto server.
 
 What moto cannot show: it runs no tasks, so runningCount stays 0 and no targets register in the target groups;
-the CLI's waits for healthy canary targets and service stability are skipped with MLDEPLOY_SKIP_HEALTH_WAIT=1
-(the waiting code is exercised against stubs in test_release_unit.py). CloudWatch alarms never evaluate metrics
+the CLI's waits for healthy canary targets and service stability are skipped with MLDEPLOY_SKIP_HEALTH_WAIT=1,
+except in one test where the canary is expected to time out and be removed (the successful waits are exercised
+against stubbed clients in test_release_unit.py). CloudWatch alarms never evaluate metrics
 in moto either; the tests put them in ALARM with set_alarm_state.
 """
 
@@ -16,7 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.release_helpers import REGISTRY, Emulator, cli, cli_env, history, ok, up, write_project
+from tests.release_helpers import (
+    REGISTRY,
+    Emulator,
+    cli,
+    cli_env,
+    cli_in_process,
+    history,
+    ok,
+    up,
+    write_project,
+)
 
 pytestmark = [pytest.mark.aws]
 
@@ -110,39 +121,47 @@ def test_up_canary_promote_canary_rollback_rollback_to(project: Path, aws: dict[
     assert "rolled_back" in table and "1.2.0" in table and "alice" in table
 
 
-def test_invalid_transitions_change_nothing(project: Path, aws: dict[str, str]):
+def test_invalid_transitions_change_nothing(project: Path, aws: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]):
+    """The CLI's main() in this process (saves an interpreter start per check), against the same moto server."""
     env = cli_env(aws)
+    for key in ("MLDEPLOY_SKIP_HEALTH_WAIT", "COLUMNS", "NO_COLOR"):
+        monkeypatch.setenv(key, env[key])
     emu = Emulator()
-    proc = cli(["canary", "--percent", "10", "--image", f"{REGISTRY}:v2"], project, env)
-    assert proc.returncode == 1 and "nothing is deployed for app" in proc.stderr and "mldeploy up" in proc.stderr
 
-    up(project, env)
-    for args, code, message in [
-        (["promote", "--yes"], 1, "no canary is active for app (cluster app): nothing to promote"),
-        (["rollback", "--yes"], 1, "no earlier version of app to roll back to"),
-        (["rollback", "--yes", "--to", "9.9.9"], 1, "no deployment of app with version or revision '9.9.9'"),
-        (["canary", "--percent", "150", "--image", f"{REGISTRY}:v2"], 2, "--percent 150 is outside 0–100"),
-        (["canary", "--percent", "-5", "--image", f"{REGISTRY}:v2"], 2, "--percent -5 is outside 0–100"),
-        (["canary"], 2, "--percent is required"),
-        (["canary", "--percent", "10", "--image", f"{REGISTRY}:v1"], 1, "is already the stable version"),
-    ]:
-        proc = cli(args, project, env)
+    def run(*args: str, code: int, message: str) -> None:
+        proc = cli_in_process(list(args), project, monkeypatch, capsys)
         assert proc.returncode == code, (args, proc.stderr)
         assert message in proc.stderr.replace("\n", " "), (args, proc.stderr)
-    assert emu.weights() == STABLE_ONLY and set(emu.services()) == {"app"} and emu.revisions() == 1
-    proc = cli(["rollback"], project, env)  # no terminal, no --yes: refuse rather than act unasked
-    assert proc.returncode == 2 and "pass --yes" in proc.stderr
 
-    ok(["canary", "--percent", "10", "--image", f"{REGISTRY}:v2"], project, env)
-    for args, message in [
-        (["canary", "--percent", "20", "--image", f"{REGISTRY}:v3"],
-         f"a canary is already active for app (cluster app) with {REGISTRY}:v2 (10% of traffic)"),
-        (["rollback", "--yes", "--to", "1.0.0"], "roll it back before returning the stable service to 1.0.0"),
-    ]:
-        proc = cli(args, project, env)
-        assert proc.returncode == 1, (args, proc.stderr)
-        assert message in proc.stderr.replace("\n", " "), (args, proc.stderr)
-    assert emu.weights() == {"app-tg": 90, "app-tgc": 10} and emu.revisions() == 2
+    run("canary", "--percent", "10", "--image", f"{REGISTRY}:v2", code=1, message="nothing is deployed for app")
+    up(project, env)
+    run("promote", "--yes", code=1, message="no canary is active for app (cluster app): nothing to promote")
+    run("rollback", "--yes", code=1, message="no earlier version of app to roll back to")
+    run("rollback", "--yes", "--to", "9.9.9", code=1, message="no deployment of app with version or revision '9.9.9'")
+    run("canary", "--percent", "150", "--image", f"{REGISTRY}:v2", code=2, message="--percent 150 is outside 0–100")
+    run("canary", code=2, message="--percent is required")
+    run("canary", "--percent", "10", "--image", f"{REGISTRY}:v1", code=1, message="is already the stable version")
+    run("rollback", code=2, message="pass --yes")  # no terminal, no --yes: refuse rather than act unasked
+    assert emu.weights() == STABLE_ONLY and set(emu.services()) == {"app"} and emu.revisions() == 1
+
+    # without the emulator shortcut the canary never becomes healthy (moto runs no tasks): it is removed again
+    write_project(project, timeout=10)
+    monkeypatch.delenv("MLDEPLOY_SKIP_HEALTH_WAIT")
+    monkeypatch.setenv("MLDEPLOY_POLL_S", "1")
+    run("canary", "--percent", "10", "--image", f"{REGISTRY}:v9", code=6,
+        message="the canary never became healthy and was removed")
+    assert emu.weights() == STABLE_ONLY and set(emu.services()) == {"app"} and emu.alarms() == {}
+    monkeypatch.setenv("MLDEPLOY_SKIP_HEALTH_WAIT", "1")
+
+    run("canary", "--percent", "10", "--image", f"{REGISTRY}:v2", code=0, message="takes 10% of traffic")
+    run("canary", "--percent", "20", "--image", f"{REGISTRY}:v3", code=1,
+        message=f"a canary is already active for app (cluster app) with {REGISTRY}:v2 (10% of traffic)")
+    run("rollback", "--yes", "--to", "1.0.0", code=1,
+        message="roll it back before returning the stable service to 1.0.0")
+    assert emu.weights() == {"app-tg": 90, "app-tgc": 10} and emu.revisions() == 3
+    assert [(r["version"], r["outcome"]) for r in history(project, env)[1:]] == [("1.0.0", "failed"),
+                                                                              ("1.0.0", "active")]
     assert emu.lock() is None
 
 

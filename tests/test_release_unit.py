@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mldeploy.errors import ExitCode, LockHeldError, NotReadyError, RolledBackError
+from mldeploy.errors import AwsError, ExitCode, LockHeldError, NotReadyError, RolledBackError
 from mldeploy.release import fleet as fl
 from mldeploy.release.history import Outcome, Record, stable_lineage
 from mldeploy.release.progressive import steps_from
@@ -80,59 +80,77 @@ def test_steps_from():
 
 
 class StubClients:
-    def __init__(self, health: list[int], rollouts: list[str]) -> None:
-        self.health, self.rollouts = health, rollouts
-        self.elbv2 = SimpleNamespace(describe_target_health=self._health)
-        self.ecs = SimpleNamespace(describe_services=self._services)
+    """ECS/ELBv2 answers in sequence (the last one repeats)."""
 
-    def _health(self, **_: Any) -> dict[str, Any]:
-        n = self.health.pop(0) if len(self.health) > 1 else self.health[0]
-        return {"TargetHealthDescriptions": [{"TargetHealth": {"State": "healthy"}}] * n
-                + [{"TargetHealth": {"State": "initial"}}]}
+    def __init__(self, rollouts: list[str], create_errors: int = 0) -> None:
+        self.rollouts, self.create_errors, self.created = rollouts, create_errors, 0
+        self.ecs = SimpleNamespace(describe_services=self._services, create_service=self._create)
+        self.elbv2 = SimpleNamespace(describe_target_health=lambda **_: {"TargetHealthDescriptions": []})
+
+    def get(self, name: str) -> Any:
+        return getattr(self, name)
 
     def _services(self, **_: Any) -> dict[str, Any]:
         state = self.rollouts.pop(0) if len(self.rollouts) > 1 else self.rollouts[0]
-        return {"services": [{"status": "ACTIVE", "taskDefinition": "td:2", "deployments": [
-            {"status": "PRIMARY", "rolloutState": state, "runningCount": 2 if state == "COMPLETED" else 1,
-             "desiredCount": 2}]}]}
+        return {"services": [{"serviceName": "app", "status": "ACTIVE", "taskDefinition": "td:2",
+                              "desiredCount": 2, "runningCount": 2 if state == "COMPLETED" else 1,
+                              "deployments": [{"status": "PRIMARY", "rolloutState": state, "taskDefinition": "td:2"}]}]}
+
+    def _create(self, **kwargs: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        if self.created < self.create_errors:
+            self.created += 1
+            raise ClientError({"Error": {"Code": "InvalidParameterException",
+                                         "Message": "Unable to Start a service that is still Draining."}},
+                              "CreateService")
+        return {"service": {"serviceName": kwargs["serviceName"], "taskDefinition": kwargs["taskDefinition"]}}
 
 
 def stub_ctx(stub: StubClients, timeout: int = 10) -> Any:
-    names = SimpleNamespace(service="app", canary_service="app-canary", canary_target_group="app-tgc")
-    config = SimpleNamespace(release=SimpleNamespace(stability_timeout_s=timeout))
-    return SimpleNamespace(names=names, config=config, client=lambda name: getattr(stub, name))
+    names = SimpleNamespace(cluster="app", service="app", canary_service="app-canary", canary_target_group="app-tgc")
+    config = SimpleNamespace(release=SimpleNamespace(stability_timeout_s=timeout), runtime=SimpleNamespace(port=8080))
+    project = SimpleNamespace(names=names, config=config)
+    return SimpleNamespace(project=project, names=names, config=config, aws=stub, client=stub.get, tags={})
 
 
 @pytest.fixture
 def fast_poll(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fl, "POLL_S", 0.01)
+    monkeypatch.setenv("MLDEPLOY_POLL_S", "0.01")
     monkeypatch.delenv("MLDEPLOY_SKIP_HEALTH_WAIT", raising=False)
 
 
-def test_wait_targets_healthy(fast_poll: None):
-    fleet = fl.Fleet(cluster="app", canary_tg={"TargetGroupArn": "arn:tgc"})
-    stub = StubClients(health=[0, 1, 1, 2], rollouts=["IN_PROGRESS"])
-    fl.wait_targets_healthy(stub_ctx(stub), fleet, desired=2)
-    assert stub.health == [2]  # polled until two targets were healthy
-    with pytest.raises(RolledBackError, match="failed to start its tasks"):
-        fl.wait_targets_healthy(stub_ctx(StubClients(health=[0], rollouts=["FAILED"])), fleet, desired=1)
-
-
-def test_wait_targets_healthy_times_out(fast_poll: None, monkeypatch: pytest.MonkeyPatch):
-    clock = iter(range(0, 1000, 3))
-    monkeypatch.setattr(fl.time, "monotonic", lambda: next(clock))
-    fleet = fl.Fleet(cluster="app", canary_tg={"TargetGroupArn": "arn:tgc"})
-    with pytest.raises(NotReadyError, match=r"not healthy after 10s \(0/1 healthy in app-tgc\)"):
-        fl.wait_targets_healthy(stub_ctx(StubClients(health=[0], rollouts=["IN_PROGRESS"])), fleet, desired=1)
-
-
-def test_wait_stable(fast_poll: None):
-    fleet = fl.Fleet(cluster="app")
-    stub = StubClients(health=[0], rollouts=["IN_PROGRESS", "IN_PROGRESS", "COMPLETED"])
+def test_waits_poll_until_the_rollout_completes(fast_poll: None):
+    fleet = fl.Fleet(cluster="app", canary={"taskDefinition": "td:2"}, canary_tg={"TargetGroupArn": "arn:tgc"})
+    stub = StubClients(rollouts=["IN_PROGRESS", "IN_PROGRESS", "COMPLETED"])
+    fl.wait_canary_ready(stub_ctx(stub), fleet)
+    assert stub.rollouts == ["COMPLETED"]  # polled until the rollout completed
+    stub = StubClients(rollouts=["IN_PROGRESS", "COMPLETED"])
     fl.wait_stable(stub_ctx(stub), fleet, "td:2")
     assert stub.rollouts == ["COMPLETED"]
-    with pytest.raises(RolledBackError, match="ECS rolled app back"):
-        fl.wait_stable(stub_ctx(StubClients(health=[0], rollouts=["FAILED"])), fleet, "td:2")
+    with pytest.raises(RolledBackError, match="circuit breaker"):
+        fl.wait_stable(stub_ctx(StubClients(rollouts=["FAILED"])), fleet, "td:2")
+
+
+def test_wait_times_out(fast_poll: None, monkeypatch: pytest.MonkeyPatch):
+    clock = iter(range(0, 1000, 3))
+    monkeypatch.setattr("mldeploy.aws.waiters.time.monotonic", lambda: next(clock))
+    fleet = fl.Fleet(cluster="app", canary={"taskDefinition": "td:2"}, canary_tg={"TargetGroupArn": "arn:tgc"})
+    with pytest.raises(NotReadyError, match="not stable after 10s"):
+        fl.wait_canary_ready(stub_ctx(StubClients(rollouts=["IN_PROGRESS"])), fleet)
+
+
+def test_canary_service_creation_waits_for_a_draining_predecessor(fast_poll: None):
+    stub = StubClients(rollouts=["COMPLETED"], create_errors=2)
+    stable = {"desiredCount": 2, "launchType": "FARGATE", "networkConfiguration": {"awsvpcConfiguration": {}},
+              "loadBalancers": [{"containerName": "model", "containerPort": 8080}]}
+    fleet = fl.Fleet(cluster="app", stable=stable, canary_tg={"TargetGroupArn": "arn:tgc"})
+    fl.create_canary_service(stub_ctx(stub), fleet, "td:3", 1)
+    assert stub.created == 2 and fleet.canary_td == "td:3"
+    with pytest.raises(AwsError, match="still Draining"):
+        fl.create_canary_service(stub_ctx(StubClients(rollouts=["COMPLETED"], create_errors=99), timeout=0),
+                                 fleet, "td:3", 1)
 
 
 def test_weights_parsing():

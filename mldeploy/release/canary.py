@@ -51,7 +51,7 @@ def _start(ctx: ReleaseContext, cur: Current, image: str, digest: str | None, pe
     try:
         fl.create_canary_service(ctx, fleet, td, desired)
         fl.put_canary_alarms(ctx, fleet)
-        fl.wait_targets_healthy(ctx, fleet, desired)
+        fl.wait_canary_ready(ctx, fleet)
     except (NotReadyError, RolledBackError) as e:
         remove(ctx, fleet)
         cur.history.update(record, outcome=Outcome.failed, reason=e.message)
@@ -71,7 +71,7 @@ def _shift(ctx: ReleaseContext, cur: Current, percent: int) -> dict[str, Any]:
     grow = fleet.canary is not None and desired > int(fleet.canary.get("desiredCount", 0))
     fl.scale_canary(ctx, fleet, desired)
     if grow:
-        fl.wait_targets_healthy(ctx, fleet, desired)
+        fl.wait_canary_ready(ctx, fleet)
     before = fleet.canary_percent
     fl.set_weights(ctx, fleet, percent)
     if record is not None:

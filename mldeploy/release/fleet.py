@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mldeploy import console
-from mldeploy.errors import NotReadyError, RolledBackError
 
 if TYPE_CHECKING:
     from mldeploy.release.context import ReleaseContext
 
-POLL_S = 5.0
+POLL_S = 5.0  # between retries of a canary service that is still draining
 CONTAINER_NAME = "model"  # mldeploy.aws.context.CONTAINER_NAME; the stable service's own setting wins
 
 TD_KEYS = ("family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions", "volumes",
@@ -263,7 +262,10 @@ def canary_desired_count(fleet: Fleet, percent: int) -> int:
 
 
 def create_canary_service(ctx: ReleaseContext, fleet: Fleet, td_arn: str, desired: int) -> None:
-    from mldeploy.aws.session import aws_errors
+    """A copy of the stable service (network, capacity, deployment settings) on the canary target group."""
+    from botocore.exceptions import ClientError
+
+    from mldeploy.aws.session import aws_errors, error_code
 
     assert fleet.stable is not None and fleet.canary_tg is not None
     src = fleet.stable
@@ -274,14 +276,28 @@ def create_canary_service(ctx: ReleaseContext, fleet: Fleet, td_arn: str, desire
         args["launchType"] = src["launchType"]
     port = next((lb.get("containerPort") for lb in src.get("loadBalancers", []) if lb.get("containerPort")),
                 ctx.config.runtime.port)
+    request = dict(
+        cluster=fleet.cluster, serviceName=ctx.names.canary_service, taskDefinition=td_arn,
+        desiredCount=desired, propagateTags="SERVICE",
+        loadBalancers=[{"targetGroupArn": fleet.canary_tg["TargetGroupArn"],
+                        "containerName": container_name(fleet), "containerPort": int(port)}],
+        tags=[{"key": k, "value": v} for k, v in sorted({**ctx.tags, "mldeploy:role": "canary"}.items())],
+        **args)
+    deadline = time.monotonic() + ctx.config.release.stability_timeout_s
     with aws_errors(f"ecs:CreateService {ctx.names.canary_service}"):
-        resp = ctx.client("ecs").create_service(
-            cluster=fleet.cluster, serviceName=ctx.names.canary_service, taskDefinition=td_arn,
-            desiredCount=desired, propagateTags="SERVICE",
-            loadBalancers=[{"targetGroupArn": fleet.canary_tg["TargetGroupArn"],
-                            "containerName": container_name(fleet), "containerPort": int(port)}],
-            tags=[{"key": k, "value": v} for k, v in sorted({**ctx.tags, "mldeploy:role": "canary"}.items())],
-            **args)
+        while True:
+            try:
+                resp = ctx.client("ecs").create_service(**request)
+                break
+            except ClientError as e:
+                # the previous canary (same name) is still DRAINING after its deletion: wait for INACTIVE
+                text = str(e).lower()
+                if error_code(e) != "InvalidParameterException" or not ("draining" in text or "idempotent" in text) \
+                        or time.monotonic() > deadline:
+                    raise
+                console.info(f"[dim]{ctx.names.canary_service} from the last canary is still draining; "
+                             "waiting…[/dim]")
+                time.sleep(POLL_S)
     fleet.canary = resp["service"]
 
 
@@ -319,65 +335,36 @@ def update_stable(ctx: ReleaseContext, fleet: Fleet, td_arn: str) -> None:
 # --------------------------------------------------------------------------------------------------- waiting
 
 
-def wait_targets_healthy(ctx: ReleaseContext, fleet: Fleet, desired: int) -> None:
-    """Until ``desired`` targets of the canary target group are healthy (or its deployment failed)."""
-    from mldeploy.aws.session import aws_errors
+def _wait_service(ctx: ReleaseContext, service: str, td_arn: str | None, tg: dict[str, Any] | None) -> None:
+    """``mldeploy.aws.waiters.wait_stable``: rollout COMPLETED with every task running (live progress, ECS
+    circuit-breaker rollbacks → RolledBackError, release.stability_timeout_s → NotReadyError)."""
+    from mldeploy.aws.context import DeployContext
+    from mldeploy.aws.waiters import wait_stable as aws_wait_stable
+
+    dctx = DeployContext(project=ctx.project, aws=ctx.aws)
+    aws_wait_stable(dctx, service_name=service, task_definition=td_arn,
+                    tg_arn=tg["TargetGroupArn"] if tg else None)
+
+
+def wait_canary_ready(ctx: ReleaseContext, fleet: Fleet) -> None:
+    """Until the canary service is stable: its tasks run and pass the target group's health checks (ECS only
+    completes a load-balanced rollout once its targets are healthy)."""
     from mldeploy.release.context import SKIP_WAIT_ENV, skip_health_wait
 
     if skip_health_wait():
         console.info(f"[dim]{SKIP_WAIT_ENV}=1: not waiting for healthy canary targets (emulator)[/dim]")
         return
-    assert fleet.canary_tg is not None
-    timeout = ctx.config.release.stability_timeout_s
-    deadline = time.monotonic() + timeout
-    elb = ctx.client("elbv2")
-    healthy = 0
-    with console.console.status(f"waiting for {desired} healthy canary target(s)…"):
-        while time.monotonic() < deadline:
-            with aws_errors():
-                health = elb.describe_target_health(TargetGroupArn=fleet.canary_tg["TargetGroupArn"])
-                svc = _active_service(ctx, fleet.cluster, ctx.names.canary_service)
-            healthy = sum(1 for t in health.get("TargetHealthDescriptions", [])
-                          if t.get("TargetHealth", {}).get("State") == "healthy")
-            if svc and any(d.get("rolloutState") == "FAILED" for d in svc.get("deployments", [])):
-                raise RolledBackError(f"the canary service {ctx.names.canary_service} failed to start its tasks",
-                                      hint=f"see `mldeploy logs` and the service events in ECS ({fleet.cluster})")
-            if healthy >= desired:
-                return
-            time.sleep(POLL_S)
-    raise NotReadyError(f"canary targets not healthy after {timeout}s ({healthy}/{desired} healthy in "
-                        f"{ctx.names.canary_target_group})",
-                        hint="check the health check path and `mldeploy logs`; release.stability_timeout_s "
-                             "sets the limit")
+    _wait_service(ctx, ctx.names.canary_service, fleet.canary_td, fleet.canary_tg)
 
 
 def wait_stable(ctx: ReleaseContext, fleet: Fleet, td_arn: str) -> None:
     """Until the stable service runs only ``td_arn`` with all tasks (ECS circuit breaker → RolledBackError)."""
-    from mldeploy.aws.session import aws_errors
     from mldeploy.release.context import SKIP_WAIT_ENV, skip_health_wait
 
     if skip_health_wait():
         console.info(f"[dim]{SKIP_WAIT_ENV}=1: not waiting for service stability (emulator)[/dim]")
         return
-    timeout = ctx.config.release.stability_timeout_s
-    deadline = time.monotonic() + timeout
-    with console.console.status(f"waiting for {ctx.names.service} to be stable…"):
-        while time.monotonic() < deadline:
-            with aws_errors():
-                svc = _active_service(ctx, fleet.cluster, ctx.names.service)
-            if svc is None:
-                break
-            deployments = svc.get("deployments", [])
-            primary = next((d for d in deployments if d.get("status") == "PRIMARY"), None)
-            if primary and primary.get("rolloutState") == "FAILED" or svc.get("taskDefinition") != td_arn:
-                raise RolledBackError(f"ECS rolled {ctx.names.service} back: the new tasks did not stay healthy",
-                                      hint="see `mldeploy logs` and the service events")
-            if (primary and len(deployments) == 1 and primary.get("rolloutState") in (None, "COMPLETED")
-                    and primary.get("runningCount") == primary.get("desiredCount")):
-                return
-            time.sleep(POLL_S)
-    raise NotReadyError(f"{ctx.names.service} not stable after {timeout}s",
-                        hint="check `mldeploy status` and `mldeploy logs`; release.stability_timeout_s sets the limit")
+    _wait_service(ctx, ctx.names.service, td_arn, fleet.stable_tg)
 
 
 # ---------------------------------------------------------------------------------------------------- alarms
