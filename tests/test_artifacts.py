@@ -145,6 +145,10 @@ def test_joblib_compressed_and_skops_are_detected_and_served(iris: Path) -> None
     m = package(project(iris)).manifest
     assert (m.format, m.file) == ("joblib", "model.joblib")
 
+    joblib.dump(model, iris / "plain.pkl")  # uncompressed joblib under a pickle name: served with joblib
+    edit_config(iris, path="plain.pkl")
+    assert package(project(iris)).manifest.format == "joblib"
+
     sio.dump(model, iris / "model.skops")
     assert detect_format(iris / "model.skops") == "skops"
     edit_config(iris, path="model.skops", convert="auto")

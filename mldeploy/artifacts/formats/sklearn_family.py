@@ -145,7 +145,7 @@ class SklearnHandler(Handler):
     # -- serving ------------------------------------------------------------------------------------------
     def write_native(self, out_dir: Path) -> Served:
         fmt = self.format
-        if fmt == "pickle" and "joblib" in (self._modules() or set()):
+        if fmt == "pickle" and any(m.split(".")[0] == "joblib" for m in self._modules() or ()):
             fmt = "joblib"  # joblib wrappers inside: the server must load it with joblib
         name = {"pickle": "model.pkl", "joblib": "model.joblib", "skops": "model.skops"}[fmt]
         shutil.copyfile(self.path, out_dir / name)
