@@ -321,3 +321,30 @@ def test_validate_uses_the_content_detector(iris: Path) -> None:
     edit_config(iris, format="onnx")
     doc = json.loads(cli("validate", "--json", "-f", str(iris / "mldeploy.yaml")).stdout)
     assert any("model.format is 'onnx' but model.pkl looks like a pickle file" in w for w in doc["warnings"])
+
+
+def test_unconvertible_custom_estimator_falls_back_to_pickle_with_notes(tmp_path: Path) -> None:
+    import sys
+
+    (tmp_path / "custom_est_mod.py").write_text(
+        "import numpy as np\n\n\nclass Doubler:\n    n_features_in_ = 3\n\n"
+        "    def predict(self, x):\n        return np.asarray(x).sum(axis=1) * 2\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import custom_est_mod
+
+        (tmp_path / "m.pkl").write_bytes(pickle.dumps(custom_est_mod.Doubler()))
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("custom_est_mod", None)
+    (tmp_path / "mldeploy.yaml").write_text("name: custom\nmodel:\n  path: m.pkl\n")
+    result = package(project(tmp_path))  # the class is importable from the config's folder
+    m = result.manifest
+    assert (m.format, m.task, m.parity) == ("pickle", "regression", None)
+    assert any("conversion pickle → onnx failed" in n and "serving pickle" in n for n in result.notes)
+    assert any("unpickles classes from custom_est_mod" in n for n in result.notes)
+    assert any(r.startswith("numpy==") for r in m.requirements)
+    edit_config(tmp_path, convert="onnx")
+    with pytest.raises(ArtifactError, match="conversion pickle → onnx failed") as err:
+        package(project(tmp_path))
+    assert "model.convert: none" in (err.value.hint or "")

@@ -150,7 +150,8 @@ def package(project: Project, output_dir: Path | None = None, *, force: bool = F
         _replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return PackageResult(dir=out, manifest=manifest, source_path=source, source_size=size_bytes(source), notes=notes)
+    return PackageResult(dir=out, manifest=manifest, source_path=source, source_size=size_bytes(source),
+                         notes=notes + handler.notes)
 
 
 def _check_labels(project: Project, sig: Signature, reference: dict[str, np.ndarray]) -> None:

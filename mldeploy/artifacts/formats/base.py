@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
+import sys
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +49,17 @@ def pinned(*dists: str) -> list[str]:
     return [f"{d}=={v.split('+', 1)[0]}" for d in dists if (v := version_of(d))]
 
 
+@contextlib.contextmanager
+def on_path(root: Path) -> Iterator[None]:
+    """Make modules next to mldeploy.yaml importable (model classes referenced by pickles/state dicts)."""
+    sys.path.insert(0, str(root))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(root))
+
+
 class Handler(ABC):
     """Load a model of one source format (on the CLI side, for conversion and parity)."""
 
@@ -57,6 +71,7 @@ class Handler(ABC):
         self.path = path
         self.cfg = cfg
         self.root = root
+        self.notes: list[str] = []  # warnings for the package summary
 
     @abstractmethod
     def load(self) -> None:

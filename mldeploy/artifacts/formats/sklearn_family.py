@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from mldeploy.artifacts.detect import missing_framework
-from mldeploy.artifacts.formats.base import Handler, Served, Signature, pinned, version_of
+from mldeploy.artifacts.formats.base import Handler, Served, Signature, on_path, pinned, version_of
 from mldeploy.errors import ArtifactError
 from runtime.manifest import Tensor
 
@@ -42,18 +42,23 @@ def pickle_modules(path: Path, limit: int = 256 * 1024 * 1024) -> set[str] | Non
     return modules
 
 
-def distributions_for(modules: set[str]) -> list[str]:
-    """Installed distributions providing these modules (stdlib and mldeploy excluded), pinned."""
+def distributions_for(modules: set[str]) -> tuple[list[str], list[str]]:
+    """Pinned installed distributions providing these modules (stdlib excluded), and the top-level modules that
+    no installed distribution provides (local code the server would also need)."""
     import importlib.metadata
 
     mapping = importlib.metadata.packages_distributions()
     dists: set[str] = set()
+    local: set[str] = set()
     for mod in modules:
         root = mod.split(".", 1)[0]
-        if root in sys.stdlib_module_names or root in ("mldeploy", "runtime", "__main__"):
+        if root in sys.stdlib_module_names:
             continue
-        dists.update(mapping.get(root, []))
-    return sorted(pinned(*sorted(dists)))
+        if root in mapping:
+            dists.update(mapping[root])
+        else:
+            local.add(root)
+    return sorted(pinned(*sorted(dists))), sorted(local)
 
 
 class SklearnHandler(Handler):
@@ -71,7 +76,7 @@ class SklearnHandler(Handler):
             raise ArtifactError(f"this is a {self.format} model but joblib is not installed",
                                 hint="pip install joblib scikit-learn") from e
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), on_path(self.root):
                 warnings.simplefilter("ignore")
                 if self.format == "skops":
                     self.model = self._load_skops()
@@ -185,7 +190,11 @@ class SklearnHandler(Handler):
             reqs.update(pinned("skops"))
         mods = self._modules()
         if mods:
-            reqs.update(distributions_for(mods))
+            dists, local = distributions_for(mods)
+            reqs.update(dists)
+            if local:
+                self.notes.append(f"{self.path.name} unpickles classes from {', '.join(local)}, which no installed "
+                                  "package provides: the server image must contain that code too")
         return sorted(reqs, key=str.lower)
 
 

@@ -5,19 +5,16 @@ Served as ONNX (legacy TorchScript-based exporter, dynamic batch axis) or TorchS
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import shutil
-import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mldeploy.artifacts.detect import missing_framework
-from mldeploy.artifacts.formats.base import Handler, Served, Signature, pinned, version_of
+from mldeploy.artifacts.formats.base import Handler, Served, Signature, on_path, pinned, version_of
 from mldeploy.errors import ArtifactError
 from runtime.manifest import Tensor
 
@@ -30,16 +27,6 @@ def _torch() -> Any:
     except ImportError as e:
         raise missing_framework("PyTorch", "torch", "torch") from e
     return torch
-
-
-@contextlib.contextmanager
-def _on_path(root: Path) -> Iterator[None]:
-    sys.path.insert(0, str(root))
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(str(root))
 
 
 class TorchHandler(Handler):
@@ -66,7 +53,7 @@ class TorchHandler(Handler):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
                 return torch.jit.load(str(self.path), map_location="cpu")
-        with _on_path(self.root):
+        with on_path(self.root):
             try:  # state dicts load safely; a full nn.Module needs the pickle path
                 obj = torch.load(self.path, map_location="cpu", weights_only=True)
             except Exception:  # noqa: BLE001 - weights_only refuses arbitrary classes
