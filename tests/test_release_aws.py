@@ -48,6 +48,8 @@ def test_up_canary_promote_canary_rollback_rollback_to(project: Path, aws: dict[
     emu = Emulator()
     up(project, env)
     assert emu.weights() == STABLE_ONLY
+    # `history` records the version `up` deployed (up itself does not write release records)
+    assert [(r["action"], r["version"], r["revision"]) for r in history(project, env)] == [("up", "1.0.0", 1)]
     stable_td = emu.task_definition(emu.ecs.describe_services(cluster="app", services=["app"])["services"][0]
                                     ["taskDefinition"])
 

@@ -158,9 +158,10 @@ def history(
 
         records = local.history(state.project())
     else:
-        from mldeploy.release.history import History
+        from mldeploy.release.current import load
 
-        records = [r.to_json() for r in History(_context()).list()]
+        # load() first records a stable version that `up` deployed since the last release command
+        records = [r.to_json() for r in load(_context()).records]
     records = records[-limit:][::-1]
     if state.options.json:
         console.emit_json({"deployments": records})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mldeploy import console
-from mldeploy.errors import NotReadyError, RolledBackError
+from mldeploy.errors import AwsError, NotReadyError, RolledBackError
 from mldeploy.release import fleet as fl
 from mldeploy.release.current import Current, load
 from mldeploy.release.history import Outcome, Record, digest_of, revision_of
@@ -39,6 +39,10 @@ def canary(ctx: ReleaseContext, percent: int, image: str | None = None, cur: Cur
 
 def _start(ctx: ReleaseContext, cur: Current, image: str, digest: str | None, percent: int) -> dict[str, Any]:
     fleet = cur.fleet
+    if fleet.stable_tg is None or not fleet.listeners:
+        raise AwsError(f"load balancer {ctx.names.load_balancer!r} has no listener forwarding to target group "
+                       f"{ctx.names.target_group!r}, so traffic cannot be split",
+                       hint="run `mldeploy up` to repair the deployment, then start the canary again")
     version = ctx.config.model.version
     td = fl.register_variant(ctx, fleet, image, version)
     record = cur.history.add(Record(action="canary", version=version, image=image, digest=digest, task_definition=td,

@@ -10,6 +10,7 @@ from mldeploy.release.history import History, Outcome, Record, digest_of, revisi
 from mldeploy.release.transitions import ReleaseState
 
 if TYPE_CHECKING:
+    from mldeploy.config import Project
     from mldeploy.release.context import ReleaseContext
 
 
@@ -82,3 +83,10 @@ def load(ctx: ReleaseContext) -> Current:
     if changed:
         records = history.list()
     return Current(ctx, fleet, history, records)
+
+
+def sync(project: Project) -> None:
+    """Record what runs now in the history (for ``mldeploy up`` to call after a deployment)."""
+    from mldeploy.release.context import ReleaseContext
+
+    load(ReleaseContext(project))
