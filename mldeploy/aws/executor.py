@@ -7,7 +7,7 @@ import time
 from mldeploy import console
 from mldeploy.aws.context import DeployContext
 from mldeploy.aws.plan import Action, Plan, Step
-from mldeploy.errors import AwsError, MldeployError
+from mldeploy.errors import AwsError, ExitCode, MldeployError
 
 
 def apply(plan: Plan, ctx: DeployContext) -> list[dict]:
@@ -51,8 +51,12 @@ def _run(step: Step, ctx: DeployContext) -> None:
         e.hint = (e.hint + "; " if e.hint else "") + ("then run the command again: completed steps are kept and "
                                                       "the next run continues from here")
         raise
-    except KeyboardInterrupt:
-        raise
+    except KeyboardInterrupt as e:
+        # Typer turns a bare KeyboardInterrupt into a silent exit 130; say where we stopped and what to do
+        raise MldeployError(f"interrupted while applying: {step.message}",
+                            hint="nothing is lost: run the same command again and it continues from here "
+                                 "(AWS finishes or rejects the in-flight call on its side)",
+                            exit_code=ExitCode.INTERRUPTED) from e
     except Exception as e:
         raise AwsError(f"{step.kind} {step.name}: unexpected {type(e).__name__}: {e}",
                        hint="run the command again to continue; add --debug for the traceback") from e
