@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
 
 REGISTRY = "127.0.0.1:5000/app"  # moto never pulls images
 
@@ -142,3 +147,36 @@ def history(cwd: Path, env: dict[str, str]) -> list[dict[str, Any]]:
     """Records oldest first (``history --json`` lists newest first)."""
     proc = ok(["history", "--json", "--limit", "100"], cwd, env)
     return json.loads(proc.stdout)["deployments"][::-1]
+
+
+@contextlib.contextmanager
+def serve_models(tmp: Path, models_dir: Path) -> Iterator[str]:
+    """``python -m runtime --models-dir`` on a free port until ready; yields its URL."""
+    import httpx
+
+    from tests.infra import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLDEPLOY_")}
+    log = tmp / f"runtime-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "runtime", "--host", "127.0.0.1", "--port", str(port),
+                                 "--models-dir", str(models_dir)], cwd=REPO, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log.read_text(errors="replace")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

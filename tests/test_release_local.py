@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
+import httpx
+import pytest
+
 from runtime.routing import Router
-from tests.release_helpers import cli, ok, write_project
+from tests.release_helpers import cli, ok, serve_models, write_project
 
 
 def add_version(models: Path, version: str) -> None:
@@ -32,7 +36,9 @@ def test_local_canary_promote_rollback(tmp_path: Path):
     env = {**os.environ, "MLDEPLOY_MODELS_DIR": str(models), "NO_COLOR": "1", "COLUMNS": "200"}
     local = ["--target", "local"]
 
-    proc = cli(["canary", "--percent", "10", *local], project, env)  # the current model is the stable one
+    proc = cli(["canary", "--percent", "10", *local], project, env)  # the current model becomes the stable one
+    assert proc.returncode == 1 and "1.0.0 is now the stable local version" in proc.stderr.replace("\n", " ")
+    proc = cli(["canary", "--percent", "10", *local], project, env)
     assert proc.returncode == 1 and "1.0.0 is already the stable version" in proc.stderr.replace("\n", " ")
     proc = cli(["promote", *local], project, env)
     assert proc.returncode == 1 and "nothing to promote" in proc.stderr
@@ -66,3 +72,48 @@ def test_local_canary_promote_rollback(tmp_path: Path):
         ("rollback", "1.1.0")]
     proc = cli(["canary", "--auto", *local], project, env)
     assert proc.returncode == 2 and "--auto needs --target aws" in proc.stderr
+
+
+IRIS = [[5.1, 3.5, 1.4, 0.2]]
+
+
+def iris_model(path: Path, c: float) -> None:
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    joblib.dump(LogisticRegression(C=c, max_iter=500).fit(x, y), path)
+
+
+def iris_project(root: Path, version: str, c: float) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    iris_model(root / "model.joblib", c)
+    (root / "mldeploy.yaml").write_text(f"name: iris\nmodel:\n  path: model.joblib\n  version: {version}\n"
+                                        "  convert: none\n  class_labels: [setosa, versicolor, virginica]\n")
+    return root
+
+
+@pytest.mark.slow
+def test_local_release_drives_the_real_runtime(tmp_path: Path):
+    """Packages each version into the models folder and moves the traffic of a running `python -m runtime`."""
+    project = iris_project(tmp_path / "iris", "1.0.0", c=1.0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLDEPLOY_")} | {"NO_COLOR": "1"}
+    models = project / ".mldeploy" / "default" / "models"
+    local = ["--target", "local"]
+    assert cli(["canary", "--percent", "10", *local], project, env).returncode == 1  # 1.0.0 becomes stable
+    iris_project(project, "1.1.0", c=0.05)
+    ok(["canary", "--percent", "50", *local], project, env)
+    assert sorted(p.name for p in models.iterdir() if p.is_dir()) == ["1.0.0", "1.1.0"]
+    with serve_models(tmp_path, models) as url, httpx.Client() as client:
+
+        def versions(n: int) -> set[str]:
+            return {client.post(url + "/predict", json={"inputs": IRIS}).json()["version"] for _ in range(n)}
+
+        assert versions(60) == {"1.0.0", "1.1.0"}  # 50/50: both answer (p(one missing) ≈ 1e-18)
+        ok(["promote", *local], project, env)
+        time.sleep(1.3)  # the runtime re-reads routing.json at most once a second
+        assert versions(20) == {"1.1.0"}
+        ok(["rollback", *local], project, env)
+        time.sleep(1.3)
+        assert versions(20) == {"1.0.0"}

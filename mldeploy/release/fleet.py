@@ -196,11 +196,36 @@ def register_variant(ctx: ReleaseContext, fleet: Fleet, image: str, version: str
     container["image"] = image
     env = [e for e in container.get("environment", []) if e["name"] != "MLDEPLOY_MODEL_VERSION"]
     container["environment"] = [*env, {"name": "MLDEPLOY_MODEL_VERSION", "value": version}]
+    reuse = _latest_identical(ctx, td["family"], args, exclude=fleet.stable_td)
+    if reuse:  # a run that died after registering it: do not leak one more revision per retry
+        return reuse
     tags = {**ctx.tags, "mldeploy:version": version}
     with aws_errors(f"ecs:RegisterTaskDefinition {td['family']}"):
         new = ctx.client("ecs").register_task_definition(
             **args, tags=[{"key": k, "value": v} for k, v in sorted(tags.items())])["taskDefinition"]
     return str(new["taskDefinitionArn"])
+
+
+def _td_signature(args: dict[str, Any]) -> str:
+    """Comparable form of register_task_definition arguments (environment order does not matter)."""
+    import json
+
+    norm = {k: args[k] for k in TD_KEYS if args.get(k) not in (None, [], {})}
+    norm["containerDefinitions"] = [{**c, "environment": sorted((e["name"], e["value"]) for e in
+                                                                 c.get("environment") or [])}
+                                    for c in norm.get("containerDefinitions", [])]
+    return json.dumps(norm, sort_keys=True, default=str)
+
+
+def _latest_identical(ctx: ReleaseContext, family: str, args: dict[str, Any], exclude: str | None) -> str | None:
+    """The family's latest ACTIVE revision when it equals ``args`` (and is not ``exclude``), else None."""
+    from mldeploy.aws.session import aws_errors
+
+    with aws_errors(f"ecs:DescribeTaskDefinition {family}"):
+        latest = ctx.client("ecs").describe_task_definition(taskDefinition=family)["taskDefinition"]
+    if latest["taskDefinitionArn"] == exclude or _td_signature(latest) != _td_signature(args):
+        return None
+    return str(latest["taskDefinitionArn"])
 
 
 # -------------------------------------------------------------------------------------- target group, listener

@@ -148,6 +148,12 @@ def canary(project: Project, percent: int) -> dict[str, Any]:
         if data["stable"]:
             write_routing(project, {data["stable"]: 100})
             _save(project, data, "up", data["stable"], None, "succeeded", "first version in the models folder")
+            if data["stable"] == version:
+                raise TransitionError(
+                    f"{version} is now the stable local version ({models_dir(project) / version}): there is no "
+                    "other version to canary yet",
+                    hint=f"serve it with MLDEPLOY_MODELS_DIR={models_dir(project)}; to canary a new model, bump "
+                         "model.version and run `mldeploy canary --target local` again")
     move = plan_canary(_state(project, data), version, percent)
     if move is CanaryMove.start:
         ensure_version(project)

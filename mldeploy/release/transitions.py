@@ -72,7 +72,8 @@ def plan_canary(state: ReleaseState, new: str | None, percent: int) -> CanaryMov
         return CanaryMove.shift
     if new is not None and new == state.stable:
         raise TransitionError(f"{new} is already the stable version of {state.target}: nothing to canary",
-                              hint="build a new version (bump model.version) or pass another --image")
+                              hint="bump model.version in mldeploy.yaml for a new model (on AWS: or pass another "
+                                   "--image)")
     return CanaryMove.start
 
 
