@@ -506,3 +506,38 @@ def test_sigterm_drains_without_losing_requests(tmp_path):
     served = sum(1 for line in logs.splitlines() if '"logger":"mldeploy.access"' in line and '"status":200' in line)
     assert served == len(ok), (served, len(ok))  # every request the server answered reached its client
     assert "draining" in logs
+
+
+# -- artifacts made by `mldeploy package` (the real contract) ------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("example", "convert"), [("iris-sklearn", "auto"), ("iris-sklearn", "none"),
+                                                  ("cnn-torch", "auto")])
+def test_serves_packaged_examples(example, convert, tmp_path):
+    if example == "cnn-torch":
+        pytest.importorskip("torch")
+    from mldeploy.artifacts import package
+    from mldeploy.config import load_project
+    from tests.artifact_helpers import edit_config
+    from tests.artifact_helpers import example as make_example
+
+    proj = make_example(example, tmp_path / "proj")
+    edit_config(proj, convert=convert)
+    result = package(load_project(proj))
+    m = result.manifest
+    with serve(tmp_path, result.dir) as proc:
+        if m.image:
+            from PIL import Image
+
+            buf = io.BytesIO()
+            Image.new("RGB", (64, 48), (250, 5, 5)).save(buf, "PNG")
+            r = httpx.post(proc.url + "/predict", files=[("file", ("r.png", buf.getvalue(), "image/png"))])
+        else:
+            r = httpx.post(proc.url + "/predict", json={"inputs": m.sample_input})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["version"] == m.version and body["predictions"]
+        assert set(body["predictions"]) <= set(m.class_labels)
+        models = httpx.get(proc.url + "/v1/models").json()["models"][0]
+        assert models["format"] == m.format and models["sha256"] == m.sha256
+        assert proc.stop() == 0
