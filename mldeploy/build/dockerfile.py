@@ -8,6 +8,13 @@ from mldeploy.templating import render
 
 APP_UID = 10001
 
+# Paths under site-packages that serving never imports: model tooling, C++ headers and test binaries.
+# (torch/include + torch/test + torch/bin's test tools are ~190 MB of the CPU wheel; onnxruntime's tooling ~9 MB.)
+PRUNE = [
+    "onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/tools",
+    "torch/include", "torch/test", "torch/share/cmake", "torch/bin/*Test", "torch/bin/test_*", "torch/bin/protoc*",
+]
+
 
 @dataclass(frozen=True)
 class DockerfileSpec:
@@ -24,6 +31,7 @@ class DockerfileSpec:
     uninstall: list[str] = field(default_factory=lambda: ["pip", "setuptools"])
     system_packages: list[str] = field(default_factory=list)
     uid: int = APP_UID
+    prune: list[str] = field(default_factory=lambda: list(PRUNE))
 
 
 def render_dockerfile(spec: DockerfileSpec) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections import deque
@@ -16,6 +17,7 @@ from mldeploy.errors import BuildError
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 LOG_TAIL = 30
+BUILD_LOG = "build.log"  # the full log of the last build, next to the Dockerfile (excluded by .dockerignore)
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,8 @@ def docker_build(context_dir: Path, tag: str, *, platform: str | None = None, no
             if "error" in chunk:
                 detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
                 log.append(str(detail).rstrip())
-                raise BuildError(_failure(tag, f"build failed at step {step}/{total}: {current}", log))
+                raise BuildError(_failure(tag, f"build failed at step {step}/{total}: {current}", log),
+                                 hint=_hint(str(detail)) or f"full log: {context_dir / BUILD_LOG}")
             if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
                 image_id = chunk["aux"]["ID"]
             text = chunk.get("stream")
@@ -82,6 +85,8 @@ def docker_build(context_dir: Path, tag: str, *, platform: str | None = None, no
     finally:
         if status:
             status.stop()
+        with contextlib.suppress(OSError):
+            (context_dir / BUILD_LOG).write_text("\n".join(log) + "\n", encoding="utf-8")
     if not image_id:
         raise BuildError(_failure(tag, "the build finished without an image id", log))
     return BuildOutcome(image_id=image_id, seconds=time.monotonic() - started, steps=total, cached_steps=cached,
