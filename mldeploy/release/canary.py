@@ -74,6 +74,7 @@ def _shift(ctx: ReleaseContext, cur: Current, percent: int) -> dict[str, Any]:
     desired = fl.canary_desired_count(fleet, percent)
     grow = fleet.canary is not None and desired > int(fleet.canary.get("desiredCount", 0))
     fl.scale_canary(ctx, fleet, desired)
+    fl.ensure_canary_alarms(ctx, fleet)  # they drive the auto-rollback: never shift weight without them
     if grow:
         fl.wait_canary_ready(ctx, fleet)
     before = fleet.canary_percent

@@ -440,6 +440,17 @@ def put_canary_alarms(ctx: ReleaseContext, fleet: Fleet) -> list[str]:
     return [err, p99]
 
 
+def ensure_canary_alarms(ctx: ReleaseContext, fleet: Fleet) -> None:
+    """Create the canary alarms when missing (a ``canary`` run that died between the service and its alarms)."""
+    from mldeploy.aws.session import aws_errors
+
+    names = canary_alarm_names(ctx)
+    with aws_errors("cloudwatch:DescribeAlarms"):
+        found = ctx.client("cloudwatch").describe_alarms(AlarmNames=names)["MetricAlarms"]
+    if len(found) < len(names):
+        put_canary_alarms(ctx, fleet)
+
+
 def delete_canary_alarms(ctx: ReleaseContext) -> None:
     from mldeploy.aws.session import aws_errors
 
