@@ -12,7 +12,7 @@ PYTHON="${PYTHON:-python}"
 
 bash scripts/test-infra.sh
 if [ "${MLDEPLOY_SKIP_INSTALL:-0}" != 1 ]; then
-    "$PYTHON" -m pip install -q -e '.[dev]'
+    "$PYTHON" -m pip install -q -e '.[dev,torch,tensorflow]'
 fi
 export MLDEPLOY_REQUIRE_DOCKER="${MLDEPLOY_REQUIRE_DOCKER:-1}"
 exec "$PYTHON" -m pytest -q "$@"
