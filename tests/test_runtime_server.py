@@ -106,7 +106,7 @@ def onnx_server(artifacts, tmp_path_factory):
 
 # -- every format ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fmt", ["onnx", "joblib", "pickle", "skops"])
+@pytest.mark.parametrize("fmt", ["joblib", "pickle", "skops"])  # onnx: the onnx_server tests below
 def test_each_format_serves_iris(fmt, artifacts, tmp_path):
     with serve(tmp_path, artifacts[fmt]) as proc:
         r = httpx.post(proc.url + "/predict", json={"inputs": IRIS_ROWS})
@@ -511,11 +511,10 @@ def test_sigterm_drains_without_losing_requests(tmp_path):
 # -- artifacts made by `mldeploy package` (the real contract) ------------------------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("example", "convert"), [("iris-sklearn", "auto"), ("iris-sklearn", "none"),
-                                                  ("cnn-torch", "auto")])
+@pytest.mark.parametrize(("example", "convert"), [("iris-sklearn", "auto"), ("cnn-torch", "auto"),
+                                                  ("keras-tf", "none")])
 def test_serves_packaged_examples(example, convert, tmp_path):
-    if example == "cnn-torch":
-        pytest.importorskip("torch")
+    pytest.importorskip({"cnn-torch": "torch", "keras-tf": "tensorflow"}.get(example, "sklearn"))
     from mldeploy.artifacts import package
     from mldeploy.config import load_project
     from tests.artifact_helpers import edit_config

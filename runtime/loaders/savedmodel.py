@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,9 @@ class SavedModel:
 
 
 def load(manifest: Manifest, path: Path, threads: int) -> SavedModel:
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    with contextlib.suppress(RuntimeError):  # TensorFlow already initialised in this process
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
     try:
         loaded = tf.saved_model.load(str(path))
         fn = loaded.signatures["serving_default"]
