@@ -123,8 +123,9 @@ def test_example_walkthrough(example: str, tmp_path: Path, aws: dict[str, str], 
     step("validate")
 
     # build → run → predict, on the local Docker engine
-    built = step("build")
+    built = step("build", "--json")
     version = built.outputs["version"]
+    assert json.loads(built.stdout)["image_id"] == built.outputs["image_id"]  # --json: one document on stdout
     assert built.outputs["image"].endswith(f":{version}") and int(built.outputs["image_size"]) > 0
     assert built.summary.startswith("### mldeploy build")
     port = infra.free_port()
@@ -132,9 +133,13 @@ def test_example_walkthrough(example: str, tmp_path: Path, aws: dict[str, str], 
     try:
         run = step("run", "--port", str(port))
         container = re.search(r"docker rm -f (\S+)", run.stderr).group(1)
-        answer = step("predict", "--json", *_predict_input(project))
+        sample = _predict_input(project)
+        answer = step("predict", "--json", *sample)
         body = json.loads(answer.stdout)
         assert body.get("predictions") or body.get("outputs"), body
+        bench = json.loads(step("bench", "--duration", "1", "--warmup", "0.2", "--concurrency", "2", "--no-save",
+                                "--json", *sample).stdout)
+        assert bench, "bench --json printed nothing"
     finally:
         if container:
             with contextlib.suppress(Exception):
