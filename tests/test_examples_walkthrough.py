@@ -112,6 +112,7 @@ def test_example_walkthrough(example: str, tmp_path: Path, aws: dict[str, str], 
         if ok:
             assert run.code == 0, f"mldeploy {' '.join(args)} failed ({run.code}):\n{run.stderr[-4000:]}"
             assert "Traceback" not in run.stderr
+        assert "\x1b[" not in run.stderr + run.stdout, f"colour/cursor codes in CI output of {args[0]}"
         return run
 
     # init: the example has its mldeploy.yaml, so `init --ci github` only adds the workflow
