@@ -39,9 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         from runtime.app import Server
 
         Server(settings)  # validate models folder + auth secrets before binding the port
+        metrics_dir = None
         if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # set after the check above: only the (spawned) workers write metric files
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mldeploy-prom-")
+            metrics_dir = tempfile.mkdtemp(prefix="mldeploy-prom-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     except (SettingsError, AuthConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -77,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         http="auto",
         lifespan="on",
     )
+    if metrics_dir:
+        import shutil
+
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

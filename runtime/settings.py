@@ -7,6 +7,7 @@ Secrets are never read from here: only the *names* of the env vars / files that 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -135,6 +136,22 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
     data[leaf] = value
 
 
+def _known(data: Any, model: type[BaseModel], where: str) -> Any:
+    """Drop (and log) runtime.json keys this runtime does not know: a newer CLI must not stop an older server."""
+    if not isinstance(data, dict):
+        return data
+    out = {}
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            logging.getLogger("mldeploy.settings").warning("%s: ignoring unknown setting %r", where, key)
+            continue
+        sub = field.annotation
+        out[key] = _known(value, sub, f"{where}:{key}") if isinstance(sub, type) and issubclass(sub, BaseModel) \
+            else value
+    return out
+
+
 def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
     """Merge runtime.json (next to model.json, or in MLDEPLOY_MODELS_DIR), env vars and explicit overrides."""
     env = os.environ if environ is None else environ
@@ -149,6 +166,7 @@ def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, st
                 data = json.loads(path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as e:
                 raise SettingsError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from None
+            data = _known(data, Settings, path.name)
             break
     for var, dotted in ENV_MAP.items():
         if var in env and env[var] != "":

@@ -32,6 +32,20 @@ def test_settings_file_then_env_then_overrides(tmp_path):
     assert s.cors.allow_origins == ["https://a.example", "https://b.example"]
 
 
+def test_runtime_json_written_by_the_cli_is_accepted(tmp_path):
+    from mldeploy.config.schema import RuntimeSection
+
+    section = RuntimeSection.model_validate({"batching": {"max_batch_size": 4}, "auth": {"mode": "jwt"},
+                                             "cors": {"allow_origins": ["https://x.example"]}, "top_k": 2})
+    doc = json.loads(section.model_dump_json())
+    doc["a_future_field"] = 1  # a newer CLI: ignored with a warning, not fatal
+    (tmp_path / "runtime.json").write_text(json.dumps(doc))
+    s = load_settings(environ={"MLDEPLOY_MODEL_DIR": str(tmp_path)})
+    assert s.batching.max_batch_size == 4 and s.auth.mode == "jwt" and s.top_k == 2
+    assert s.cors.allow_origins == ["https://x.example"]
+    assert set(json.loads(RuntimeSection().model_dump_json())) <= set(s.model_fields)
+
+
 def test_settings_errors_name_the_env_var_or_field(tmp_path):
     with pytest.raises(SettingsError, match=r"batching.max_batch_size \(MLDEPLOY_MAX_BATCH_SIZE\)"):
         load_settings(environ={"MLDEPLOY_MODEL_DIR": str(tmp_path), "MLDEPLOY_MAX_BATCH_SIZE": "0"})
