@@ -370,3 +370,29 @@ def test_aws_errors_exit_5(tmp_path: Path):
     assert run.code == ExitCode.AWS, run.stderr
     assert "Traceback" not in run.stderr and "::error" in run.stderr
 
+
+
+def test_every_mldeploy_command_in_the_workflow_exists_with_its_options(tmp_path: Path):
+    """The workflow cannot drift from the CLI: each `mldeploy …` line names a real command and real options."""
+    import shlex
+
+    import typer
+
+    from mldeploy.cli.app import app
+
+    group = typer.main.get_command(app)
+    global_opts = {o for p in group.params for o in p.opts}
+    text = github.render_workflow(github.workflow_spec(_load(make_project(tmp_path))))
+    lines = [m.strip() for m in re.findall(r"^\s*(?:run:\s*)?(mldeploy [^\n#]*)", text, re.M)]
+    assert len(lines) >= 10, lines
+    seen = set()
+    for line in lines:
+        words = shlex.split(line)[1:]
+        command = group.commands.get(words[0])
+        assert command is not None, f"`{line}`: no command {words[0]!r}"
+        opts = {o for p in command.params for o in p.opts} | global_opts
+        for word in words[1:]:
+            if word.startswith("-"):
+                assert word.split("=", 1)[0] in opts, f"`{line}`: {word} is not an option of {words[0]}"
+        seen.add(words[0])
+    assert {"validate", "package", "build", "push", "plan", "status", "up", "canary", "promote", "rollback"} <= seen
