@@ -131,6 +131,11 @@ class Emulator:
         except self.ssm.exceptions.ParameterNotFound:
             return None
 
+    def records(self) -> list[dict[str, Any]]:
+        """History records straight from SSM, oldest first."""
+        params = self.ssm.get_parameters_by_path(Path="/mldeploy/app/default/releases")["Parameters"]
+        return sorted((json.loads(p["Value"]) for p in params), key=lambda r: r["id"])
+
     def wait_for(self, predicate: Any, timeout: float = 60, what: str = "condition") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -98,7 +98,8 @@ def test_up_canary_promote_canary_rollback_rollback_to(project: Path, aws: dict[
     assert emu.weights() == STABLE_ONLY
 
     # history: durable in SSM, one record per deployment
-    records = history(project, env)
+    records = history(project, env)  # the CLI's JSON (newest first, reversed by the helper)
+    assert records == emu.records()
     assert [(r["action"], r["version"], r["revision"], r["outcome"]) for r in records] == [
         ("up", "1.0.0", 1, "succeeded"),
         ("canary", "1.1.0", 2, "promoted"),
@@ -162,7 +163,7 @@ def test_invalid_transitions_change_nothing(project: Path, aws: dict[str, str], 
     run("rollback", "--yes", "--to", "1.0.0", code=1,
         message="roll it back before returning the stable service to 1.0.0")
     assert emu.weights() == {"app-tg": 90, "app-tgc": 10} and emu.revisions() == 3
-    assert [(r["version"], r["outcome"]) for r in history(project, env)[1:]] == [("1.0.0", "failed"),
+    assert [(r["version"], r["outcome"]) for r in emu.records()[1:]] == [("1.0.0", "failed"),
                                                                               ("1.0.0", "active")]
     assert emu.lock() is None
 
@@ -190,7 +191,7 @@ def test_auto_rolls_back_when_a_canary_alarm_fires_then_promotes_when_quiet(proj
     assert emu.weights() == STABLE_ONLY
     assert set(emu.services()) == {"app"} and emu.services()["app"]["revision"] == 1
     assert emu.alarms() == {}
-    canary = history(project, env)[1]
+    canary = emu.records()[1]
     assert canary["outcome"] == "rolled_back" and "mldeploy-app-canary-5xx" in canary["reason"]
     assert emu.lock() is None
 
@@ -220,7 +221,7 @@ def test_lock_two_concurrent_cli_processes(project: Path, aws: dict[str, str]):
     assert "canary --auto" in loser and "--force-unlock" in loser
     assert emu.lock() is None
     assert emu.services()["app"]["image"] == f"{REGISTRY}:v2"  # the winner promoted exactly once
-    assert [r["action"] for r in history(project, env)] == ["up", "canary", "promote"]
+    assert [r["action"] for r in emu.records()] == ["up", "canary", "promote"]
 
     # a stale lock (its holder died) is reported, and broken only on request
     stale = {"holder": "ci-job-41", "pid": 4242, "host": "runner-7", "command": "promote", "token": "dead",

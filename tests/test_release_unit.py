@@ -219,3 +219,29 @@ def test_lock_conditional_write_refresh_and_force(ctx: Any):
     assert DeployLock(ctx, "x").read().token == breaker.info.token
     breaker.release()
     assert DeployLock(ctx, "x").read() is None
+
+
+def test_load_reconciles_interrupted_commands_unless_locked(ctx: Any):
+    from mldeploy.release.current import load, load_unlocked
+    from mldeploy.release.history import History
+    from mldeploy.release.lock import DeployLock
+
+    ecs = ctx.client("ecs")
+    ecs.create_cluster(clusterName="app")
+    tds = [ecs.register_task_definition(family="app", containerDefinitions=[{
+        "name": "model", "image": f"r/app:v{i}", "memory": 512, "environment": [{"name": "MLDEPLOY_MODEL_VERSION",
+                                                                    "value": f"1.{i}.0"}]}])["taskDefinition"]
+           ["taskDefinitionArn"] for i in (1, 2, 3)]
+    ecs.create_service(cluster="app", serviceName="app", taskDefinition=tds[1], desiredCount=1)
+    h = History(ctx)
+    h.add(Record(action="up", version="1.1.0", task_definition=tds[0], outcome=Outcome.succeeded))
+    h.add(Record(action="promote", version="1.2.0", task_definition=tds[1]))  # killed after update_service
+    h.add(Record(action="canary", version="1.3.0", task_definition=tds[2]))  # killed; its service is gone
+    with DeployLock(ctx, "promote"):  # a running command's records are left alone
+        assert [r.outcome for r in load_unlocked(ctx).records] == ["succeeded", "in_progress", "in_progress"]
+    records = load(ctx).records
+    assert [(r.action, r.outcome) for r in records] == [("up", "succeeded"), ("promote", "succeeded"),
+                                                        ("canary", "failed")]
+    ecs.update_service(cluster="app", service="app", taskDefinition=tds[2])  # `up` deployed without a record
+    records = load_unlocked(ctx).records
+    assert (records[-1].action, records[-1].version, records[-1].revision) == ("up", "1.3.0", 3)

@@ -158,10 +158,10 @@ def history(
 
         records = local.history(state.project())
     else:
-        from mldeploy.release.current import load
+        from mldeploy.release.current import load_unlocked
 
-        # load() first records a stable version that `up` deployed since the last release command
-        records = [r.to_json() for r in load(_context()).records]
+        # first records a stable version that `up` deployed since the last release command
+        records = [r.to_json() for r in load_unlocked(_context()).records]
     records = records[-limit:][::-1]
     if state.options.json:
         console.emit_json({"deployments": records})

@@ -89,8 +89,10 @@ def remove(ctx: ReleaseContext, fleet: fl.Fleet) -> None:
     """Weights back to 100/0 (stable only), then the canary service and its alarms go."""
     if fleet.listeners:
         fl.set_weights(ctx, fleet, None)
-    fl.delete_canary_service(ctx, fleet)
+    # alarms first: a run dying in between leaves a canary service (a re-run sees it and finishes the removal),
+    # never alarms without a canary (a re-run finds nothing to remove and they would stay forever)
     fl.delete_canary_alarms(ctx)
+    fl.delete_canary_service(ctx, fleet)
 
 
 def summary(ctx: ReleaseContext, fleet: fl.Fleet, record: Record | None) -> dict[str, Any]:

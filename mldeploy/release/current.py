@@ -51,21 +51,29 @@ def observe(ctx: ReleaseContext, fleet: fl.Fleet, td_arn: str, action: str, outc
                   task_definition=td_arn, revision=revision_of(td_arn), outcome=outcome, reason=reason)
 
 
-def load(ctx: ReleaseContext) -> Current:
+def load(ctx: ReleaseContext, reconcile: bool = True) -> Current:
     """Fleet + history, with the history brought in line with what actually runs.
 
     ``mldeploy up`` (or a change by hand) may have replaced the stable task definition without a record; it is
     recorded as ``observed`` so that rollback knows where it came from. A canary record whose service has gone
-    is closed as failed.
+    is closed as failed. ``reconcile=False`` only reads (while another command holds the lock).
     """
     fleet = fl.read_fleet(ctx)
     history = History(ctx)
     records = history.list()
+    if not reconcile:
+        return Current(ctx, fleet, history, records)
     changed = False
     for record in records:
         if record.outcome in (Outcome.active, Outcome.in_progress) and record.action == "canary" \
                 and record.task_definition != fleet.canary_td:
             history.update(record, outcome=Outcome.failed, reason="the canary service no longer exists")
+            changed = True
+    for record in records:  # a promote/rollback that was interrupted: did the stable service get there?
+        if record.outcome == Outcome.in_progress and record.action in ("promote", "rollback"):
+            reached = record.task_definition == fleet.stable_td
+            history.update(record, outcome=Outcome.succeeded if reached else Outcome.failed,
+                           reason="interrupted; " + ("the service reached it" if reached else "not applied"))
             changed = True
     lineage = stable_lineage(records)
     if fleet.stable_td and (not lineage or lineage[-1].task_definition != fleet.stable_td):
@@ -77,16 +85,30 @@ def load(ctx: ReleaseContext) -> Current:
         changed = True
     if fleet.canary_td and not any(r.action == "canary" and r.task_definition == fleet.canary_td
                                    and r.outcome == Outcome.active for r in records):
-        history.add(observe(ctx, fleet, fleet.canary_td, "canary", Outcome.active,
-                            "canary service found running without an active record"), records)
+        started = next((r for r in reversed(records) if r.action == "canary"
+                        and r.task_definition == fleet.canary_td and r.outcome == Outcome.in_progress), None)
+        if started is not None:  # the command that started it was interrupted before weighting it
+            history.update(started, outcome=Outcome.active, percent=fleet.canary_percent,
+                           reason="completed by a later release command")
+        else:
+            history.add(observe(ctx, fleet, fleet.canary_td, "canary", Outcome.active,
+                                "canary service found running without an active record"), records)
         changed = True
     if changed:
         records = history.list()
     return Current(ctx, fleet, history, records)
 
 
+def load_unlocked(ctx: ReleaseContext) -> Current:
+    """``load`` for commands that do not take the deployment lock (``history``, ``up``): reconcile only while
+    no release command is running, so its in-progress records are not mistaken for interrupted ones."""
+    from mldeploy.release.lock import DeployLock
+
+    return load(ctx, reconcile=DeployLock(ctx, "history").read() is None)
+
+
 def sync(project: Project) -> None:
     """Record what runs now in the history (for ``mldeploy up`` to call after a deployment)."""
     from mldeploy.release.context import ReleaseContext
 
-    load(ReleaseContext(project))
+    load_unlocked(ReleaseContext(project))
