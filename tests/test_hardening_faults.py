@@ -1,0 +1,197 @@
+"""Deployment faults against the moto server: the CLI is SIGKILLed (or gets an injected error) right after a
+mutating AWS call of ``up``, ``canary`` and ``promote``; re-runs converge to the state a clean run produces, with
+no orphaned resource (counted via the tagging API and per-service describe calls); ``down`` after a half-finished
+``up`` removes everything.
+
+Faults come from ``mldeploy.aws.faults`` (``MLDEPLOY_FAULT_AFTER=N``: die after the N-th mutating call of that
+run). A *walk* re-runs the command with the same N until it exits 0, so every run dies N calls further into the
+deployment: with N=1 the walk stops once after every mutating call. CI walks with a stride
+(``MLDEPLOY_FAULT_STRIDE``, default 3); ``benchmarks/hardening_summary.py --full`` walks every call.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmarks.hardening_summary import record
+from mldeploy.errors import ExitCode
+
+pytestmark = [pytest.mark.aws, pytest.mark.slow]
+
+IMAGE_V1 = "registry.example/app:v1"
+IMAGE_V2 = "registry.example/app:v2"
+STRIDE = int(os.environ.get("MLDEPLOY_FAULT_STRIDE", "3"))
+KILLED = -9
+
+
+def _write(root: Path, name: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "model.onnx").write_bytes(b"moto never runs tasks")
+    cfg = {"name": name, "model": {"path": "model.onnx", "version": "1.0.0"},
+           "aws": {"region": "us-east-1", "desired_count": 2}, "release": {"steps": [10, 50], "bake_time_s": 30}}
+    (root / "mldeploy.yaml").write_text(yaml.safe_dump(cfg))
+    return root
+
+
+def _cli(root: Path, env: dict[str, str], *args: str, fault: int | None = None, mode: str = "kill"
+         ) -> subprocess.CompletedProcess[str]:
+    full = dict(env, MLDEPLOY_POLL_S="0.2", MLDEPLOY_SKIP_HEALTH_WAIT="1", NO_COLOR="1", CI="true", COLUMNS="200")
+    if fault is not None:
+        full.update(MLDEPLOY_FAULT_AFTER=str(fault), MLDEPLOY_FAULT_MODE=mode)
+    proc = subprocess.run([sys.executable, "-m", "mldeploy", *args], cwd=root, env=full, capture_output=True,
+                          text=True, timeout=180)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def _walk(root: Path, env: dict[str, str], args: list[str], stride: int, mode: str = "kill",
+          rerun_args: list[str] = (), progressive: bool = False, finished: str | None = None) -> list[int]:
+    """Run ``args`` with a fault after every ``stride``-th mutating call until a run succeeds; return codes.
+
+    ``progressive``: run k dies after its (k+1)-th call instead, for commands whose every run starts with a fixed
+    number of bookkeeping calls (the deployment lock, the history record). ``finished``: a re-run's error that
+    means the killed run had already reached the goal (e.g. promote: "no canary is active")."""
+    codes = []
+    for attempt in range(60):
+        fault = stride + attempt if progressive else stride
+        proc = _cli(root, env, *args, *(rerun_args if attempt else ()), fault=fault, mode=mode)
+        codes.append(proc.returncode)
+        if proc.returncode == 0 or (finished and finished in proc.stderr):  # the dead run had finished the job
+            return codes
+        expected = KILLED if mode == "kill" else int(ExitCode.AWS)
+        assert proc.returncode == expected, proc.stderr
+        if mode == "error":
+            assert "injected fault after mutating call" in proc.stderr, proc.stderr
+    raise AssertionError(f"{args} never converged: {codes}")
+
+
+def inventory(moto_server, app: str) -> Counter:
+    """Every resource of ``app`` by kind: tagged ARNs (tagging API, live ones) plus what the tagging API does not
+    list (IAM roles, ECR repositories, listeners, scalable targets, scaling policies, dashboards, SG rules)."""
+    from tests.test_aws_helpers import tagged_arns
+
+    inv: Counter = Counter()
+    for arn in tagged_arns(moto_server.client, app):
+        if ":parameter/mldeploy/" in arn and "/releases/" in arn:
+            inv["history:record"] += 1  # one per attempt, also for attempts that died: not infrastructure
+            continue
+        kind = arn.split(":")[5].split("/")[0] if arn.split(":")[2] != "cloudwatch" else "alarm"
+        inv[f"tagged:{arn.split(':')[2]}:{kind}"] += 1
+    iam = moto_server.client("iam")
+    inv["iam:role"] = sum(r["RoleName"].startswith(f"{app}-") for r in iam.list_roles()["Roles"])
+    ecr = moto_server.client("ecr")
+    inv["ecr:repository"] = sum(r["repositoryName"] == app for r in ecr.describe_repositories()["repositories"])
+    elb = moto_server.client("elbv2")
+    lbs = [lb for lb in elb.describe_load_balancers()["LoadBalancers"] if lb["LoadBalancerName"] == app]
+    inv["elb:listener"] = sum(len(elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"])
+                              for lb in lbs)
+    inv["elb:target-group"] = sum(tg["TargetGroupName"].startswith(f"{app}-")
+                                  for tg in elb.describe_target_groups()["TargetGroups"])
+    aas = moto_server.client("application-autoscaling")
+    inv["autoscaling:target"] = sum(t["ResourceId"].startswith(f"service/{app}/") for t in
+                                    aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"])
+    inv["autoscaling:policy"] = sum(p["ResourceId"].startswith(f"service/{app}/") for p in
+                                    aas.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"])
+    cw = moto_server.client("cloudwatch")
+    inv["cloudwatch:dashboard"] = sum(app in d["DashboardName"] for d in cw.list_dashboards()["DashboardEntries"])
+    ec2 = moto_server.client("ec2")
+    groups = [g for g in ec2.describe_security_groups()["SecurityGroups"] if g["GroupName"].startswith(f"{app}-")]
+    inv["ec2:sg-ingress-rule"] = sum(len(g["IpPermissions"]) for g in groups)
+    ecs = moto_server.client("ecs")
+    inv["ecs:task-definition-revision"] = len(ecs.list_task_definitions(familyPrefix=app, status="ACTIVE")
+                                              ["taskDefinitionArns"])
+    return +inv  # drop zero counts
+
+
+def _orphans(got: Counter, want: Counter) -> dict[str, int]:
+    return {k: got[k] - want[k] for k in set(got) | set(want) if got[k] != want[k] and k != "history:record"}
+
+
+@pytest.fixture
+def projects(tmp_path, aws):
+    return (_write(tmp_path / "ref", "ref"), _write(tmp_path / "app", "app"), aws)
+
+
+def test_up_killed_after_every_stride_converges_without_orphans(projects, moto_server):
+    ref, app, env = projects
+    assert _cli(ref, env, "up", "--image", IMAGE_V1, "--no-wait").returncode == 0
+    want = inventory(moto_server, "ref")
+    codes = _walk(app, env, ["up", "--image", IMAGE_V1, "--no-wait"], STRIDE)
+    assert codes.count(KILLED) >= 5, codes  # the walk really died along the way
+    assert _cli(app, env, "plan", "--json").returncode == 0
+    import json
+
+    assert json.loads(_cli(app, env, "plan", "--json").stdout)["changes"] == 0
+    got = inventory(moto_server, "app")
+    orphans = _orphans(got, want)
+    record("faults", f"up: SIGKILL every {STRIDE} mutating calls", {
+        "runs": len(codes), "killed": codes.count(KILLED), "converged": True, "orphans": sum(orphans.values()),
+        "resources": sum(got.values())})
+    assert orphans == {}, (got, want)
+
+
+def test_up_with_injected_errors_converges(projects, moto_server):
+    ref, app, env = projects
+    assert _cli(ref, env, "up", "--image", IMAGE_V1, "--no-wait").returncode == 0
+    want = inventory(moto_server, "ref")
+    stride = STRIDE * 2 + 1
+    codes = _walk(app, env, ["up", "--image", IMAGE_V1, "--no-wait"], stride, mode="error")
+    assert len(codes) >= 3, codes
+    got = inventory(moto_server, "app")
+    orphans = _orphans(got, want)
+    record("faults", f"up: AwsError every {stride} mutating calls", {
+        "runs": len(codes), "killed": 0, "errors": len(codes) - 1, "converged": True,
+        "orphans": sum(orphans.values()), "resources": sum(got.values())})
+    assert orphans == {}, (got, want)
+
+
+def test_down_after_half_finished_up_removes_everything(projects, moto_server):
+    _, app, env = projects
+    proc = _cli(app, env, "up", "--image", IMAGE_V1, "--no-wait", fault=16)  # after RegisterTaskDefinition
+    assert proc.returncode == KILLED
+    left = inventory(moto_server, "app")
+    assert left["tagged:ecs:task-definition"] + left["tagged:elasticloadbalancing:loadbalancer"] >= 1, left
+    down = _cli(app, env, "down", "--yes", "--purge")
+    assert down.returncode == 0, down.stderr
+    after = inventory(moto_server, "app")
+    record("faults", "down after up killed at call 16", {
+        "runs": 2, "killed": 1, "converged": True, "orphans": sum(after.values()), "resources": sum(left.values())})
+    assert after == Counter(), after
+
+
+def test_canary_and_promote_killed_at_every_call_converge(projects, moto_server):
+    ref, app, env = projects
+    for root in (ref, app):
+        assert _cli(root, env, "up", "--image", IMAGE_V1, "--no-wait").returncode == 0
+    clean = _cli(ref, env, "canary", "--percent", "10", "--image", IMAGE_V2)
+    assert clean.returncode == 0, clean.stderr
+    want_canary = inventory(moto_server, "ref")
+
+    codes = _walk(app, env, ["canary", "--percent", "10", "--image", IMAGE_V2], 1,
+                  rerun_args=["--force-unlock"], progressive=True)
+    got = inventory(moto_server, "app")
+    orphans = _orphans(got, want_canary)
+    record("faults", "canary --percent 10: SIGKILL after call k of run k", {
+        "runs": len(codes), "killed": codes.count(KILLED), "converged": True, "orphans": sum(orphans.values()),
+        "resources": sum(got.values())})
+    status = _cli(app, env, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert orphans == {}, (got, want_canary)
+
+    assert _cli(ref, env, "promote", "--yes").returncode == 0
+    want_promoted = inventory(moto_server, "ref")
+    codes = _walk(app, env, ["promote", "--yes"], 1, rerun_args=["--force-unlock"], progressive=True,
+                  finished="no canary is active")
+    got = inventory(moto_server, "app")
+    orphans = _orphans(got, want_promoted)
+    record("faults", "promote: SIGKILL after call k of run k", {
+        "runs": len(codes), "killed": codes.count(KILLED), "converged": True, "orphans": sum(orphans.values()),
+        "resources": sum(got.values())})
+    assert orphans == {}, (got, want_promoted)
