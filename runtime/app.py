@@ -216,7 +216,9 @@ class Server:
             files = [(k, v) for k, v in form.multi_items() if hasattr(v, "read")]
             if not files:
                 raise InputError(["body"], "multipart upload has no file; send the image in a 'file' field")
-            images = [decode_image(await f.read(), mv.spec, [k, i]) for i, (k, f) in enumerate(files)]
+            blobs = [(await f.read(), [k, i]) for i, (k, f) in enumerate(files)]
+            # JPEG/PNG decoding + resizing takes milliseconds: keep it off the event loop
+            images = await asyncio.to_thread(lambda: [decode_image(b, mv.spec, loc) for b, loc in blobs])
             return images_to_inputs(images, mv.spec)
         body = await request.body()
         if ctype in (_JSON, "text/json") or ctype.endswith("+json"):
@@ -228,7 +230,8 @@ class Server:
         if ctype == "application/octet-stream":
             return parse_raw(body, request.headers, mv.spec)
         if ctype in ("image/jpeg", "image/png"):
-            return images_to_inputs([decode_image(body, mv.spec, ["body"])], mv.spec)
+            image = await asyncio.to_thread(decode_image, body, mv.spec, ["body"])
+            return images_to_inputs([image], mv.spec)
         raise HTTPError(415, f"unsupported Content-Type {ctype!r}; use application/json, application/x-npy, "
                              "application/octet-stream, multipart/form-data or image/jpeg|png")
 
