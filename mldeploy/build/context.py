@@ -117,7 +117,11 @@ def _normalise_modes(folder: Path) -> None:
 def assemble(project: Project, artifact_dir: Path, manifest: Manifest, out_dir: Path | None = None,
              status: Callable[[str], None] | None = None) -> BuildContext:
     """Write the build context for ``artifact_dir`` (a packaged model folder) and return its description."""
+    from mldeploy import console
+    from mldeploy.build import scan
+
     cfg = project.config
+    scan.check_tree(artifact_dir, "model artifact", warn=console.warn)  # before minutes of wheels and build
     out = out_dir or project.root / ".mldeploy" / project.env / "context"
     if out.exists():
         if not (out / "Dockerfile").exists() and any(out.iterdir()):
@@ -137,7 +141,7 @@ def assemble(project: Project, artifact_dir: Path, manifest: Manifest, out_dir: 
     (wheels / LOCK_FILE).write_text("\n".join(wheelhouse.lock) + "\n", encoding="utf-8")
 
     shutil.copytree(runtime_dir(), out / "runtime", ignore=_SKIP)
-    shutil.copytree(artifact_dir, out / "model", ignore=_SKIP)
+    shutil.copytree(artifact_dir, out / "model", ignore=lambda d, n: _SKIP(d, n) | scan.copy_ignore(d, n))
     (out / "model" / "runtime.json").write_text(cfg.runtime.model_dump_json(indent=2) + "\n", encoding="utf-8")
     _normalise_modes(out / "runtime")
     _normalise_modes(out / "model")
