@@ -277,6 +277,10 @@ class AwsSection(Strict):
     )
     task_role_policy_arns: list[str] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
+    read_only_root_filesystem: bool = Field(
+        default=True, description="Run the container with a read-only root filesystem (a writable /tmp volume is "
+        "mounted); set false only for models whose libraries write outside /tmp."
+    )
 
     @field_validator("region")
     @classmethod
