@@ -222,3 +222,45 @@ def test_spot_https_requests_scaling_and_email(tmp_path, aws, moto_server):
     assert project.run("up", "--image", IMAGE, "--no-wait").mutating == []
     assert project.run("down", "--yes", "--purge").rc == 0
     assert tagged_arns(moto_server.client) == []
+
+
+def test_logs_since_follow_and_status_when_not_deployed(project, moto_server):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    r = project.run("status", "--json")
+    assert r.rc == 0 and r.json["deployed"] is False
+    r = project.run("logs")
+    assert r.rc == 5 and "log group /mldeploy/demo/default does not exist" in r.stderr
+
+    logs = moto_server.client("logs")
+    logs.create_log_group(logGroupName="/mldeploy/demo/default")
+    logs.create_log_stream(logGroupName="/mldeploy/demo/default", logStreamName="demo/model/abc123")
+    now = int(time.time() * 1000)
+
+    def put(message: str, ts: int) -> None:
+        logs.put_log_events(logGroupName="/mldeploy/demo/default", logStreamName="demo/model/abc123",
+                            logEvents=[{"timestamp": ts, "message": message}])
+
+    put("old line [not markup]", now - 2 * 3600 * 1000)
+    put('{"level": "info", "msg": "ready"}', now - 60 * 1000)
+    r = project.run("logs", "--since", "10m")
+    assert r.rc == 0, r.stderr
+    assert '"msg": "ready"' in r.stdout and "old line" not in r.stdout
+    r = project.run("logs", "--since", "3h", "--json")
+    assert "old line [not markup]" in r.stdout
+    assert project.run("logs", "--since", "ten minutes").rc == 2
+
+    # --follow prints new events as they arrive and stops cleanly on Ctrl-C
+    proc = subprocess.Popen([sys.executable, "-m", "mldeploy", "logs", "--follow", "--since", "5m"],
+                            cwd=project.root, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(3)
+    put("arrived while following", int(time.time() * 1000))
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert out.count('"msg": "ready"') == 1 and "arrived while following" in out

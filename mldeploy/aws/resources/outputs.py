@@ -8,7 +8,7 @@ from __future__ import annotations
 from mldeploy.aws.context import DeployContext
 from mldeploy.aws.plan import Action, Step, is_pending
 from mldeploy.aws.resources import alb
-from mldeploy.aws.session import call
+from mldeploy.aws.session import aws_errors, call
 
 KEYS = ("url", "image", "task-definition", "alb-dns")
 
@@ -51,8 +51,11 @@ def plan(ctx: DeployContext) -> list[Step]:
 
 
 def delete(ctx: DeployContext) -> list[str]:
-    prefix = ctx.names.ssm_prefix
-    names = [p["Name"] for p in call(ctx.aws.ssm.get_parameters_by_path, Path=prefix, Recursive=True)["Parameters"]]
+    names: list[str] = []
+    with aws_errors():  # everything under the prefix: outputs, and the release history/lock kept there
+        for page in ctx.aws.ssm.get_paginator("get_parameters_by_path").paginate(Path=ctx.names.ssm_prefix,
+                                                                                 Recursive=True):
+            names += [p["Name"] for p in page["Parameters"]]
     for i in range(0, len(names), 10):
         call(ctx.aws.ssm.delete_parameters, Names=names[i:i + 10])
     return names

@@ -137,9 +137,10 @@ def plan(ctx: DeployContext) -> list[Step]:
         return [Step("ecs service", name, Action.noop)]
 
     def apply(c: DeployContext) -> None:
-        fresh = desired(c)
-        args = {k: fresh.get(k, v) if k != "forceNewDeployment" and k != "desiredCount" else v
-                for k, v in update.items()}
+        fresh = desired(c)  # references (task definition ARN, target group) resolved now that earlier steps ran
+        args = dict(update)
+        for key in args.keys() & fresh.keys() - {"desiredCount"}:
+            args[key] = fresh[key]
         call(ecs.update_service, cluster=c.names.cluster, service=name, **args)
 
     return [Step("ecs service", name, Action.update, changes, apply=apply)]

@@ -6,10 +6,11 @@ from typing import Any
 
 from mldeploy.aws.context import CONTAINER_NAME, DeployContext
 from mldeploy.aws.plan import Action, Pending, Step, is_pending
-from mldeploy.aws.session import call
+from mldeploy.aws.session import aws_errors, call
 from mldeploy.errors import AwsError
 
 ARCH = {"linux/amd64": "X86_64", "linux/arm64": "ARM64"}
+TMP_VOLUME = "tmp"
 
 
 def current(ctx: DeployContext, family: str | None = None) -> dict | None:
@@ -42,6 +43,9 @@ def container(ctx: DeployContext, image: str) -> dict[str, Any]:
         # ECS sends SIGTERM, waits stopTimeout, then SIGKILL: give the runtime's drain a margin
         "stopTimeout": min(120, cfg.runtime.drain_timeout_s + 5),
         "ulimits": [{"name": "nofile", "softLimit": 65536, "hardLimit": 65536}],
+        # the image's code and model cannot be modified at run time; uploads/temp files go to the /tmp volume
+        "readonlyRootFilesystem": cfg.aws.read_only_root_filesystem,
+        "mountPoints": [{"sourceVolume": TMP_VOLUME, "containerPath": "/tmp", "readOnly": False}],
     }
 
 
@@ -57,6 +61,7 @@ def desired(ctx: DeployContext, image: str, family: str | None = None) -> dict[s
         "runtimePlatform": {"cpuArchitecture": ARCH[ctx.config.image.platform], "operatingSystemFamily": "LINUX"},
         "executionRoleArn": ctx.outputs["exec_role_arn"],
         "containerDefinitions": [container(ctx, image)],
+        "volumes": [{"name": TMP_VOLUME}],  # Fargate task storage (ephemeral), writable even with a read-only root
         "tags": ctx.tag_list("key", "value"),
     }
     if ctx.outputs.get("task_role_arn"):
@@ -79,6 +84,9 @@ def _norm_container(c: dict[str, Any]) -> dict[str, Any]:
     hc = c.get("healthCheck") or {}
     out["healthCheck"] = {k: hc.get(k) for k in ("command", "interval", "timeout", "retries", "startPeriod")}
     out["ulimits"] = sorted((u["name"], u["softLimit"], u["hardLimit"]) for u in c.get("ulimits") or [])
+    out["readonlyRootFilesystem"] = bool(c.get("readonlyRootFilesystem"))
+    out["mountPoints"] = sorted((m["sourceVolume"], m["containerPath"], bool(m.get("readOnly")))
+                                for m in c.get("mountPoints") or [])
     return out
 
 
@@ -138,12 +146,13 @@ def plan(ctx: DeployContext) -> list[Step]:
 def deregister_all(ctx: DeployContext, family: str | None = None) -> int:
     """Deregister (and delete, where the API allows) every revision of the family; returns how many."""
     ecs = ctx.aws.ecs
+    family = family or ctx.names.task_family
     arns: list[str] = []
-    for status in ("ACTIVE", "INACTIVE"):
-        paginator = ecs.get_paginator("list_task_definitions")
-        for page in paginator.paginate(familyPrefix=family or ctx.names.task_family, status=status):
-            arns += [a for a in page["taskDefinitionArns"]
-                     if a.rsplit("/", 1)[1].rsplit(":", 1)[0] == (family or ctx.names.task_family)]
+    with aws_errors():
+        for status in ("ACTIVE", "INACTIVE"):
+            for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status=status):
+                # familyPrefix also matches "demo-canary" etc.: keep this family only
+                arns += [a for a in page["taskDefinitionArns"] if a.rsplit("/", 1)[1].rsplit(":", 1)[0] == family]
     for arn in arns:
         call(ecs.deregister_task_definition, taskDefinition=arn, missing=("ClientException",))
     for i in range(0, len(arns), 10):
