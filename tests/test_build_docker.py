@@ -269,3 +269,17 @@ def test_failed_build_shows_the_build_log_tail(tmp_path, base_env):
     with pytest.raises(BuildError) as e:
         build_image(_load(dst))
     assert "last build log lines" in e.value.message and "mldeploy-test/nope:0" in e.value.message
+
+
+def test_build_output_writes_an_inspectable_context(iris, tmp_path):
+    from mldeploy.build.api import build_image
+
+    project, built = iris
+    out = tmp_path / "ctx"
+    again = build_image(project, output=out)
+    assert again.image_id == built.image_id  # same inputs, fully cached
+    assert (out / "Dockerfile").read_text().startswith("# syntax=docker/dockerfile:1")
+    lock = (out / "wheels" / "requirements.lock").read_text()
+    assert "onnxruntime==" in lock and "--hash=sha256:" in lock and "scikit-learn" not in lock  # ONNX: no sklearn
+    assert json.loads((out / "model" / "runtime.json").read_text())["port"] == project.config.runtime.port
+    assert (out / "build.log").is_file() and not any(out.rglob(".env"))
