@@ -68,7 +68,7 @@ def up_aws(project: Project, wait: bool = True, image: str | None = None) -> dic
               "changes": len(plan.changes), "applied": applied, "seconds": round(time.monotonic() - t0, 2),
               "api_calls": COUNTER.total, "mutating_api_calls": COUNTER.mutating}
     console.success(f"deployed [bold]{project.names.base}[/]: {url}")
-    console.set_outputs({"url": url, "image": result["image"], "task_definition": result["task_definition"]})
+    # GitHub outputs (url, image_uri, task_definition_arn…) are written by mldeploy.ci.outputs.up_report
     console.add_summary(f"### mldeploy up `{project.names.base}`\n\n- URL: {url}\n- image: `{result['image']}`\n"
                         f"- changes applied: {len(applied)}")
     if state.options.json:
