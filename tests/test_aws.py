@@ -170,6 +170,9 @@ def test_spot_https_requests_scaling_and_email(tmp_path, aws, moto_server):
     cert = acm.request_certificate(DomainName="api.example.com")["CertificateArn"]
     cfg = copy.deepcopy(BASE_CONFIG)
     cfg["image"] = {"platform": "linux/arm64"}
+    secret = "arn:aws:ssm:us-east-1:123456789012:parameter/demo/api-keys"
+    cfg["aws"].update(secrets={"MLDEPLOY_API_KEYS": secret}, internal=True, container_insights=True,
+                      log_retention_days=7)
     cfg["aws"].update(spot={"enabled": True, "weight": 80, "base": 1}, certificate_arn=cert, domain="api.example.com",
                       allowed_cidrs=["10.0.0.0/8"], autoscaling={"min": 2, "max": 6, "requests_per_target": 500},
                       alarms={"email": "ops@example.com"}, task_role_policy_arns=[
@@ -192,8 +195,19 @@ def test_spot_https_requests_scaling_and_email(tmp_path, aws, moto_server):
         Filters=[{"Name": "group-name", "Values": ["demo-alb"]}])["SecurityGroups"][0]
     assert sorted((p["FromPort"], p["IpRanges"][0]["CidrIp"]) for p in sg["IpPermissions"]) == \
         [(80, "10.0.0.0/8"), (443, "10.0.0.0/8")]
+    assert lb["Scheme"] == "internal"
     td = moto_server.client("ecs").describe_task_definition(taskDefinition="demo")["taskDefinition"]
     assert td["runtimePlatform"]["cpuArchitecture"] == "ARM64" and td["taskRoleArn"].endswith(":role/demo-task")
+    assert td["containerDefinitions"][0]["secrets"] == [{"name": "MLDEPLOY_API_KEYS", "valueFrom": secret}]
+    exec_policy = moto_server.client("iam").get_role_policy(RoleName="demo-exec", PolicyName="mldeploy-execution")
+    doc = exec_policy["PolicyDocument"]
+    doc = json.loads(doc) if isinstance(doc, str) else doc
+    assert {"Sid": "SsmSecrets", "Effect": "Allow", "Action": "ssm:GetParameters", "Resource": [secret]} \
+        in doc["Statement"]
+    cluster = moto_server.client("ecs").describe_clusters(clusters=["demo"], include=["SETTINGS"])["clusters"][0]
+    assert cluster["settings"] == [{"name": "containerInsights", "value": "enabled"}]
+    group = moto_server.client("logs").describe_log_groups(logGroupNamePrefix="/mldeploy/demo")["logGroups"][0]
+    assert group["retentionInDays"] == 7
     attached = moto_server.client("iam").list_attached_role_policies(RoleName="demo-task")["AttachedPolicies"]
     assert [p["PolicyName"] for p in attached] == ["AmazonS3ReadOnlyAccess"]
     aas = moto_server.client("application-autoscaling")
@@ -218,7 +232,11 @@ def test_spot_https_requests_scaling_and_email(tmp_path, aws, moto_server):
     deletes = {(s["kind"], s["name"]) for s in r.json["steps"] if s["action"] == "delete"}
     assert deletes == {("listener", "demo:443"), ("scaling policy", "demo-requests"),
                        ("sns topic", "mldeploy-demo-alarms")}
+    updates = {(s["kind"], s["name"]): s["changes"] for s in r.json["steps"] if s["action"] == "update"}
+    assert updates[("security group", "demo-alb")] == ["revoke 443 from 10.0.0.0/8"]
     assert project.run("up", "--image", IMAGE, "--no-wait").rc == 0
+    sg = moto_server.client("ec2").describe_security_groups(GroupIds=[sg["GroupId"]])["SecurityGroups"][0]
+    assert [p["FromPort"] for p in sg["IpPermissions"]] == [80]
     assert project.run("up", "--image", IMAGE, "--no-wait").mutating == []
     assert project.run("down", "--yes", "--purge").rc == 0
     assert tagged_arns(moto_server.client) == []
