@@ -41,9 +41,12 @@ def ecr_target(project: Project, name: str) -> Target:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from mldeploy.cli import state
+
     cfg = project.config
-    try:
-        session = boto3.Session(profile_name=cfg.aws.profile, region_name=cfg.aws.region)
+    try:  # --region/--profile beat aws.region/aws.profile; unset → boto3's own chain (env, profile, SSO)
+        session = boto3.Session(profile_name=state.options.profile or cfg.aws.profile,
+                                region_name=state.options.region or cfg.aws.region)
         ecr = session.client("ecr")
         try:
             repo = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
