@@ -9,6 +9,7 @@ Accepted: JSON rows / records / columns / named tensors, ``application/x-npy``, 
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import numpy as np
@@ -158,6 +159,7 @@ def _from_records(rows: list[Any], spec: InputSpec, key: str) -> Inputs:
 def parse_npy(body: bytes, spec: InputSpec) -> Inputs:
     if spec.single is None:
         raise InputError(["body"], "application/x-npy carries one tensor; this model has several inputs")
+    _check_npy_size(body)
     try:
         arr = np.load(io.BytesIO(body), allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
@@ -165,6 +167,28 @@ def parse_npy(body: bytes, spec: InputSpec) -> Inputs:
     if not isinstance(arr, np.ndarray):
         raise InputError(["body"], "expected a single .npy array, not an .npz archive")
     return {spec.single.name: spec.check(spec.single.name, arr, ["body"])}
+
+
+def _check_npy_size(body: bytes) -> None:
+    """The header's shape × itemsize must equal the bytes that follow it: ``np.load`` allocates what the header
+    declares before reading, so a 100-byte body claiming 10^12 elements would otherwise exhaust memory."""
+    from numpy.lib import format as npy_format
+
+    fp = io.BytesIO(body)
+    try:
+        version = npy_format.read_magic(fp)
+        reader = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}.get(version)
+        if reader is None:
+            raise ValueError(f"unsupported .npy format version {version}")
+        shape, _, dtype = reader(fp)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
+        raise InputError(["body"], f"not a valid .npy array: {e}") from None
+    if dtype.hasobject:
+        raise InputError(["body"], "object arrays are not accepted; send numbers")
+    declared = math.prod(shape) * dtype.itemsize
+    if declared != len(body) - fp.tell():
+        raise InputError(["body"], f"the .npy header declares shape {list(shape)} of {dtype} ({declared} bytes) "
+                                   f"but {len(body) - fp.tell()} bytes follow it")
 
 
 def parse_raw(body: bytes, headers, spec: InputSpec) -> Inputs:
