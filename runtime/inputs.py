@@ -198,8 +198,10 @@ def parse_raw(body: bytes, headers, spec: InputSpec) -> Inputs:
     dtype_s = headers.get("x-tensor-dtype") or spec.single.dtype
     try:
         dtype = np.dtype(dtype_s)
-    except TypeError:
+    except (TypeError, ValueError, SyntaxError):
         raise InputError(["header", "X-Tensor-Dtype"], f"unknown dtype {dtype_s!r}") from None
+    if dtype.kind not in "biuf" or dtype.itemsize == 0:  # 'U'/'S'/'V'/'O'/structured: not a raw tensor
+        raise InputError(["header", "X-Tensor-Dtype"], f"{dtype_s!r} is not a numeric dtype (e.g. float32, int64)")
     shape_s = headers.get("x-tensor-shape")
     if not shape_s:
         raise InputError(["header", "X-Tensor-Shape"], "required with application/octet-stream, e.g. '1,3,224,224'")
