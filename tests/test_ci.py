@@ -344,14 +344,36 @@ def test_real_failures_exit_with_their_class_code(tmp_path: Path):
     assert cli(["validate", "--no-such-flag"], project).returncode == ExitCode.USAGE
 
 
-def test_build_without_a_docker_daemon_is_a_build_error(tmp_path: Path):
-    project = make_project(tmp_path, CONFIG)
+def _tiny_onnx(path: Path) -> None:
+    """A real 4→3 MatMul ONNX model (no training, no converter)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    weights = helper.make_tensor("w", TensorProto.FLOAT, [4, 3], np.arange(12, dtype=np.float32).tolist())
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["logits"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 3])], [weights])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def test_build_errors_exit_4(tmp_path: Path):
+    """A corrupt model file (packaging) and a missing Docker daemon (image build) are both BUILD (4)."""
+    corrupt = make_project(tmp_path / "corrupt", CONFIG)
+    run = run_gh(["package"], corrupt, tmp_path / "gh")
+    assert run.code == ExitCode.BUILD and "model.onnx" in run.stderr and "Traceback" not in run.stderr
+    assert "::error::" in run.stderr
+
+    project = make_project(tmp_path / "ok", CONFIG)
+    _tiny_onnx(project / "model.onnx")
     env = clean_env()
     env["DOCKER_HOST"] = f"unix://{tmp_path}/no-such-docker.sock"
     run = run_gh(["build"], project, tmp_path / "gh", env=env)
-    assert run.code in (ExitCode.BUILD, ExitCode.CONFIG), run.stderr  # artifact (fake onnx) or daemon: never 1
-    assert "Traceback" not in run.stderr
-    assert "::error" in run.stderr
+    assert run.code == ExitCode.BUILD, run.stderr
+    assert "Docker" in run.stderr and "no-such-docker.sock" in run.stderr and "Traceback" not in run.stderr
+    assert run.outputs == {}  # nothing half-written to $GITHUB_OUTPUT
 
 
 def test_aws_errors_exit_5(tmp_path: Path):
