@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import pickle
+import random
 import shutil
 import socket
 import statistics
@@ -47,6 +48,10 @@ def prepare(example: str, workdir: Path) -> Path:
     text = text.replace(f"name: {app}", f"name: bench-{app}{'-ts' if variant else ''}", 1)
     if variant:
         text = text.replace("convert: auto", f"convert: {variant}")
+    # A port of its own gives the bench image a runtime-stage layer chain of its own: the classic builder picks an
+    # arbitrary chain when several match (e.g. after this script's --no-cache builds) and may then miss the cache.
+    port = 20000 + random.randrange(10000)
+    text = text.replace("port: 8080", f"port: {port}") if "port: 8080" in text else text + f"runtime:\n  port: {port}\n"
     cfg.write_text(text)
     subprocess.run([sys.executable, "make_model.py"], cwd=dst, check=True, capture_output=True)
     return dst
