@@ -8,6 +8,7 @@ confidence values are a uniform reservoir of at most 100 samples (EMF's per-line
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sys
 import threading
@@ -69,7 +70,11 @@ class EmfAggregator:
     """Collects per-version model metrics; ``flush()`` writes EMF lines (called periodically and at shutdown)."""
 
     def __init__(self, namespace: str, service: str, low_confidence_threshold: float, stream=None) -> None:
+        # app/env dimensions match the CloudWatch dashboard's SEARCH('{mldeploy,app,env} …'); the ECS task
+        # definition sets MLDEPLOY_APP / MLDEPLOY_ENV, locally they default to the model name and "local".
         self.namespace, self.service = namespace, service
+        self.app = os.environ.get("MLDEPLOY_APP") or service
+        self.env = os.environ.get("MLDEPLOY_ENV") or "local"
         self.threshold = low_confidence_threshold
         self.stream = stream or sys.stdout
         self._lock = threading.Lock()
@@ -112,10 +117,12 @@ class EmfAggregator:
                 "_aws": {
                     "Timestamp": int(time.time() * 1000),
                     "CloudWatchMetrics": [
-                        {"Namespace": self.namespace, "Dimensions": [["Service", "Version"]], "Metrics": metrics}
+                        {"Namespace": self.namespace, "Dimensions": [["app", "env"], ["app", "env", "Version"]],
+                         "Metrics": metrics}
                     ],
                 },
-                "Service": self.service,
+                "app": self.app,
+                "env": self.env,
                 "Version": version,
                 "Latency": slot["latency"].values,
                 "Requests": slot["latency"].count,

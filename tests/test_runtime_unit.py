@@ -209,7 +209,8 @@ def test_emf_lines_are_bounded_and_counted():
     names = [m["Name"] for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
     assert set(names) == {"Latency", "Requests", "Errors", "LowConfidence", "Confidence"}
     assert len(doc["Latency"]) == EMF_MAX_VALUES and doc["Requests"] == 250 and doc["Errors"] == 5
-    assert doc["LowConfidence"] == 2 and doc["Version"] == "1.0.0" and doc["Service"] == "svc"
+    assert doc["LowConfidence"] == 2 and doc["Version"] == "1.0.0" and doc["app"] == "svc" and doc["env"] == "local"
+    assert doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["app", "env"], ["app", "env", "Version"]]
 
 
 def test_readiness_turns_false_while_draining(tmp_path):
