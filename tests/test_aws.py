@@ -119,7 +119,9 @@ def test_plan_up_noop_update_status_down(project, moto_server):
     assert changed == [("task definition", "update"), ("ecs service", "update"), ("outputs (ssm)", "update")]
     r = project.run("up", "--image", IMAGE, "--no-wait")
     assert r.rc == 0, r.stderr
-    assert sorted(r.mutating) == ["PutParameter", "RegisterTaskDefinition", "UpdateService"]
+    assert sorted(r.resource_mutating) == ["PutParameter", "RegisterTaskDefinition", "UpdateService"]
+    lock_ops = [(c["op"], c["params"]["Name"]) for c in r.calls if r.is_bookkeeping(c) and "/lock" in c["params"]["Name"]]
+    assert lock_ops == [("PutParameter", "/mldeploy/demo/default/lock"), ("DeleteParameter", "/mldeploy/demo/default/lock")]
     svc = ecs.describe_services(cluster="demo", services=["demo"])["services"][0]
     assert svc["taskDefinition"].endswith("task-definition/demo:2")
     td2 = ecs.describe_task_definition(taskDefinition="demo")["taskDefinition"]

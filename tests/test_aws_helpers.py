@@ -33,6 +33,16 @@ class Result:
     def mutating(self) -> list[str]:
         return [c["op"] for c in self.calls if c["mutating"]]
 
+    @property
+    def resource_mutating(self) -> list[str]:
+        """Mutating calls on resources: without the deployment lock and history bookkeeping in SSM."""
+        return [c["op"] for c in self.calls if c["mutating"] and not self.is_bookkeeping(c)]
+
+    @staticmethod
+    def is_bookkeeping(call: dict[str, Any]) -> bool:
+        name = str(call.get("params", {}).get("Name", ""))
+        return call["op"] in ("PutParameter", "DeleteParameter") and ("/lock" in name or "/releases/" in name)
+
     def params(self, op: str) -> list[dict[str, Any]]:
         return [c.get("params", {}) for c in self.calls if c["op"] == op]
 

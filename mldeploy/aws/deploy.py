@@ -36,8 +36,13 @@ def build_image(ctx: DeployContext) -> str:
     return pushed.ref  # repository@sha256:… — a task definition names immutable content
 
 
-def up_aws(project: Project, wait: bool = True, image: str | None = None) -> dict[str, Any]:
-    """Build + push (unless ``image``), plan, apply, wait for stability; prints the URL."""
+def up_aws(project: Project, wait: bool = True, image: str | None = None,
+           force_unlock: bool = False) -> dict[str, Any]:
+    """Build + push (unless ``image``), plan, apply, wait for stability; prints the URL.
+
+    A plan with changes is applied under the app/env deployment lock (the one ``canary``/``promote`` take),
+    re-planned once the lock is held; a no-op ``up`` takes no lock and makes no mutating call.
+    """
     from mldeploy.aws import executor, planner, waiters
     from mldeploy.aws.resources import alb
     from mldeploy.cli import state
@@ -51,10 +56,20 @@ def up_aws(project: Project, wait: bool = True, image: str | None = None) -> dic
     with console.group("plan"):
         plan = planner.make_plan(ctx)
         plan.render()
-    with console.group("apply"):
-        applied = executor.apply(plan, ctx)
-        if not applied:
-            console.success("nothing to change")
+    applied: list[Any] = []
+    if plan.changes:
+        from mldeploy.release import current
+        from mldeploy.release.context import ReleaseContext
+        from mldeploy.release.lock import DeployLock, sigterm_as_interrupt
+
+        with sigterm_as_interrupt(), DeployLock(ReleaseContext(project, _clients=ctx.aws), "up",
+                                                force_unlock=force_unlock):
+            plan = planner.make_plan(ctx)  # the state may have moved while we waited for the lock
+            with console.group("apply"):
+                applied = executor.apply(plan, ctx)
+            current.sync(project)  # record the deployment in the durable history
+    if not applied:
+        console.success("nothing to change")
     url = alb.url(ctx)
     svc_changed = any(s.kind in ("ecs service", "task definition") and s.action is not Action.noop
                       for s in plan.steps)

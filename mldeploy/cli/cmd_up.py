@@ -19,6 +19,8 @@ def up(
     port: Annotated[int | None, typer.Option("--port", help="Local port (--target local).")] = None,
     image: Annotated[str | None, typer.Option("--image", help="Deploy this already-pushed image URI "
                                                               "(skips build and push; --target aws).")] = None,
+    force_unlock: Annotated[bool, typer.Option("--force-unlock", help="Break a stale deployment lock "
+                                                                      "(only when the job holding it died).")] = False,
 ) -> None:
     """Deploy: build the image and run it locally, or ship it to AWS Fargate behind an ALB."""
     from mldeploy.cli import state
@@ -31,7 +33,7 @@ def up(
     else:
         from mldeploy.aws.deploy import up_aws
 
-        result = up_aws(project, wait=not no_wait, image=image)
+        result = up_aws(project, wait=not no_wait, image=image, force_unlock=force_unlock)
         from mldeploy.ci.outputs import up_report
 
         up_report(project.names.base, project.config.model.version, result)  # task_definition_arn, version…
