@@ -120,8 +120,9 @@ def test_plan_up_noop_update_status_down(project, moto_server):
     r = project.run("up", "--image", IMAGE, "--no-wait")
     assert r.rc == 0, r.stderr
     assert sorted(r.resource_mutating) == ["PutParameter", "RegisterTaskDefinition", "UpdateService"]
-    lock_ops = [(c["op"], c["params"]["Name"]) for c in r.calls if r.is_bookkeeping(c) and "/lock" in c["params"]["Name"]]
-    assert lock_ops == [("PutParameter", "/mldeploy/demo/default/lock"), ("DeleteParameter", "/mldeploy/demo/default/lock")]
+    lock = "/mldeploy/demo/default/lock"
+    lock_ops = [(c["op"], c["params"]["Name"]) for c in r.calls if r.is_bookkeeping(c) and c["params"]["Name"] == lock]
+    assert lock_ops == [("PutParameter", lock), ("DeleteParameter", lock)]  # applied under the deployment lock
     svc = ecs.describe_services(cluster="demo", services=["demo"])["services"][0]
     assert svc["taskDefinition"].endswith("task-definition/demo:2")
     td2 = ecs.describe_task_definition(taskDefinition="demo")["taskDefinition"]
