@@ -92,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.error("interrupted — nothing is lost: run the same command again to continue")
         code = ExitCode.INTERRUPTED
-    except typer.Exit as e:
+    except typer.Exit as e:  # typer turns Ctrl-C into Exit(130)
         code = e.exit_code
+        if code == ExitCode.INTERRUPTED:
+            console.error("interrupted — nothing is lost: run the same command again to continue")
     except ClickException as e:
         e.show()
         code = ExitCode.USAGE
