@@ -88,10 +88,23 @@ def _bump_version(project: Path) -> str:
     return new
 
 
+@pytest.fixture
+def untag_afterwards(docker_client):
+    """Remove the image tags a walk-through created (``…/w-<app>:…``); shared base/dependency layers stay cached."""
+    apps: list[str] = []
+    yield apps
+    for image in docker_client.images.list():
+        for tag in image.tags:
+            if any(f"/w-{app}:" in tag for app in apps):
+                with contextlib.suppress(Exception):
+                    docker_client.images.remove(tag)
+
+
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_example_walkthrough(example: str, tmp_path: Path, aws: dict[str, str], base_image: str, registry,
-                             docker_client) -> None:
+                             docker_client, untag_afterwards: list[str]) -> None:
     project = _prepare(example, tmp_path / example)
+    untag_afterwards.append(re.search(r"^name:\s*w-(\S+)", (project / "mldeploy.yaml").read_text(), re.M).group(1))
     env = clean_env({**aws, "MLDEPLOY_BASE_IMAGE": base_image, "MLDEPLOY_SKIP_HEALTH_WAIT": "1",
                      "MLDEPLOY_POLL_S": "0.2", "COLUMNS": "200"})
     ran: list[str] = []
