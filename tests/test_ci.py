@@ -136,6 +136,17 @@ def test_workflow_for_a_project_in_a_subfolder_with_several_environments(tmp_pat
     assert (project / "mldeploy.yaml").read_text() == CONFIG
 
 
+@pytest.mark.parametrize(("model", "fmt", "install"), [
+    ("model.onnx", "auto", "mldeploy=="), ("model.pt", "auto", "mldeploy[torch]=="),
+    ("model.pt", "torch", "mldeploy[torch]=="), ("saved", "savedmodel", "mldeploy[tensorflow]=="),
+])
+def test_workflow_installs_the_extra_the_model_format_needs(tmp_path: Path, model: str, fmt: str, install: str):
+    project = make_project(tmp_path, CONFIG.replace("path: model.onnx", f"path: {model}\n  format: {fmt}"))
+    (project / model).write_bytes(b"x")
+    spec = github.workflow_spec(_load(project))
+    assert spec.install.startswith(install)
+
+
 def test_init_ci_rejects_unknown_provider_and_invalid_config(tmp_path: Path):
     project = make_project(tmp_path, CONFIG.replace("region: eu-west-1", "region: mars"))
     proc = cli(["init", "--ci", "gitlab"], project)

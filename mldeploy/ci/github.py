@@ -77,7 +77,12 @@ def workflow_spec(project: Project, repo_root: Path | None = None) -> WorkflowSp
                             hint="use letters, digits, '.', '_' and '-'", exit_code=ExitCode.CONFIG)
     default_env = "prod" if "prod" in envs else envs[0]
     steps = [s for s in cfg.release.steps if s < 100]
-    extra = EXTRAS.get(cfg.model.format.value)
+    fmt = cfg.model.format.value
+    if fmt == "auto":  # the test job needs the framework's extra to load the model (the image does not)
+        from mldeploy.cli.cmd_config import guess_format
+
+        fmt = guess_format(project.resolve(cfg.model.path))
+    extra = EXTRAS.get(fmt)
     name = "mldeploy.yml" if workdir == "." else f"mldeploy-{cfg.name}.yml"
     return WorkflowSpec(
         app=cfg.name,
