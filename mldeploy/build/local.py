@@ -61,6 +61,9 @@ def start_container(project: Project, image: str, port: int | None = None) -> tu
             ports={f"{cport}/tcp": ("127.0.0.1", host_port)},
             labels={"dev.mldeploy.app": project.config.name, "dev.mldeploy.env": project.env},
             stop_signal="SIGTERM",
+            # as on ECS (aws.read_only_root_filesystem): code and model read-only, a small writable /tmp
+            read_only=project.config.aws.read_only_root_filesystem,
+            tmpfs={"/tmp": "rw,nosuid,nodev,size=512m"},
         )
     except APIError as e:
         msg = str(e.explanation or e)
