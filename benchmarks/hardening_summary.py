@@ -66,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--full", action="store_true", help="60 s soak, every fault point, 30,600 fuzz requests")
     p.add_argument("--report", help="print an existing report file (JSON lines) instead of running the checks")
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
-    p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (e.g. -k fuzz)")
-    args = p.parse_args(argv)
+    args, pytest_args = p.parse_known_args(argv)  # the rest goes to pytest (e.g. -k fuzz, --durations=0)
     rc = 0
     if args.report:
         path = Path(args.report)
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(tempfile.mkstemp(prefix="hardening-", suffix=".jsonl")[1])
         env = dict(os.environ, MLDEPLOY_HARDENING_REPORT=str(path), **(FULL if args.full else {}))
         root = Path(__file__).resolve().parent.parent
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS, *args.pytest_args]
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS, *pytest_args]
         rc = subprocess.run(cmd, cwd=root, env=env).returncode
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if args.json:
