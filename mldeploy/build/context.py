@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mldeploy.build.dockerfile import DockerfileSpec, render_dockerfile, render_dockerignore
+from mldeploy.build.dockerfile import UNUSED_FOR_ONNX, DockerfileSpec, render_dockerfile, render_dockerignore
 from mldeploy.build.wheelhouse import (
     LOCK_FILE,
     Wheelhouse,
@@ -156,7 +156,8 @@ def assemble(project: Project, artifact_dir: Path, manifest: Manifest, out_dir: 
         model_sha256=manifest.sha256,
         model_format=manifest.format,
         git_commit=git_commit(project.root) or "unknown",
-        uninstall=[p for p in ("pip", "setuptools") if p not in locked],
+        uninstall=[p for p in ("pip", "setuptools") if p not in locked]
+        + ([p for p in UNUSED_FOR_ONNX if p in locked] if manifest.format == "onnx" else []),
         system_packages=list(cfg.image.system_packages),
     )
     (out / "Dockerfile").write_text(render_dockerfile(spec), encoding="utf-8")

@@ -10,10 +10,18 @@ APP_UID = 10001
 
 # Paths under site-packages that serving never imports: model tooling, C++ headers and test binaries.
 # (torch/include + torch/test + torch/bin's test tools are ~190 MB of the CPU wheel; onnxruntime's tooling ~9 MB.)
+# onnxruntime/capi/libonnxruntime.so.* (~35 MB) is the C API library for native embedders: the Python binding
+# (onnxruntime_pybind11_state) links the runtime statically and does not load it.
 PRUNE = [
     "onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/tools",
+    "onnxruntime/capi/libonnxruntime.so.*",
     "torch/include", "torch/test", "torch/share/cmake", "torch/bin/*Test", "torch/bin/test_*", "torch/bin/protoc*",
 ]
+
+
+# Installed as dependencies but never imported when the server runs an ONNX model (protobuf is only used by
+# onnxruntime's tooling); uninstalled in the builder stage so they never reach the image.
+UNUSED_FOR_ONNX = ["protobuf"]
 
 
 @dataclass(frozen=True)
