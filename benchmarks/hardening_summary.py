@@ -25,7 +25,7 @@ def record(section: str, check: str, figures: dict[str, Any]) -> None:
 
 TESTS = ["tests/test_hardening_fuzz.py", "tests/test_hardening_container.py", "tests/test_hardening_faults.py",
          "tests/test_hardening_supply.py"]
-FULL = {"MLDEPLOY_SOAK_S": "60", "MLDEPLOY_FAULT_STRIDE": "1", "MLDEPLOY_FUZZ_REQUESTS": "30600"}
+FULL = {"MLDEPLOY_SOAK_S": "60", "MLDEPLOY_FAULT_FULL": "1", "MLDEPLOY_FUZZ_REQUESTS": "30600"}
 SECTIONS = {"fuzz": "fuzzing", "soak": "soak + drain", "overload": "overload", "faults": "deployment faults",
             "secrets": "supply chain / secrets"}
 

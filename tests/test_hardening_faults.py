@@ -4,9 +4,9 @@ no orphaned resource (counted via the tagging API and per-service describe calls
 ``up`` removes everything.
 
 Faults come from ``mldeploy.aws.faults`` (``MLDEPLOY_FAULT_AFTER=N``: die after the N-th mutating call of that
-run). A *walk* re-runs the command with the same N until it exits 0, so every run dies N calls further into the
-deployment: with N=1 the walk stops once after every mutating call. CI walks with a stride
-(``MLDEPLOY_FAULT_STRIDE``, default 3); ``benchmarks/hardening_summary.py --full`` walks every call.
+run). A *walk* re-runs the command until it exits 0, every run dying a few calls further into the deployment; the
+final state is compared with a clean run's (``inventory``). ``benchmarks/hardening_summary.py --full`` makes every
+mutating call a kill point.
 """
 
 from __future__ import annotations
@@ -28,7 +28,10 @@ pytestmark = [pytest.mark.aws, pytest.mark.slow]
 
 IMAGE_V1 = "registry.example/app:v1"
 IMAGE_V2 = "registry.example/app:v2"
-STRIDE = int(os.environ.get("MLDEPLOY_FAULT_STRIDE", "3"))
+# CI: run k dies after call k+1 (+ the lock), so the walk visits a growing spacing of points; --full
+# (MLDEPLOY_FAULT_FULL=1): every run dies right after its first real call, so every call is a kill point
+FULL = os.environ.get("MLDEPLOY_FAULT_FULL") == "1"
+STEP = 0 if FULL else 1
 KILLED = -9
 
 
@@ -52,19 +55,20 @@ def _cli(root: Path, env: dict[str, str], *args: str, fault: int | None = None, 
     return proc
 
 
-def _walk(root: Path, env: dict[str, str], args: list[str], stride: int, mode: str = "kill",
-          rerun_args: list[str] = (), progressive: bool = False, finished: str | None = None) -> list[int]:
-    """Run ``args`` with a fault after every ``stride``-th mutating call until a run succeeds; return codes.
+def _walk(root: Path, env: dict[str, str], args: list[str], first: int, step: int = 1, mode: str = "kill",
+          finished: str | None = None) -> list[int]:
+    """Re-run ``args`` (``--force-unlock`` after the first run: a SIGKILLed run leaves its deployment lock) with a
+    fault after mutating call ``first + k * step`` of run k, until a run succeeds; returns the exit codes.
 
-    ``progressive``: run k dies after its (k+1)-th call instead, for commands whose every run starts with a fixed
-    number of bookkeeping calls (the deployment lock, the history record). ``finished``: a re-run's error that
-    means the killed run had already reached the goal (e.g. promote: "no canary is active")."""
+    Every run starts with a few bookkeeping calls (breaking/taking the lock, a history record), so a fixed point
+    (``step=0``) must exceed them: each run then gets exactly ``first - overhead`` calls further. ``finished``: a
+    re-run's error that means the killed run had already reached the goal (promote: "no canary is active")."""
     codes = []
-    for attempt in range(60):
-        fault = stride + attempt if progressive else stride
-        proc = _cli(root, env, *args, *(rerun_args if attempt else ()), fault=fault, mode=mode)
+    for attempt in range(80):
+        proc = _cli(root, env, *args, *(["--force-unlock"] if attempt else []), fault=first + attempt * step,
+                    mode=mode)
         codes.append(proc.returncode)
-        if proc.returncode == 0 or (finished and finished in proc.stderr):  # the dead run had finished the job
+        if proc.returncode == 0 or (finished and finished in proc.stderr):
             return codes
         expected = KILLED if mode == "kill" else int(ExitCode.AWS)
         assert proc.returncode == expected, proc.stderr
@@ -126,19 +130,19 @@ def test_up_killed_or_failing_after_each_call_converges_without_orphans(projects
     assert _cli(ref, env, "up", "--image", IMAGE_V1, "--no-wait").returncode == 0
     want = inventory(moto_server, "ref")
 
-    codes = _walk(app, env, ["up", "--image", IMAGE_V1, "--no-wait"], STRIDE)
+    codes = _walk(app, env, ["up", "--image", IMAGE_V1, "--no-wait"], 3, STEP)
     assert codes.count(KILLED) >= 5, codes  # the walk really died along the way
     assert json.loads(_cli(app, env, "plan", "--json").stdout)["changes"] == 0
     got = inventory(moto_server, "app")
     orphans = _orphans(got, want)
-    record("faults", f"up: SIGKILL after every {STRIDE} mutating calls", {
+    record("faults", f"up: SIGKILL, {'every call' if FULL else 'growing spacing'}, re-run with --force-unlock", {
         "runs": len(codes), "killed": codes.count(KILLED), "converged": True, "orphans": sum(orphans.values()),
         "resources": sum(got.values())})
     assert orphans == {}, (got, want)
 
     other = _write(app.parent / "app2", "app2")
-    stride = STRIDE * 2 + 1
-    codes = _walk(other, env, ["up", "--image", IMAGE_V1, "--no-wait"], stride, mode="error")
+    stride = 2 if FULL else 5
+    codes = _walk(other, env, ["up", "--image", IMAGE_V1, "--no-wait"], stride, 0, mode="error")
     assert len(codes) >= 3, codes
     got = inventory(moto_server, "app2")
     orphans = _orphans(got, want)
@@ -170,11 +174,10 @@ def test_canary_and_promote_killed_at_every_call_converge(projects, moto_server)
     assert clean.returncode == 0, clean.stderr
     want_canary = inventory(moto_server, "ref")
 
-    codes = _walk(app, env, ["canary", "--percent", "10", "--image", IMAGE_V2], 1,
-                  rerun_args=["--force-unlock"], progressive=True)
+    codes = _walk(app, env, ["canary", "--percent", "10", "--image", IMAGE_V2], 4 if FULL else 1, STEP)
     got = inventory(moto_server, "app")
     orphans = _orphans(got, want_canary)
-    record("faults", "canary --percent 10: SIGKILL after call k of run k", {
+    record("faults", f"canary --percent 10: SIGKILL, {'every call' if FULL else 'growing spacing'}", {
         "runs": len(codes), "killed": codes.count(KILLED), "converged": True, "orphans": sum(orphans.values()),
         "resources": sum(got.values())})
     status = _cli(app, env, "status", "--json")
@@ -183,11 +186,10 @@ def test_canary_and_promote_killed_at_every_call_converge(projects, moto_server)
 
     assert _cli(ref, env, "promote", "--yes").returncode == 0
     want_promoted = inventory(moto_server, "ref")
-    codes = _walk(app, env, ["promote", "--yes"], 1, rerun_args=["--force-unlock"], progressive=True,
-                  finished="no canary is active")
+    codes = _walk(app, env, ["promote", "--yes"], 4 if FULL else 1, STEP, finished="no canary is active")
     got = inventory(moto_server, "app")
     orphans = _orphans(got, want_promoted)
-    record("faults", "promote: SIGKILL after call k of run k", {
+    record("faults", f"promote: SIGKILL, {'every call' if FULL else 'growing spacing'}", {
         "runs": len(codes), "killed": codes.count(KILLED), "converged": True, "orphans": sum(orphans.values()),
         "resources": sum(got.values())})
     assert orphans == {}, (got, want_promoted)
