@@ -66,6 +66,7 @@ def test_secrets_in_the_artifact_refuse_the_build_naming_the_file(tmp_path, arti
         assert f"{path}:{content[:content.index(AWS_KEY if 'AKIA' in content else '-----BEGIN')].count(chr(10)) + 1}"\
             in msg
     assert not (tmp_path / "ctx").exists()  # refused before anything was written or downloaded
+    record("secrets", f"planted {name} in the artifact", {"finding": rule, "build": "refused"})
 
 
 def test_secret_in_sample_input_is_refused_through_model_json(tmp_path, artifact):
