@@ -221,6 +221,32 @@ def test_lock_conditional_write_refresh_and_force(ctx: Any):
     assert DeployLock(ctx, "x").read() is None
 
 
+def test_lock_left_by_a_killed_process_on_this_machine_is_broken_automatically(ctx: Any):
+    import socket
+    import subprocess
+    import sys
+
+    from mldeploy.release.lock import DeployLock
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # that process has exited and been reaped
+    name = DeployLock(ctx, "x").name
+    for host, pid, breaks in ((socket.gethostname(), dead_pid, True), ("ci-runner-9", dead_pid, False),
+                              (socket.gethostname(), 1, False)):
+        info = {"holder": "job", "pid": pid, "host": host, "command": "up", "token": "t",
+                "acquired_at": time.time(), "expires_at": time.time() + 600}
+        ctx.client("ssm").put_parameter(Name=name, Value=json.dumps(info), Type="String", Overwrite=True)
+        lock = DeployLock(ctx, "up")
+        if breaks:
+            lock.acquire()  # no --force-unlock needed: the holder is gone from this very machine
+            assert lock.broken is not None and lock.broken.pid == dead_pid
+            lock.release()
+        else:  # another machine's process (unknowable) or a live local one (pid 1): still held
+            with pytest.raises(LockHeldError, match="in progress"):
+                lock.acquire()
+    ctx.client("ssm").delete_parameter(Name=name)
+
+
 def test_load_reconciles_interrupted_commands_unless_locked(ctx: Any):
     from mldeploy.release.current import load, load_unlocked
     from mldeploy.release.history import History

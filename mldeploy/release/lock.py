@@ -46,6 +46,22 @@ class LockInfo:
     def expired(self) -> bool:
         return time.time() > self.expires_at
 
+    @property
+    def orphaned(self) -> bool:
+        """Held by a process of this machine that no longer exists (killed): safe to break without asking.
+
+        Locks from other machines (CI runners) cannot be checked this way and need ``--force-unlock``.
+        """
+        if self.host != socket.gethostname() or self.pid <= 0 or self.pid == os.getpid():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # exists, owned by another user
+            return False
+        return False
+
 
 def _fmt(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
@@ -116,7 +132,12 @@ class DeployLock:
             held = self.read()
             if held is None:
                 continue  # released between our put and our read: try again
-            if self.force_unlock:
+            if self.force_unlock or held.orphaned:
+                if not self.force_unlock:
+                    from mldeploy import console
+
+                    console.warn(f"breaking the deployment lock left by {held.describe()}: that process no longer "
+                                 "exists on this machine")
                 self._delete()
                 self.broken = held
                 self.force_unlock = False  # break at most one lock
