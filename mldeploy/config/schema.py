@@ -13,6 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+# One definition shared with the server (which reads runtime.json and cannot import this package).
+from runtime.settings import Batching, Cors
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 MAX_BASE_NAME = 28  # "<base>-tgc" target-group names must stay within AWS's 32 characters
 
@@ -101,12 +104,6 @@ class ModelSection(Strict):
         return v
 
 
-class Batching(Strict):
-    enabled: bool = True
-    max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
-    max_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 2.0
-
-
 class AuthMode(StrEnum):
     none = "none"
     api_key = "api_key"
@@ -136,19 +133,6 @@ class RateLimit(Strict):
         if not re.fullmatch(r"\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*", v):
             raise ValueError(f"{v!r} is not a rate like '100/second' or '1000/minute'")
         return v
-
-
-class Cors(Strict):
-    allow_origins: list[str] = Field(default_factory=list)
-    allow_methods: list[str] = Field(default_factory=lambda: ["GET", "POST"])
-    allow_headers: list[str] = Field(default_factory=lambda: ["Authorization", "Content-Type", "X-API-Key"])
-    allow_credentials: bool = False
-
-    @model_validator(mode="after")
-    def _no_wildcard_with_credentials(self) -> Cors:
-        if self.allow_credentials and "*" in self.allow_origins:
-            raise ValueError("allow_origins '*' cannot be combined with allow_credentials: true; list the origins")
-        return self
 
 
 class RuntimeSection(Strict):
