@@ -97,6 +97,14 @@ def test_plan_up_noop_update_status_down(project, moto_server):
                                                        "mldeploy-demo-unhealthy-hosts"]
     p99 = next(a for a in alarms if a["AlarmName"].endswith("p99-latency"))
     assert p99["Threshold"] == 1.0 and p99["ExtendedStatistic"] == "p99"
+    # /metrics is answered by the ALB with a 404, never forwarded to the tasks from the internet
+    elbv2 = c("elbv2")
+    lb_arn = elbv2.describe_load_balancers(Names=["demo"])["LoadBalancers"][0]["LoadBalancerArn"]
+    (listener,) = elbv2.describe_listeners(LoadBalancerArn=lb_arn)["Listeners"]
+    rules = [r for r in elbv2.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"] if not r["IsDefault"]]
+    assert len(rules) == 1 and rules[0]["Actions"][0]["Type"] == "fixed-response"
+    assert rules[0]["Actions"][0]["FixedResponseConfig"]["StatusCode"] == "404"
+    assert "/metrics" in json.dumps(rules[0]["Conditions"])
     body = json.loads(c("cloudwatch").get_dashboard(DashboardName="mldeploy-demo")["DashboardBody"])
     titles = [w["properties"]["title"] for w in body["widgets"]]
     assert any("latency" in t for t in titles) and any("EMF" in t for t in titles)

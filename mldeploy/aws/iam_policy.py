@@ -29,7 +29,7 @@ ACTIONS: dict[str, list[str]] = {
                              "SetSubnets", "DescribeTargetGroups", "CreateTargetGroup", "DeleteTargetGroup",
                              "ModifyTargetGroup", "DescribeTargetGroupAttributes", "ModifyTargetGroupAttributes",
                              "DescribeTargetHealth", "DescribeListeners", "CreateListener", "ModifyListener",
-                             "DeleteListener", "DescribeTags", "AddTags"],
+                             "DeleteListener", "DescribeRules", "CreateRule", "DescribeTags", "AddTags"],
     "application-autoscaling": ["DescribeScalableTargets", "RegisterScalableTarget", "DeregisterScalableTarget",
                                 "DescribeScalingPolicies", "PutScalingPolicy", "DeleteScalingPolicy", "TagResource"],
     "logs": ["DescribeLogGroups", "CreateLogGroup", "DeleteLogGroup", "PutRetentionPolicy", "ListTagsForResource",

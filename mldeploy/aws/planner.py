@@ -32,6 +32,7 @@ ORDER: list[tuple[str, Callable[[DeployContext], list[Step]]]] = [
     ("load balancer", alb.plan_load_balancer),
     ("target group", alb.plan_target_group),
     ("listeners", alb.plan_listeners),
+    ("private paths", alb.plan_private_paths),
     ("task definition", task_definition.plan),
     ("service", service.plan),
     ("autoscaling", autoscaling.plan),

@@ -243,6 +243,42 @@ def plan_listeners(ctx: DeployContext) -> list[Step]:
     return steps
 
 
+# Paths the server answers but the internet should not see: Prometheus metrics (model versions, traffic).
+# A listener rule answers them with a fixed 404 at the ALB; ECS health checks and scrapers inside the VPC
+# still reach the tasks directly.
+PRIVATE_PATHS = ["/metrics", "/metrics/*"]
+PRIVATE_RULE_PRIORITY = 1
+PRIVATE_RESPONSE = {"Type": "fixed-response", "FixedResponseConfig": {
+    "StatusCode": "404", "ContentType": "text/plain", "MessageBody": "Not Found"}}
+
+
+def _private_rule(ctx: DeployContext, listener_arn: str) -> dict | None:
+    for rule in call(ctx.aws.elbv2.describe_rules, ListenerArn=listener_arn)["Rules"]:
+        for cond in rule.get("Conditions", []):
+            values = cond.get("Values") or (cond.get("PathPatternConfig") or {}).get("Values") or []
+            if cond.get("Field") == "path-pattern" and sorted(values) == sorted(PRIVATE_PATHS):
+                return rule
+    return None
+
+
+def plan_private_paths(ctx: DeployContext) -> list[Step]:
+    """A rule on the traffic listener that keeps ``/metrics`` off the internet."""
+    label = f"{ctx.names.load_balancer}: {', '.join(PRIVATE_PATHS)} → 404"
+    li = None if is_pending(ctx.outputs["alb_arn"]) else traffic_listener(ctx)
+    if li is not None and _private_rule(ctx, li["ListenerArn"]) is not None:
+        return [Step("listener rule", label, Action.noop)]
+
+    def create(c: DeployContext) -> None:
+        listener = traffic_listener(c)  # created earlier in this apply when new
+        if listener is None:
+            raise AwsError(f"load balancer {c.names.load_balancer!r} has no traffic listener")
+        call(c.aws.elbv2.create_rule, ListenerArn=listener["ListenerArn"], Priority=PRIVATE_RULE_PRIORITY,
+             Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": PRIVATE_PATHS}}],
+             Actions=[PRIVATE_RESPONSE], Tags=c.tag_list())
+
+    return [Step("listener rule", label, Action.create, ["keep Prometheus metrics private"], apply=create)]
+
+
 # ------------------------------------------------------------------------------------------------------ delete
 
 
