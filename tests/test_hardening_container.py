@@ -48,6 +48,7 @@ def image(tmp_path_factory, base_image, docker_client):
 
     root = tmp_path_factory.mktemp("hardening") / "h-iris"
     shutil.copytree(ROOT / "examples" / "iris-sklearn", root, ignore=shutil.ignore_patterns(".mldeploy"))
+    subprocess.run([sys.executable, "make_model.py"], cwd=root, check=True, capture_output=True, timeout=600)
     cfg = root / "mldeploy.yaml"
     cfg.write_text(cfg.read_text().replace("name: iris", "name: h-iris", 1))
     old = os.environ.get("MLDEPLOY_BASE_IMAGE")

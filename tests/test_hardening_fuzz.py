@@ -383,6 +383,8 @@ def _copy_example(name: str, dst: Path) -> Path:
     import shutil
 
     shutil.copytree(ROOT / "examples" / name, dst, ignore=shutil.ignore_patterns(".mldeploy", "__pycache__"))
+    # the models are made by a script, not committed: a fresh clone has none
+    subprocess.run([sys.executable, "make_model.py"], cwd=dst, check=True, capture_output=True, timeout=600)
     return dst
 
 
