@@ -130,7 +130,12 @@ def merge_requirements(groups: list[list[str]], platform: str) -> list[str]:
 
 
 def _key(requirements: list[str], platform: str, python_version: str, find_links: list[Path]) -> str:
-    blob = json.dumps([requirements, platform, python_version, [str(p) for p in find_links]], sort_keys=True)
+    from mldeploy.build.wheelstrip import can_strip
+
+    # can_strip is part of the key: a wheelhouse made where wheels could not be stripped is not reused where
+    # they can ("strip-2" versions the post-processing itself)
+    blob = json.dumps([requirements, platform, python_version, [str(p) for p in find_links],
+                       "strip-2" if can_strip(platform) else "as-downloaded"], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -223,6 +228,11 @@ def ensure_wheelhouse(requirements: list[str], *, platform: str, python_version:
             )
         found = sorted(wheels.glob("*.whl"))
         check_no_cuda(found)
+        from mldeploy.build.wheelstrip import strip_wheels
+
+        saved = strip_wheels(found, platform)
+        if status and saved:
+            status(f"stripped debug info from the wheels: {saved / 1e6:.1f} MB less in the image")
         lock = _lock_lines(wheels)
         (wheels / LOCK_FILE).write_text("\n".join(lock) + "\n", encoding="utf-8")
         (wheels / "requirements.in").write_text(req_file.read_text(encoding="utf-8"), encoding="utf-8")
