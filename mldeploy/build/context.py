@@ -98,11 +98,13 @@ def trim_runtime_requirements(lines: list[str], project: Project, manifest: Mani
     return out
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
+def link_or_copy(src: str | Path, dst: str | Path) -> str | Path:
+    """Hard-link (cheap for big wheels/models) or copy across file systems; usable as copytree's copy_function."""
     try:
         os.link(src, dst)
     except OSError:
         shutil.copy2(src, dst)
+    return dst
 
 
 def _normalise_modes(folder: Path) -> None:
@@ -137,7 +139,7 @@ def assemble(project: Project, artifact_dir: Path, manifest: Manifest, out_dir: 
     wheels = out / "wheels"
     wheels.mkdir()
     for wheel in wheelhouse.dir.glob("*.whl"):
-        _link_or_copy(wheel, wheels / wheel.name)
+        link_or_copy(wheel, wheels / wheel.name)
     (wheels / LOCK_FILE).write_text("\n".join(wheelhouse.lock) + "\n", encoding="utf-8")
 
     shutil.copytree(runtime_dir(), out / "runtime", ignore=_SKIP)

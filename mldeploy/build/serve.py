@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import runpy
 import shutil
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mldeploy import console
+from mldeploy.build.context import link_or_copy
 
 if TYPE_CHECKING:
     from mldeploy.config import Project
@@ -20,17 +20,9 @@ def serving_dir(project: Project, artifact_dir: Path) -> Path:
     out = project.root / ".mldeploy" / project.env / "serve"
     if out.exists():
         shutil.rmtree(out)
-    shutil.copytree(artifact_dir, out, copy_function=_link_or_copy)
+    shutil.copytree(artifact_dir, out, copy_function=link_or_copy)
     (out / "runtime.json").write_text(project.config.runtime.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return out
-
-
-def _link_or_copy(src: str, dst: str) -> str:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-    return dst
 
 
 def serve(project: Project, port: int | None = None, host: str = "127.0.0.1") -> None:
