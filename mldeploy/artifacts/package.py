@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from mldeploy.artifacts.hashing import sha256_path, size_bytes
 from mldeploy.artifacts.parity import compare
 from mldeploy.artifacts.verify import verify
 from mldeploy.errors import ArtifactError, ConfigError, Location, Problem
+from mldeploy.gitinfo import git_commit
 from runtime.manifest import ImageSpec, Manifest, ParityReport, Tensor
 
 if TYPE_CHECKING:
@@ -77,15 +77,6 @@ def _module_file_sha(root: Path, module: str) -> str:
         if cand.is_file():
             return sha256_path(cand)
     return "unknown"
-
-
-def _git_commit(root: Path) -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def _cached(out: Path, key: str, source: Path) -> PackageResult | None:
@@ -241,7 +232,7 @@ def _manifest(project: Project, handler: Handler, sig: Signature, served: Served
         baseline=samples.baseline(sample, layout), parity=parity, framework_versions=handler.framework_versions(),
         requirements=handler.requirements(served.format),
         created_at=datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        git_commit=_git_commit(project.root),
+        git_commit=git_commit(project.root),
     )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from mldeploy.build.wheelhouse import (
     read_requirements,
 )
 from mldeploy.errors import BuildError
+from mldeploy.gitinfo import git_commit
 from mldeploy.templating import template_dir
 
 if TYPE_CHECKING:
@@ -45,17 +45,6 @@ def runtime_dir() -> Path:
     import runtime
 
     return Path(runtime.__file__).resolve().parent
-
-
-def git_commit(folder: Path) -> str | None:
-    """HEAD's commit of the git repository containing ``folder``, or None outside git."""
-    try:
-        proc = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    sha = proc.stdout.strip()
-    return sha if proc.returncode == 0 and len(sha) >= 7 else None
 
 
 def requirements_for(project: Project, manifest: Manifest) -> list[str]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
-import subprocess
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+
+from mldeploy.gitinfo import git_commit
 
 if TYPE_CHECKING:
     from mldeploy.aws.session import Clients
@@ -74,13 +75,3 @@ def local_user() -> str:
     except Exception:  # no passwd entry in some containers
         return os.environ.get("USER") or "unknown"
 
-
-def git_commit(cwd: str) -> str | None:
-    """``$GITHUB_SHA``, else ``git rev-parse HEAD`` in the project folder (None outside a repository)."""
-    if os.environ.get("GITHUB_SHA"):
-        return os.environ["GITHUB_SHA"]
-    try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout.strip() or None if result.returncode == 0 else None

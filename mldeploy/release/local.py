@@ -89,7 +89,8 @@ def _load(project: Project) -> dict[str, Any]:
 
 def _save(project: Project, data: dict[str, Any], action: str, version: str | None, percent: int | None,
           outcome: str, reason: str | None = None) -> dict[str, Any]:
-    from mldeploy.release.context import git_commit, local_user
+    from mldeploy.gitinfo import git_commit
+    from mldeploy.release.context import local_user
 
     record = {"id": len(data["history"]) + 1, "action": action, "version": version, "percent": percent,
               "outcome": outcome, "started_at": now_iso(), "actor": local_user(),
