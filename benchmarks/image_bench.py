@@ -84,7 +84,7 @@ def added_gzip_bytes(image_id: str, base: str) -> int:
     import tarfile
     import zlib
 
-    from mldeploy.build.docker_api import client
+    from mldeploy.image.docker_client import client
 
     api = client().api
     base_layers = set(api.inspect_image(base)["RootFS"]["Layers"])
@@ -102,8 +102,8 @@ def start_to_ready(project, image_id: str, runs: int) -> tuple[list[float], list
     """(``docker run`` call → /ready 200, container process start → /ready 200) per run."""
     from datetime import datetime
 
-    from mldeploy.build import local
-    from mldeploy.build.docker_api import client
+    from mldeploy.local import container as local
+    from mldeploy.image.docker_client import client
 
     total, process = [], []
     for _ in range(runs):
@@ -121,7 +121,7 @@ def start_to_ready(project, image_id: str, runs: int) -> tuple[list[float], list
 
 
 def bench(example: str, workdir: Path, runs: int) -> dict:
-    from mldeploy.build.api import build_image
+    from mldeploy.image.api import build_image
     from mldeploy.config import load_project
     from runtime.manifest import Manifest
 

@@ -63,7 +63,7 @@ def base_env(base_image: str):
 
 @pytest.fixture(scope="session")
 def iris(tmp_path_factory, base_env):
-    from mldeploy.build.api import build_image
+    from mldeploy.image.api import build_image
 
     proj = _load(_project_copy(tmp_path_factory.mktemp("iris"), "iris-sklearn", "t-iris", base_env))
     return proj, build_image(proj)
@@ -71,7 +71,7 @@ def iris(tmp_path_factory, base_env):
 
 @pytest.fixture(scope="session")
 def cnn(tmp_path_factory, base_env):
-    from mldeploy.build.api import build_image
+    from mldeploy.image.api import build_image
 
     proj = _load(_project_copy(tmp_path_factory.mktemp("cnn"), "cnn-torch", "t-cnn", base_env))
     return proj, build_image(proj)
@@ -79,8 +79,8 @@ def cnn(tmp_path_factory, base_env):
 
 @pytest.fixture
 def running(docker_client):
-    """Start a built image with mldeploy.build.local.run on a free port; removes the container afterwards."""
-    from mldeploy.build import local
+    """Start a built image with mldeploy.local.container.run on a free port; removes the container afterwards."""
+    from mldeploy.local import container as local
 
     started = []
 
@@ -191,7 +191,7 @@ def test_model_only_change_reuses_dependency_layers(iris, tmp_path, base_env, do
     from sklearn.datasets import load_iris
     from sklearn.ensemble import RandomForestClassifier
 
-    from mldeploy.build.api import build_image
+    from mldeploy.image.api import build_image
 
     project, first = iris
     # same app, a retrained model: only the model layer (and metadata) may change
@@ -210,8 +210,8 @@ def test_model_only_change_reuses_dependency_layers(iris, tmp_path, base_env, do
 
 
 def test_push_to_local_registry_and_pull_digest_back(iris, registry, docker_client):
-    from mldeploy.build import records
-    from mldeploy.build.api import push_image
+    from mldeploy.image import records
+    from mldeploy.image.api import push_image
 
     project, built = iris
     pushed = push_image(project, built, registry=registry.url)
@@ -260,7 +260,7 @@ def test_up_local_cli_and_predict(iris, docker_client):
 
 
 def test_failed_build_shows_the_build_log_tail(tmp_path, base_env):
-    from mldeploy.build.api import build_image
+    from mldeploy.image.api import build_image
     from mldeploy.errors import BuildError
 
     dst = _project_copy(tmp_path, "iris-sklearn", "t-iris-bad", base_env)
@@ -272,7 +272,7 @@ def test_failed_build_shows_the_build_log_tail(tmp_path, base_env):
 
 
 def test_build_output_writes_an_inspectable_context(iris, tmp_path):
-    from mldeploy.build.api import build_image
+    from mldeploy.image.api import build_image
 
     project, built = iris
     out = tmp_path / "ctx"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mldeploy.build import wheelhouse as wh
-from mldeploy.build.api import docker_tag, tag_names
-from mldeploy.build.dockerfile import DockerfileSpec, render_dockerfile, render_dockerignore
+from mldeploy.image import wheelhouse as wh
+from mldeploy.image.api import docker_tag, tag_names
+from mldeploy.image.dockerfile import DockerfileSpec, render_dockerfile, render_dockerignore
 from mldeploy.errors import BuildError, MldeployError
 from tests import infra
 
@@ -90,7 +90,7 @@ def test_docker_tags():
 def test_predict_input_files(tmp_path):
     import numpy as np
 
-    from mldeploy.build.predict import file_request
+    from mldeploy.local.client import file_request
 
     npy = tmp_path / "x.npy"
     buf = io.BytesIO()
@@ -151,7 +151,7 @@ def test_predict_without_server_is_a_clear_error(tmp_path):
 def test_ecr_target_creates_the_repository_and_logs_in(aws, tmp_path):
     import boto3
 
-    from mldeploy.build.push import ecr_target
+    from mldeploy.image.registry import ecr_target
     from mldeploy.config import load_project
 
     project = load_project(_iris_copy(tmp_path) / "mldeploy.yaml", None)

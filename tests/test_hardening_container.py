@@ -42,8 +42,8 @@ def _cli(project_root: Path, *args: str, timeout: float = 300) -> subprocess.Com
 @pytest.fixture(scope="module")
 def image(tmp_path_factory, base_image, docker_client):
     """The iris example built from an artifact folder that also holds a ``.env`` and a ``.git`` (excluded)."""
-    from mldeploy.artifacts.package import package
-    from mldeploy.build.api import build_from_artifact
+    from mldeploy.artifacts.packager import package
+    from mldeploy.image.api import build_from_artifact
     from mldeploy.config import load_project
 
     root = tmp_path_factory.mktemp("hardening") / "h-iris"
@@ -107,7 +107,7 @@ def _wrk(url: str, seconds: int, connections: int, body: Path) -> dict:
 
 
 def test_image_layers_hold_no_secrets_and_no_clutter(image, docker_client, base_image):
-    from mldeploy.build import scan
+    from mldeploy.image import scan
     from tests.test_build_docker import _added_layer_files
 
     _, built = image
@@ -231,7 +231,7 @@ def test_overload_gets_503_with_retry_after_not_timeouts(image, docker_client):
         environment={"MLDEPLOY_MAX_QUEUE": "4", "MLDEPLOY_BATCHING": "false", "MLDEPLOY_ACCESS_LOG": "false"})
     url = f"http://127.0.0.1:{port}"
     try:
-        from mldeploy.build.local import wait_ready
+        from mldeploy.local.container import wait_ready
 
         wait_ready(url, container, timeout=120)
         counts: dict[str, int] = {}

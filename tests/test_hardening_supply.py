@@ -17,7 +17,7 @@ import yaml
 
 from benchmarks import models as ex
 from benchmarks.hardening_summary import record
-from mldeploy.build import scan
+from mldeploy.image import scan
 from mldeploy.errors import BuildError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +51,7 @@ def artifact(tmp_path):
     ("assets/vocab.txt", "a\nb\n" + PRIVATE, "private key"),
 ])
 def test_secrets_in_the_artifact_refuse_the_build_naming_the_file(tmp_path, artifact, name, content, rule):
-    from mldeploy.build.context import assemble
+    from mldeploy.image.context import assemble
 
     folder, manifest = artifact
     path = folder / name
@@ -71,7 +71,7 @@ def test_secrets_in_the_artifact_refuse_the_build_naming_the_file(tmp_path, arti
 
 def test_secret_in_sample_input_is_refused_through_model_json(tmp_path, artifact):
     """A credential pasted into the sample (``model.sample_input``) is copied into model.json by ``package``."""
-    from mldeploy.build.context import assemble
+    from mldeploy.image.context import assemble
 
     folder, manifest = artifact
     doc = json.loads((folder / "model.json").read_text())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mldeploy.build.wheelstrip import can_strip, strip_wheel, strip_wheels
+from mldeploy.image.wheelstrip import can_strip, strip_wheel, strip_wheels
 
 
 @pytest.fixture(scope="module")

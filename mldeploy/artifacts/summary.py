@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mldeploy.artifacts.package import PackageResult
+from mldeploy.artifacts.packager import PackageResult
 
 
 def human_size(n: int) -> str:

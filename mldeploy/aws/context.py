@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from mldeploy.errors import AwsError
 
 if TYPE_CHECKING:
-    from mldeploy.aws.session import Clients
+    from mldeploy.aws.clients import Clients
     from mldeploy.config import Project
     from mldeploy.config.schema import Config
 

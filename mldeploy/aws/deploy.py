@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from mldeploy import console
 from mldeploy.aws.context import DeployContext
 from mldeploy.aws.plan import Action
-from mldeploy.aws.session import COUNTER, clients
+from mldeploy.aws.clients import COUNTER, clients
 from mldeploy.errors import AwsError
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ def build_image(ctx: DeployContext) -> str:
     if ctx.uses_ecr:
         apply(Plan(ecr.plan(ctx)), ctx)
     try:
-        from mldeploy.build.api import build_and_push
+        from mldeploy.image.api import build_and_push
     except ImportError as e:
         raise AwsError("image build/push is not available in this installation",
                        hint="push an image yourself and run `mldeploy up --image URI`") from e

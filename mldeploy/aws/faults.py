@@ -3,7 +3,7 @@
 ``MLDEPLOY_FAULT_AFTER=N`` stops the process right after its N-th successful *mutating* AWS call (the call took
 effect, the CLI never learns it did: the worst moment to die). ``MLDEPLOY_FAULT_MODE=kill`` (default) sends
 SIGKILL to the process (no cleanup, no ``finally``); ``error`` raises an AwsError instead. Every AWS client of
-``mldeploy.aws.session`` registers the hook, so ``up``, ``canary``, ``promote``, ``rollback`` and ``down`` share it.
+``mldeploy.aws.clients`` registers the hook, so ``up``, ``canary``, ``promote``, ``rollback`` and ``down`` share it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def enabled() -> bool:
 def after_call(model: Any, http_response: Any = None, parsed: Any = None, **_: Any) -> None:
     """botocore ``after-call`` handler: count successful mutating calls, fail after the configured one."""
     global _count
-    from mldeploy.aws.session import is_mutating
+    from mldeploy.aws.clients import is_mutating
 
     status = (parsed or {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 200) if isinstance(parsed, dict) \
         else 200

@@ -6,9 +6,10 @@ from typing import Any
 
 from mldeploy import console
 from mldeploy.aws.context import DeployContext
-from mldeploy.aws.resources import alb, outputs
+from mldeploy.aws.resources import alb
+from mldeploy.aws.resources import stack_outputs as outputs
 from mldeploy.aws.resources import service as service_mod
-from mldeploy.aws.session import call
+from mldeploy.aws.clients import call
 from mldeploy.aws.waiters import target_health
 
 

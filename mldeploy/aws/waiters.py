@@ -8,7 +8,7 @@ from typing import Any
 
 from mldeploy import console
 from mldeploy.aws.context import DeployContext
-from mldeploy.aws.session import call
+from mldeploy.aws.clients import call
 from mldeploy.errors import NotReadyError, RolledBackError
 
 

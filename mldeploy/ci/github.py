@@ -216,7 +216,7 @@ def init_ci(config_file: Path, provider: str, *, force: bool = False) -> Path:
 def _account_id(project: Project | None) -> str | None:
     """The caller's account (STS), or None when no credentials answer (the placeholder is kept then)."""
     try:
-        from mldeploy.aws.session import clients
+        from mldeploy.aws.clients import clients
 
         return clients(project).account
     except MldeployError:

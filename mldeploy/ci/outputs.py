@@ -60,7 +60,7 @@ def digest_of(ref: str | None) -> str | None:
 
 
 def build_report(built: Any) -> None:
-    """``build``: the local image (mldeploy.build.api.BuiltImage)."""
+    """``build``: the local image (mldeploy.image.api.BuiltImage)."""
     report(f"mldeploy build `{built.repository}`",
            outputs={"image": built.ref, "image_id": built.image_id, "image_size": built.size,
                     "version": built.model_version},
@@ -71,7 +71,7 @@ def build_report(built: Any) -> None:
 
 
 def push_report(pushed: Any, version: str | None = None) -> None:
-    """``push``: the pushed image (mldeploy.build.api.PushedImage)."""
+    """``push``: the pushed image (mldeploy.image.api.PushedImage)."""
     report("mldeploy push",
            outputs={"image_uri": pushed.uri, "image_digest": pushed.digest, "image_ref": pushed.ref,
                     "version": version},

@@ -48,7 +48,7 @@ def logs(
     filter_: Annotated[str | None, typer.Option("--filter", help="CloudWatch Logs filter pattern.")] = None,
 ) -> None:
     """Print the containers' logs from CloudWatch Logs."""
-    from mldeploy.aws.logs import show_logs
+    from mldeploy.aws.log_tail import show_logs
 
     show_logs(since=since, follow=follow, pattern=filter_)
 

@@ -15,8 +15,8 @@ def build(
 ) -> None:
     """Package the model and build the serving image with Docker (tags: version, git sha, latest)."""
     from mldeploy import console
-    from mldeploy.build.api import build_image
-    from mldeploy.build.summary import print_build
+    from mldeploy.image.api import build_image
+    from mldeploy.image.summary import print_build
     from mldeploy.cli import state
 
     built = build_image(state.project(), no_cache=no_cache, output=output)
@@ -35,8 +35,8 @@ def push(
 ) -> None:
     """Push the last built image (building it if needed) to ECR or registry.url; records the digest."""
     from mldeploy import console
-    from mldeploy.build.api import BuiltImage, build_image, last_build, push_image
-    from mldeploy.build.docker_api import image_size
+    from mldeploy.image.api import BuiltImage, build_image, last_build, push_image
+    from mldeploy.image.docker_client import image_size
     from mldeploy.cli import state
 
     project = state.project()
@@ -62,7 +62,7 @@ def run(
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Do not wait for /ready.")] = False,
 ) -> None:
     """Run the last built image in Docker (building it if needed), wait for /ready, print the URL and a curl."""
-    from mldeploy.build.local import run_last_build
+    from mldeploy.local.container import run_last_build
     from mldeploy.cli import state
 
     run_last_build(state.project(), port=port, wait=not no_wait)
@@ -73,7 +73,7 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
     """Serve the model in this process (no Docker): the fallback when no Docker daemon is available."""
-    from mldeploy.build.serve import serve as serve_model
+    from mldeploy.local.inprocess import serve as serve_model
     from mldeploy.cli import state
 
     serve_model(state.project(), port=port, host=host)
@@ -86,7 +86,7 @@ def predict(
 ) -> None:
     """Send a prediction request and pretty-print the answer (--json prints it raw)."""
     from mldeploy import console
-    from mldeploy.build import predict as p
+    from mldeploy.local import client as p
     from mldeploy.cli import state
     from mldeploy.errors import MldeployError
 

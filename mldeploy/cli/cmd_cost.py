@@ -181,7 +181,7 @@ def bench(
     import contextlib
 
     from mldeploy import console
-    from mldeploy.build import predict as p
+    from mldeploy.local import client as p
     from mldeploy.cli import state
     from mldeploy.cost import bench as b
     from mldeploy.errors import MldeployError

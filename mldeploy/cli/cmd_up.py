@@ -27,7 +27,7 @@ def up(
 
     project = state.project()
     if target is Target.local:
-        from mldeploy.build.local import up_local
+        from mldeploy.local.container import up_local
 
         up_local(project, port=port, wait=not no_wait)
     else:

@@ -211,10 +211,10 @@ class LocalRuntime:
 
         import httpx
 
-        # the submodule, not ``mldeploy.artifacts.package``: once the submodule is imported, that attribute
+        # the submodule, not ``mldeploy.artifacts.packager``: once the submodule is imported, that attribute
         # of the package is the module, not the function
-        from mldeploy.artifacts.package import package
-        from mldeploy.build.serve import serving_dir
+        from mldeploy.artifacts.packager import package
+        from mldeploy.local.inprocess import serving_dir
 
         model_dir = serving_dir(self.project, Path(package(self.project).dir))
         with socket.socket() as s:

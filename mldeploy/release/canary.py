@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 
 
 def build_image(ctx: ReleaseContext) -> tuple[str, str | None]:
-    """Build and push the current model (``mldeploy.build.api``); returns (image reference, digest)."""
-    from mldeploy.build.api import build_and_push
+    """Build and push the current model (``mldeploy.image.api``); returns (image reference, digest)."""
+    from mldeploy.image.api import build_and_push
 
     console.info("no --image given: building and pushing the current model")
     pushed = build_and_push(ctx.project)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from mldeploy.gitinfo import git_commit
 
 if TYPE_CHECKING:
-    from mldeploy.aws.session import Clients
+    from mldeploy.aws.clients import Clients
     from mldeploy.config import Project
 
 SKIP_WAIT_ENV = "MLDEPLOY_SKIP_HEALTH_WAIT"
@@ -26,7 +26,7 @@ def skip_health_wait() -> bool:
 
 @dataclass
 class ReleaseContext:
-    """A project plus lazily created AWS clients (``mldeploy.aws.session``: retries, error translation)."""
+    """A project plus lazily created AWS clients (``mldeploy.aws.clients``: retries, error translation)."""
 
     project: Project
     _clients: Clients | None = field(default=None, repr=False)
@@ -42,7 +42,7 @@ class ReleaseContext:
     @property
     def aws(self) -> Clients:
         if self._clients is None:
-            from mldeploy.aws.session import clients
+            from mldeploy.aws.clients import clients
 
             self._clients = clients(self.project)
         return self._clients

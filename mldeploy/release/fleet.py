@@ -108,7 +108,7 @@ def _active_service(ctx: ReleaseContext, cluster: str, name: str) -> dict[str, A
 def _target_group(ctx: ReleaseContext, name: str) -> dict[str, Any] | None:
     from botocore.exceptions import ClientError
 
-    from mldeploy.aws.session import error_code
+    from mldeploy.aws.clients import error_code
 
     try:
         return _one(ctx.client("elbv2").describe_target_groups(Names=[name])["TargetGroups"])
@@ -122,7 +122,7 @@ def read_fleet(ctx: ReleaseContext) -> Fleet:
     """Read services, target groups and listeners (read-only calls)."""
     from botocore.exceptions import ClientError
 
-    from mldeploy.aws.session import aws_errors, error_code
+    from mldeploy.aws.clients import aws_errors, error_code
 
     names = ctx.names
     fleet = Fleet(cluster=names.cluster)
@@ -151,7 +151,7 @@ def read_fleet(ctx: ReleaseContext) -> Fleet:
 
 def describe_task_definition(ctx: ReleaseContext, arn: str) -> tuple[dict[str, Any], dict[str, str]]:
     """(task definition, tags)."""
-    from mldeploy.aws.session import aws_errors
+    from mldeploy.aws.clients import aws_errors
 
     with aws_errors(f"ecs:DescribeTaskDefinition {arn}"):
         resp = ctx.client("ecs").describe_task_definition(taskDefinition=arn, include=["TAGS"])
@@ -187,7 +187,7 @@ def td_version(ctx: ReleaseContext, fleet: Fleet, arn: str) -> str | None:
 
 def register_variant(ctx: ReleaseContext, fleet: Fleet, image: str, version: str) -> str:
     """Register a new revision of the stable task definition that differs only in the image (and version)."""
-    from mldeploy.aws.session import aws_errors
+    from mldeploy.aws.clients import aws_errors
 
     assert fleet.stable_td is not None
     td, _ = describe_task_definition(ctx, fleet.stable_td)
@@ -219,7 +219,7 @@ def _td_signature(args: dict[str, Any]) -> str:
 
 def _latest_identical(ctx: ReleaseContext, family: str, args: dict[str, Any], exclude: str | None) -> str | None:
     """The family's latest ACTIVE revision when it equals ``args`` (and is not ``exclude``), else None."""
-    from mldeploy.aws.session import aws_errors
+    from mldeploy.aws.clients import aws_errors
 
     with aws_errors(f"ecs:DescribeTaskDefinition {family}"):
         latest = ctx.client("ecs").describe_task_definition(taskDefinition=family)["taskDefinition"]
@@ -233,7 +233,7 @@ def _latest_identical(ctx: ReleaseContext, family: str, args: dict[str, Any], ex
 
 def ensure_canary_target_group(ctx: ReleaseContext, fleet: Fleet) -> dict[str, Any]:
     """The canary target group, created as a copy of the stable one when missing."""
-    from mldeploy.aws.session import aws_errors
+    from mldeploy.aws.clients import aws_errors
 
     if fleet.canary_tg is not None:
         return fleet.canary_tg
@@ -257,7 +257,7 @@ def set_weights(ctx: ReleaseContext, fleet: Fleet, canary_percent: int | None) -
 
     ``None`` detaches the canary target group (a plain forward to the stable one, as ``up`` creates it).
     """
-    from mldeploy.aws.session import aws_errors
+    from mldeploy.aws.clients import aws_errors
 
     assert fleet.stable_tg is not None
     stable_arn = fleet.stable_tg["TargetGroupArn"]
@@ -290,7 +290,7 @@ def create_canary_service(ctx: ReleaseContext, fleet: Fleet, td_arn: str, desire
     """A copy of the stable service (network, capacity, deployment settings) on the canary target group."""
     from botocore.exceptions import ClientError
 
-    from mldeploy.aws.session import aws_errors, error_code
+    from mldeploy.aws.clients import aws_errors, error_code
 
     assert fleet.stable is not None and fleet.canary_tg is not None
     src = fleet.stable
@@ -327,7 +327,7 @@ def create_canary_service(ctx: ReleaseContext, fleet: Fleet, td_arn: str, desire
 
 
 def scale_canary(ctx: ReleaseContext, fleet: Fleet, desired: int) -> None:
-    from mldeploy.aws.session import aws_errors
+    from mldeploy.aws.clients import aws_errors
 
     if fleet.canary is None or fleet.canary.get("desiredCount") == desired:
         return
@@ -338,7 +338,7 @@ def scale_canary(ctx: ReleaseContext, fleet: Fleet, desired: int) -> None:
 
 def delete_canary_service(ctx: ReleaseContext, fleet: Fleet) -> None:
     """Scale the canary to zero and delete it (after its target group stopped getting traffic)."""
-    from mldeploy.aws.session import aws_errors
+    from mldeploy.aws.clients import aws_errors
 
     if fleet.canary is None:
         return
@@ -350,7 +350,7 @@ def delete_canary_service(ctx: ReleaseContext, fleet: Fleet) -> None:
 
 
 def update_stable(ctx: ReleaseContext, fleet: Fleet, td_arn: str) -> None:
-    from mldeploy.aws.session import aws_errors
+    from mldeploy.aws.clients import aws_errors
 
     with aws_errors(f"ecs:UpdateService {ctx.names.service}"):
         fleet.stable = ctx.client("ecs").update_service(cluster=fleet.cluster, service=ctx.names.service,
@@ -406,7 +406,7 @@ def _suffix(arn: str, marker: str) -> str:
 
 def put_canary_alarms(ctx: ReleaseContext, fleet: Fleet) -> list[str]:
     """5xx rate and p99 latency alarms scoped to the canary target group (recreated: a fresh state)."""
-    from mldeploy.aws.session import aws_errors
+    from mldeploy.aws.clients import aws_errors
 
     assert fleet.canary_tg is not None and fleet.load_balancer is not None
     alarms = ctx.config.aws.alarms
@@ -442,7 +442,7 @@ def put_canary_alarms(ctx: ReleaseContext, fleet: Fleet) -> list[str]:
 
 def ensure_canary_alarms(ctx: ReleaseContext, fleet: Fleet) -> None:
     """Create the canary alarms when missing (a ``canary`` run that died between the service and its alarms)."""
-    from mldeploy.aws.session import aws_errors
+    from mldeploy.aws.clients import aws_errors
 
     names = canary_alarm_names(ctx)
     with aws_errors("cloudwatch:DescribeAlarms"):
@@ -452,7 +452,7 @@ def ensure_canary_alarms(ctx: ReleaseContext, fleet: Fleet) -> None:
 
 
 def delete_canary_alarms(ctx: ReleaseContext) -> None:
-    from mldeploy.aws.session import aws_errors
+    from mldeploy.aws.clients import aws_errors
 
     with aws_errors("cloudwatch:DeleteAlarms"):
         ctx.client("cloudwatch").delete_alarms(AlarmNames=canary_alarm_names(ctx))
@@ -460,7 +460,7 @@ def delete_canary_alarms(ctx: ReleaseContext) -> None:
 
 def firing_alarms(ctx: ReleaseContext, names: list[str]) -> list[tuple[str, str]]:
     """(name, reason) of the alarms among ``names`` that are in ALARM."""
-    from mldeploy.aws.session import aws_errors
+    from mldeploy.aws.clients import aws_errors
 
     with aws_errors("cloudwatch:DescribeAlarms"):
         resp = ctx.client("cloudwatch").describe_alarms(AlarmNames=names)

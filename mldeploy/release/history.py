@@ -104,7 +104,7 @@ class History:
 
     def list(self) -> list[Record]:
         """All records, oldest first."""
-        from mldeploy.aws.session import aws_errors
+        from mldeploy.aws.clients import aws_errors
 
         records: list[Record] = []
         with aws_errors(f"ssm:GetParametersByPath {self.path}"):
@@ -121,7 +121,7 @@ class History:
         """Store a new record with the next free id (conditional write; retried on a collision)."""
         from botocore.exceptions import ClientError
 
-        from mldeploy.aws.session import aws_errors, error_code
+        from mldeploy.aws.clients import aws_errors, error_code
 
         records = self.list() if existing is None else existing
         record.id = (records[-1].id if records else 0) + 1
@@ -144,7 +144,7 @@ class History:
 
     def update(self, record: Record, **changes: Any) -> Record:
         """Change fields of a stored record (outcome, percent, finished_at …)."""
-        from mldeploy.aws.session import aws_errors
+        from mldeploy.aws.clients import aws_errors
 
         for key, value in changes.items():
             setattr(record, key, value)
@@ -164,7 +164,7 @@ class History:
         self._ssm.put_parameter(**kwargs)
 
     def _prune(self, records: list[Record]) -> None:
-        from mldeploy.aws.session import aws_errors
+        from mldeploy.aws.clients import aws_errors
 
         old = [self._name(r.id) for r in records[:-MAX_RECORDS]] if len(records) > MAX_RECORDS else []
         with aws_errors("ssm:DeleteParameters"):

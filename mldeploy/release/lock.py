@@ -100,7 +100,7 @@ class DeployLock:
         """The current lock (None when free)."""
         from botocore.exceptions import ClientError
 
-        from mldeploy.aws.session import aws_errors, error_code
+        from mldeploy.aws.clients import aws_errors, error_code
 
         with aws_errors(f"ssm:GetParameter {self.name}"):
             try:
@@ -117,7 +117,7 @@ class DeployLock:
     def acquire(self) -> None:
         from botocore.exceptions import ClientError
 
-        from mldeploy.aws.session import aws_errors, error_code
+        from mldeploy.aws.clients import aws_errors, error_code
 
         info = self._new_info()
         for _attempt in range(3):
@@ -158,7 +158,7 @@ class DeployLock:
         """Push the expiry forward (long bakes); fails if the lock was broken by someone else."""
         if self.info is None:
             return
-        from mldeploy.aws.session import aws_errors
+        from mldeploy.aws.clients import aws_errors
 
         held = self.read()
         if held is None or held.token != self.info.token:
@@ -184,7 +184,7 @@ class DeployLock:
     def _delete(self) -> None:
         from botocore.exceptions import ClientError
 
-        from mldeploy.aws.session import aws_errors, error_code
+        from mldeploy.aws.clients import aws_errors, error_code
 
         with aws_errors(f"ssm:DeleteParameter {self.name}"):
             try:

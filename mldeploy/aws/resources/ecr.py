@@ -6,7 +6,7 @@ import json
 
 from mldeploy.aws.context import DeployContext, tag_dict
 from mldeploy.aws.plan import Action, Step
-from mldeploy.aws.session import aws_errors, call
+from mldeploy.aws.clients import aws_errors, call
 
 KEEP_IMAGES = 30
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from mldeploy.aws.context import DeployContext, tag_dict
 from mldeploy.aws.plan import Action, Step
-from mldeploy.aws.session import call
+from mldeploy.aws.clients import call
 
 TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}

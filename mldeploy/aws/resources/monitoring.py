@@ -7,7 +7,7 @@ from typing import Any
 
 from mldeploy.aws.context import DeployContext
 from mldeploy.aws.plan import Action, Step, is_pending
-from mldeploy.aws.session import call
+from mldeploy.aws.clients import call
 
 EMF_NAMESPACE = "mldeploy"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mldeploy.aws.context import DeployContext
-from mldeploy.aws.session import call
+from mldeploy.aws.clients import call
 from mldeploy.errors import AwsError
 
 

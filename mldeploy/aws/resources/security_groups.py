@@ -6,7 +6,7 @@ from typing import Any
 
 from mldeploy.aws.context import DeployContext, tag_dict
 from mldeploy.aws.plan import Action, Pending, Step, is_pending
-from mldeploy.aws.session import call
+from mldeploy.aws.clients import call
 
 Rule = tuple[int, str]  # (port, source: CIDR or sg-id)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from mldeploy.aws.context import CONTAINER_NAME, DeployContext
 from mldeploy.aws.plan import Action, Pending, Step, is_pending
-from mldeploy.aws.session import aws_errors, call
+from mldeploy.aws.clients import aws_errors, call
 from mldeploy.errors import AwsError
 
 ARCH = {"linux/amd64": "X86_64", "linux/arm64": "ARM64"}

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mldeploy import console
-from mldeploy.build import records
+from mldeploy.image import records
 
 if TYPE_CHECKING:
     from mldeploy.config import Project
@@ -81,9 +81,9 @@ def tag_names(version: str, commit: str | None) -> list[str]:
 def build_from_artifact(project: Project, artifact_dir: Path, manifest: Manifest, *, no_cache: bool = False,
                         output: Path | None = None) -> BuiltImage:
     """Assemble the context for an already packaged artifact and build it with Docker."""
-    from mldeploy.build.context import assemble
-    from mldeploy.build.docker_api import build_platform, client, image_size
-    from mldeploy.build.image import docker_build
+    from mldeploy.image.context import assemble
+    from mldeploy.image.docker_client import build_platform, client, image_size
+    from mldeploy.image.builder import docker_build
 
     cfg = project.config
     client()  # fail fast (and clearly) when no daemon answers, before downloading wheels
@@ -117,8 +117,8 @@ def build_from_artifact(project: Project, artifact_dir: Path, manifest: Manifest
 
 def build_image(project: Project, *, no_cache: bool = False, output: Path | None = None) -> BuiltImage:
     """Package the model (cached when unchanged), render the context and build the image."""
-    from mldeploy.artifacts.package import package  # the submodule shadows the re-export once imported
-    from mldeploy.build.docker_api import client
+    from mldeploy.artifacts.packager import package  # the submodule shadows the re-export once imported
+    from mldeploy.image.docker_client import client
 
     client()  # no daemon → a clear error before minutes of packaging
     result = package(project)
@@ -127,7 +127,7 @@ def build_image(project: Project, *, no_cache: bool = False, output: Path | None
 
 def push_image(project: Project, built: BuiltImage, *, registry: str | None = None) -> PushedImage:
     """Push ``built`` to ``registry`` (a URL), else ``registry.url``, else ECR; records the digest."""
-    from mldeploy.build.push import push
+    from mldeploy.image.registry import push
 
     pushed = push(project, built, registry=registry)
     records.write(project, records.PUSH, {**asdict(pushed), "ref": pushed.ref, "image_id": built.image_id,

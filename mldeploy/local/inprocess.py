@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mldeploy import console
-from mldeploy.build.context import link_or_copy
+from mldeploy.image.context import link_or_copy
 
 if TYPE_CHECKING:
     from mldeploy.config import Project
@@ -27,14 +27,14 @@ def serving_dir(project: Project, artifact_dir: Path) -> Path:
 
 def serve(project: Project, port: int | None = None, host: str = "127.0.0.1") -> None:
     """Package the model and run ``python -m runtime`` in-process until Ctrl-C/SIGTERM."""
-    from mldeploy.artifacts.package import package  # the submodule shadows the re-export once imported
+    from mldeploy.artifacts.packager import package  # the submodule shadows the re-export once imported
 
     result = package(project)
     model_dir = serving_dir(project, Path(result.dir))
     port = port or project.config.runtime.port
     console.info(f"serving {project.config.name} {result.manifest.version} on http://{host}:{port} "
                  f"(no Docker; Ctrl-C stops)")
-    from mldeploy.build import records
+    from mldeploy.image import records
 
     records.write(project, records.LOCAL, {"url": f"http://{host}:{port}", "port": port, "container": None,
                                            "image": None, "container_id": None, "ready_seconds": None})

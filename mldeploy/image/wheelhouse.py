@@ -130,7 +130,7 @@ def merge_requirements(groups: list[list[str]], platform: str) -> list[str]:
 
 
 def _key(requirements: list[str], platform: str, python_version: str, find_links: list[Path]) -> str:
-    from mldeploy.build.wheelstrip import can_strip
+    from mldeploy.image.wheelstrip import can_strip
 
     # can_strip is part of the key: a wheelhouse made where wheels could not be stripped is not reused where
     # they can ("strip-2" versions the post-processing itself)
@@ -228,7 +228,7 @@ def ensure_wheelhouse(requirements: list[str], *, platform: str, python_version:
             )
         found = sorted(wheels.glob("*.whl"))
         check_no_cuda(found)
-        from mldeploy.build.wheelstrip import strip_wheels
+        from mldeploy.image.wheelstrip import strip_wheels
 
         saved = strip_wheels(found, platform)
         if status and saved:

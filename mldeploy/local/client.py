@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mldeploy.build import records
+from mldeploy.image import records
 from mldeploy.errors import ConfigError, MldeployError, NotReadyError
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def sample_request(project: Project) -> Request:
         except (OSError, ValueError):
             manifest = None
     if manifest is None:
-        from mldeploy.artifacts.package import package  # the submodule shadows the re-export once imported
+        from mldeploy.artifacts.packager import package  # the submodule shadows the re-export once imported
 
         manifest = package(project).manifest
     if not manifest.sample_input:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from mldeploy.aws.context import DeployContext
 from mldeploy.aws.plan import Action, Step, is_pending
 from mldeploy.aws.resources import alb
-from mldeploy.aws.session import aws_errors, call
+from mldeploy.aws.clients import aws_errors, call
 
 KEYS = ("url", "image", "task-definition", "alb-dns")
 

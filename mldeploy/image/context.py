@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mldeploy.build.dockerfile import UNUSED_FOR_ONNX, DockerfileSpec, render_dockerfile, render_dockerignore
-from mldeploy.build.wheelhouse import (
+from mldeploy.image.dockerfile import UNUSED_FOR_ONNX, DockerfileSpec, render_dockerfile, render_dockerignore
+from mldeploy.image.wheelhouse import (
     LOCK_FILE,
     Wheelhouse,
     ensure_wheelhouse,
@@ -109,7 +109,7 @@ def assemble(project: Project, artifact_dir: Path, manifest: Manifest, out_dir: 
              status: Callable[[str], None] | None = None) -> BuildContext:
     """Write the build context for ``artifact_dir`` (a packaged model folder) and return its description."""
     from mldeploy import console
-    from mldeploy.build import scan
+    from mldeploy.image import scan
 
     cfg = project.config
     scan.check_tree(artifact_dir, "model artifact", warn=console.warn)  # before minutes of wheels and build

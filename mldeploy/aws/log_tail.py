@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from rich.markup import escape
 
 from mldeploy import console
-from mldeploy.aws.session import aws_errors, call
+from mldeploy.aws.clients import aws_errors, call
 from mldeploy.errors import AwsError, MldeployError
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

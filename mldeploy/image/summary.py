@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from mldeploy import console
 
 if TYPE_CHECKING:
-    from mldeploy.build.api import BuiltImage
+    from mldeploy.image.api import BuiltImage
 
 
 def mb(n: int | None) -> str:

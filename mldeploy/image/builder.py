@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from mldeploy import console
-from mldeploy.build.docker_api import client
+from mldeploy.image.docker_client import client
 from mldeploy.errors import BuildError
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")

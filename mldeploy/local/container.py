@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from mldeploy import console
-from mldeploy.build import records
+from mldeploy.image import records
 from mldeploy.errors import BuildError, NotReadyError
 
 if TYPE_CHECKING:
-    from mldeploy.build.api import BuiltImage
+    from mldeploy.image.api import BuiltImage
     from mldeploy.config import Project
 
 READY_TIMEOUT_S = float(os.environ.get("MLDEPLOY_READY_TIMEOUT", "120"))
@@ -47,7 +47,7 @@ def start_container(project: Project, image: str, port: int | None = None) -> tu
     """(Re)start the app's container from ``image``, publishing the server port on 127.0.0.1:``port``."""
     from docker.errors import APIError, NotFound
 
-    from mldeploy.build.docker_api import client
+    from mldeploy.image.docker_client import client
 
     docker = client()
     name = container_name(project)
@@ -174,12 +174,12 @@ def report(project: Project, result: LocalRun, built: BuiltImage | None = None) 
 
 def run_last_build(project: Project, port: int | None = None, wait: bool = True) -> LocalRun:
     """``mldeploy run``: the last built image, or a fresh build when there is none."""
-    from mldeploy.build.docker_api import client, image_size
+    from mldeploy.image.docker_client import client, image_size
 
     build = records.read(project, records.BUILD)
     built = None
     if not build or image_size(build["image_id"]) is None:
-        from mldeploy.build.api import build_image
+        from mldeploy.image.api import build_image
 
         built = build_image(project)
         image = built.image_id
@@ -193,8 +193,8 @@ def run_last_build(project: Project, port: int | None = None, wait: bool = True)
 
 def up_local(project: Project, port: int | None = None, wait: bool = True) -> LocalRun:
     """``mldeploy up --target local``: build (cached layers make this fast) + run + wait for ``/ready``."""
-    from mldeploy.build.api import build_image
-    from mldeploy.build.summary import print_build
+    from mldeploy.image.api import build_image
+    from mldeploy.image.summary import print_build
 
     built = build_image(project)
     from mldeploy.cli import state

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mldeploy import console
-from mldeploy.build.docker_api import client
+from mldeploy.image.docker_client import client
 from mldeploy.errors import AwsError, BuildError
 
 if TYPE_CHECKING:
-    from mldeploy.build.api import BuiltImage, PushedImage
+    from mldeploy.image.api import BuiltImage, PushedImage
     from mldeploy.config import Project
 
 
@@ -69,7 +69,7 @@ def ecr_target(project: Project, name: str) -> Target:
 
 
 def push(project: Project, built: BuiltImage, *, registry: str | None = None) -> PushedImage:
-    from mldeploy.build.api import PushedImage
+    from mldeploy.image.api import PushedImage
 
     name = repository_name(project)
     url = registry or project.config.registry.url
