@@ -102,8 +102,8 @@ def start_to_ready(project, image_id: str, runs: int) -> tuple[list[float], list
     """(``docker run`` call → /ready 200, container process start → /ready 200) per run."""
     from datetime import datetime
 
-    from mldeploy.local import container as local
     from mldeploy.image.docker_client import client
+    from mldeploy.local import container as local
 
     total, process = [], []
     for _ in range(runs):
@@ -121,8 +121,8 @@ def start_to_ready(project, image_id: str, runs: int) -> tuple[list[float], list
 
 
 def bench(example: str, workdir: Path, runs: int) -> dict:
-    from mldeploy.image.api import build_image
     from mldeploy.config import load_project
+    from mldeploy.image.api import build_image
     from runtime.manifest import Manifest
 
     folder = prepare(example, workdir)

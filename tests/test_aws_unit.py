@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError, NoCredentialsError
 
+from mldeploy.aws.clients import is_mutating, translate
 from mldeploy.aws.log_tail import parse_since
 from mldeploy.aws.plan import Action, Pending, Plan, Step, is_pending
-from mldeploy.aws.clients import is_mutating, translate
 from mldeploy.errors import MldeployError
 
 

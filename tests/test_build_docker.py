@@ -260,8 +260,8 @@ def test_up_local_cli_and_predict(iris, docker_client):
 
 
 def test_failed_build_shows_the_build_log_tail(tmp_path, base_env):
-    from mldeploy.image.api import build_image
     from mldeploy.errors import BuildError
+    from mldeploy.image.api import build_image
 
     dst = _project_copy(tmp_path, "iris-sklearn", "t-iris-bad", base_env)
     cfg = dst / "mldeploy.yaml"

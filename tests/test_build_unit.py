@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from mldeploy.errors import BuildError, MldeployError
 from mldeploy.image import wheelhouse as wh
 from mldeploy.image.api import docker_tag, tag_names
 from mldeploy.image.dockerfile import DockerfileSpec, render_dockerfile, render_dockerignore
-from mldeploy.errors import BuildError, MldeployError
 from tests import infra
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,8 +151,8 @@ def test_predict_without_server_is_a_clear_error(tmp_path):
 def test_ecr_target_creates_the_repository_and_logs_in(aws, tmp_path):
     import boto3
 
-    from mldeploy.image.registry import ecr_target
     from mldeploy.config import load_project
+    from mldeploy.image.registry import ecr_target
 
     project = load_project(_iris_copy(tmp_path) / "mldeploy.yaml", None)
     target = ecr_target(project, "iris")

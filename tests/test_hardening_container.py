@@ -43,8 +43,8 @@ def _cli(project_root: Path, *args: str, timeout: float = 300) -> subprocess.Com
 def image(tmp_path_factory, base_image, docker_client):
     """The iris example built from an artifact folder that also holds a ``.env`` and a ``.git`` (excluded)."""
     from mldeploy.artifacts.packager import package
-    from mldeploy.image.api import build_from_artifact
     from mldeploy.config import load_project
+    from mldeploy.image.api import build_from_artifact
 
     root = tmp_path_factory.mktemp("hardening") / "h-iris"
     shutil.copytree(ROOT / "examples" / "iris-sklearn", root, ignore=shutil.ignore_patterns(".mldeploy"))

@@ -17,8 +17,8 @@ import yaml
 
 from benchmarks import models as ex
 from benchmarks.hardening_summary import record
-from mldeploy.image import scan
 from mldeploy.errors import BuildError
+from mldeploy.image import scan
 
 ROOT = Path(__file__).resolve().parent.parent
 AWS_KEY = "AKIA" + "QWERTYUIOPASDFGH"  # split: this file must not trip scanners itself

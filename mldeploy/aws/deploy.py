@@ -6,9 +6,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mldeploy import console
+from mldeploy.aws.clients import COUNTER, clients
 from mldeploy.aws.context import DeployContext
 from mldeploy.aws.plan import Action
-from mldeploy.aws.clients import COUNTER, clients
 from mldeploy.errors import AwsError
 
 if TYPE_CHECKING:

@@ -6,13 +6,13 @@ import time
 from typing import Any
 
 from mldeploy import console
+from mldeploy.aws.clients import COUNTER, aws_errors, call, error_code
 from mldeploy.aws.context import DeployContext
 from mldeploy.aws.resources import alb, autoscaling, cluster, ecr, iam, monitoring, security_groups
 from mldeploy.aws.resources import log_group as logs
-from mldeploy.aws.resources import stack_outputs as outputs
 from mldeploy.aws.resources import service as service_mod
+from mldeploy.aws.resources import stack_outputs as outputs
 from mldeploy.aws.resources import task_definition as td
-from mldeploy.aws.clients import COUNTER, aws_errors, call, error_code
 from mldeploy.aws.waiters import poll_interval
 from mldeploy.errors import AwsError
 

@@ -12,13 +12,17 @@ from mldeploy.aws.resources import (
     cluster,
     ecr,
     iam,
-    log_group as logs,
     monitoring,
     network,
-    stack_outputs as outputs,
     security_groups,
     service,
     task_definition,
+)
+from mldeploy.aws.resources import (
+    log_group as logs,
+)
+from mldeploy.aws.resources import (
+    stack_outputs as outputs,
 )
 
 # Topological order: every planner may read outputs recorded by those before it.

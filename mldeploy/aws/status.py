@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from mldeploy import console
+from mldeploy.aws.clients import call
 from mldeploy.aws.context import DeployContext
 from mldeploy.aws.resources import alb
-from mldeploy.aws.resources import stack_outputs as outputs
 from mldeploy.aws.resources import service as service_mod
-from mldeploy.aws.clients import call
+from mldeploy.aws.resources import stack_outputs as outputs
 from mldeploy.aws.waiters import target_health
 
 

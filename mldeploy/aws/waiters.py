@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 from mldeploy import console
-from mldeploy.aws.context import DeployContext
 from mldeploy.aws.clients import call
+from mldeploy.aws.context import DeployContext
 from mldeploy.errors import NotReadyError, RolledBackError
 
 

@@ -15,9 +15,9 @@ def build(
 ) -> None:
     """Package the model and build the serving image with Docker (tags: version, git sha, latest)."""
     from mldeploy import console
+    from mldeploy.cli import state
     from mldeploy.image.api import build_image
     from mldeploy.image.summary import print_build
-    from mldeploy.cli import state
 
     built = build_image(state.project(), no_cache=no_cache, output=output)
     if state.options.json:
@@ -35,9 +35,9 @@ def push(
 ) -> None:
     """Push the last built image (building it if needed) to ECR or registry.url; records the digest."""
     from mldeploy import console
+    from mldeploy.cli import state
     from mldeploy.image.api import BuiltImage, build_image, last_build, push_image
     from mldeploy.image.docker_client import image_size
-    from mldeploy.cli import state
 
     project = state.project()
     record = last_build(project)
@@ -62,8 +62,8 @@ def run(
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Do not wait for /ready.")] = False,
 ) -> None:
     """Run the last built image in Docker (building it if needed), wait for /ready, print the URL and a curl."""
-    from mldeploy.local.container import run_last_build
     from mldeploy.cli import state
+    from mldeploy.local.container import run_last_build
 
     run_last_build(state.project(), port=port, wait=not no_wait)
 
@@ -73,8 +73,8 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
     """Serve the model in this process (no Docker): the fallback when no Docker daemon is available."""
-    from mldeploy.local.inprocess import serve as serve_model
     from mldeploy.cli import state
+    from mldeploy.local.inprocess import serve as serve_model
 
     serve_model(state.project(), port=port, host=host)
 
@@ -86,9 +86,9 @@ def predict(
 ) -> None:
     """Send a prediction request and pretty-print the answer (--json prints it raw)."""
     from mldeploy import console
-    from mldeploy.local import client as p
     from mldeploy.cli import state
     from mldeploy.errors import MldeployError
+    from mldeploy.local import client as p
 
     project = None
     if url is None or input_file is None:

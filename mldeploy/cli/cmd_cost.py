@@ -181,10 +181,10 @@ def bench(
     import contextlib
 
     from mldeploy import console
-    from mldeploy.local import client as p
     from mldeploy.cli import state
     from mldeploy.cost import bench as b
     from mldeploy.errors import MldeployError
+    from mldeploy.local import client as p
 
     if url and local:
         raise MldeployError("--url and --local exclude each other")

@@ -81,9 +81,9 @@ def tag_names(version: str, commit: str | None) -> list[str]:
 def build_from_artifact(project: Project, artifact_dir: Path, manifest: Manifest, *, no_cache: bool = False,
                         output: Path | None = None) -> BuiltImage:
     """Assemble the context for an already packaged artifact and build it with Docker."""
+    from mldeploy.image.builder import docker_build
     from mldeploy.image.context import assemble
     from mldeploy.image.docker_client import build_platform, client, image_size
-    from mldeploy.image.builder import docker_build
 
     cfg = project.config
     client()  # fail fast (and clearly) when no daemon answers, before downloading wheels

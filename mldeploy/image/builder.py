@@ -12,8 +12,8 @@ from pathlib import Path
 from rich.markup import escape
 
 from mldeploy import console
-from mldeploy.image.docker_client import client
 from mldeploy.errors import BuildError
+from mldeploy.image.docker_client import client
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 LOG_TAIL = 30

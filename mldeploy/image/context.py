@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mldeploy.errors import BuildError
+from mldeploy.gitinfo import git_commit
 from mldeploy.image.dockerfile import UNUSED_FOR_ONNX, DockerfileSpec, render_dockerfile, render_dockerignore
 from mldeploy.image.wheelhouse import (
     LOCK_FILE,
@@ -21,8 +23,6 @@ from mldeploy.image.wheelhouse import (
     merge_requirements,
     read_requirements,
 )
-from mldeploy.errors import BuildError
-from mldeploy.gitinfo import git_commit
 from mldeploy.templating import template_dir
 
 if TYPE_CHECKING:

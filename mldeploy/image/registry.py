@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mldeploy import console
-from mldeploy.image.docker_client import client
 from mldeploy.errors import AwsError, BuildError
+from mldeploy.image.docker_client import client
 
 if TYPE_CHECKING:
-    from mldeploy.image.api import BuiltImage, PushedImage
     from mldeploy.config import Project
+    from mldeploy.image.api import BuiltImage, PushedImage
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mldeploy.image import records
 from mldeploy.errors import ConfigError, MldeployError, NotReadyError
+from mldeploy.image import records
 
 if TYPE_CHECKING:
     from mldeploy.config import Project

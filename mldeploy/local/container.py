@@ -11,12 +11,12 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from mldeploy import console
-from mldeploy.image import records
 from mldeploy.errors import BuildError, NotReadyError
+from mldeploy.image import records
 
 if TYPE_CHECKING:
-    from mldeploy.image.api import BuiltImage
     from mldeploy.config import Project
+    from mldeploy.image.api import BuiltImage
 
 READY_TIMEOUT_S = float(os.environ.get("MLDEPLOY_READY_TIMEOUT", "120"))
 LOG_TAIL = 30

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from mldeploy.aws.clients import call
 from mldeploy.aws.context import DeployContext, tag_dict
 from mldeploy.aws.plan import Action, Step
-from mldeploy.aws.clients import call
 
 PROVIDERS = ["FARGATE", "FARGATE_SPOT"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from mldeploy.aws.clients import aws_errors, call
 from mldeploy.aws.context import DeployContext, tag_dict
 from mldeploy.aws.plan import Action, Step
-from mldeploy.aws.clients import aws_errors, call
 
 KEEP_IMAGES = 30
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mldeploy.aws.clients import call
 from mldeploy.aws.context import DeployContext, tag_dict
 from mldeploy.aws.plan import Action, Step
-from mldeploy.aws.clients import call
 
 TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}

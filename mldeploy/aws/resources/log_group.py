@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from mldeploy.aws.clients import call
 from mldeploy.aws.context import DeployContext
 from mldeploy.aws.plan import Action, Step
-from mldeploy.aws.clients import call
 
 
 def describe(ctx: DeployContext) -> dict | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mldeploy.aws.clients import call
 from mldeploy.aws.context import DeployContext
 from mldeploy.aws.plan import Action, Step, is_pending
-from mldeploy.aws.clients import call
 
 EMF_NAMESPACE = "mldeploy"
 

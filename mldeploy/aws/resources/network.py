@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mldeploy.aws.context import DeployContext
 from mldeploy.aws.clients import call
+from mldeploy.aws.context import DeployContext
 from mldeploy.errors import AwsError
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from mldeploy.aws.clients import call
 from mldeploy.aws.context import DeployContext, tag_dict
 from mldeploy.aws.plan import Action, Pending, Step, is_pending
-from mldeploy.aws.clients import call
 
 Rule = tuple[int, str]  # (port, source: CIDR or sg-id)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from mldeploy.aws.clients import call
 from mldeploy.aws.context import CONTAINER_NAME, DeployContext, tag_dict
 from mldeploy.aws.plan import Action, Pending, Step, is_pending
-from mldeploy.aws.clients import call
 
 
 def describe(ctx: DeployContext, name: str | None = None) -> dict | None:

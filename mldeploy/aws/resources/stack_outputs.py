@@ -5,10 +5,10 @@ CI runners are ephemeral, so ``status``/``canary``/``rollback`` read these inste
 
 from __future__ import annotations
 
+from mldeploy.aws.clients import aws_errors, call
 from mldeploy.aws.context import DeployContext
 from mldeploy.aws.plan import Action, Step, is_pending
 from mldeploy.aws.resources import alb
-from mldeploy.aws.clients import aws_errors, call
 
 KEYS = ("url", "image", "task-definition", "alb-dns")
 

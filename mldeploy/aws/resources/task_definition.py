@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from mldeploy.aws.clients import aws_errors, call
 from mldeploy.aws.context import CONTAINER_NAME, DeployContext
 from mldeploy.aws.plan import Action, Pending, Step, is_pending
-from mldeploy.aws.clients import aws_errors, call
 from mldeploy.errors import AwsError
 
 ARCH = {"linux/amd64": "X86_64", "linux/arm64": "ARM64"}
