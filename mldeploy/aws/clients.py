@@ -140,12 +140,11 @@ def make_session(region: str | None, profile: str | None) -> tuple[boto3.Session
     return session, session.region_name
 
 
-def clients(project: Project | None = None) -> Clients:
-    """Clients for the CLI's ``--region``/``--profile`` (falling back to the project's aws section)."""
-    from mldeploy.cli import state
-
-    region = state.options.region or (project.config.aws.region if project else None)
-    profile = state.options.profile or (project.config.aws.profile if project else None)
+def clients(project: Project | None = None, *, region: str | None = None, profile: str | None = None) -> Clients:
+    """Clients for ``region``/``profile`` (the CLI's ``--region``/``--profile``), else the project's aws section,
+    else boto3's standard chain."""
+    region = region or (project.config.aws.region if project else None)
+    profile = profile or (project.config.aws.profile if project else None)
     session, region = make_session(region, profile)
     return Clients(session, region)
 

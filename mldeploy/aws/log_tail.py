@@ -25,11 +25,14 @@ def parse_since(text: str) -> int:
 
 def show_logs(since: str = "10m", follow: bool = False, pattern: str | None = None) -> int:
     """Print events from ``since`` ago; with ``follow`` poll for new ones until Ctrl-C. Returns events printed."""
-    from mldeploy.aws.deploy import context
+    from mldeploy.aws.clients import clients
+    from mldeploy.aws.context import DeployContext
     from mldeploy.aws.waiters import poll_interval
     from mldeploy.cli import state
 
-    ctx = context(state.project())
+    project = state.project()
+    ctx = DeployContext(project=project, aws=clients(project, region=state.options.region,
+                                                     profile=state.options.profile))
     group = ctx.names.log_group
     logs = ctx.aws.logs
     if call(logs.describe_log_groups, logGroupNamePrefix=group)["logGroups"] == []:

@@ -50,10 +50,13 @@ def collect(ctx: DeployContext) -> dict[str, Any]:
 def show_status() -> dict[str, Any]:
     from rich.table import Table
 
-    from mldeploy.aws.deploy import context
+    from mldeploy.aws.clients import clients
+    from mldeploy.aws.context import DeployContext
     from mldeploy.cli import state
 
-    ctx = context(state.project())
+    project = state.project()
+    ctx = DeployContext(project=project, aws=clients(project, region=state.options.region,
+                                                     profile=state.options.profile))
     info = collect(ctx)
     if state.options.json:
         console.emit_json(info)

@@ -18,11 +18,13 @@ def plan(
     """Show what `up` would create, change or delete on AWS (a diff; nothing is changed)."""
     from mldeploy import console
     from mldeploy.aws import planner
-    from mldeploy.aws.deploy import context
+    from mldeploy.aws.clients import clients
+    from mldeploy.aws.context import DeployContext
     from mldeploy.cli import state
 
     project = state.project()
-    ctx = context(project, image)
+    ctx = DeployContext(project=project, aws=clients(project, region=state.options.region,
+                                                     profile=state.options.profile), image=image)
     result = planner.make_plan(ctx)
     from mldeploy.ci.outputs import plan_report
 
@@ -57,9 +59,18 @@ def down(
     purge: Annotated[bool, typer.Option("--purge", help="Also delete the ECR repository and its images.")] = False,
 ) -> None:
     """Delete every AWS resource of this app/env (keeps the ECR repository unless --purge)."""
-    from mldeploy.aws.down import down_aws
+    from mldeploy import console
+    from mldeploy.aws.clients import clients
+    from mldeploy.cli import state
+    from mldeploy.ui import Ui
+    from mldeploy.workflows.down import down_aws, question
 
-    down_aws(purge=purge)
+    project = state.project()
+    aws = clients(project, region=state.options.region, profile=state.options.profile)
+    state.confirm(question(project, aws, purge))
+    result = down_aws(project, aws, Ui(), purge=purge)
+    if state.options.json:
+        console.emit_json(result)
 
 
 def iam_policy(

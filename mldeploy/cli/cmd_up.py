@@ -31,9 +31,17 @@ def up(
 
         up_local(project, port=port, wait=not no_wait)
     else:
-        from mldeploy.aws.deploy import up_aws
+        from mldeploy import console
+        from mldeploy.aws.clients import clients
+        from mldeploy.ui import Ui
+        from mldeploy.workflows.up import up_aws
 
-        result = up_aws(project, wait=not no_wait, image=image, force_unlock=force_unlock)
+        aws = clients(project, region=state.options.region, profile=state.options.profile)
+        result = up_aws(project, aws, Ui(), wait=not no_wait, image=image, force_unlock=force_unlock)
+        console.add_summary(f"### mldeploy up `{project.names.base}`\n\n- URL: {result['url']}\n"
+                            f"- image: `{result['image']}`\n- changes applied: {len(result['applied'])}")
+        if state.options.json:
+            console.emit_json(result)
         from mldeploy.ci.outputs import up_report
 
         up_report(project.names.base, project.config.model.version, result)  # task_definition_arn, version…

@@ -1,22 +1,19 @@
-"""``mldeploy up --target aws``: build + push, plan, apply, wait, print the URL."""
+"""``mldeploy up --target aws``: build + push, plan, apply, wait; returns the result (the CLI renders it)."""
 
 from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Any
 
-from mldeploy import console
-from mldeploy.aws.clients import COUNTER, clients
+from mldeploy.aws.clients import COUNTER
 from mldeploy.aws.context import DeployContext
 from mldeploy.aws.plan import Action
 from mldeploy.errors import AwsError
 
 if TYPE_CHECKING:
+    from mldeploy.aws.clients import Clients
     from mldeploy.config import Project
-
-
-def context(project: Project, image: str | None = None) -> DeployContext:
-    return DeployContext(project=project, aws=clients(project), image=image)
+    from mldeploy.ui import Ui
 
 
 def build_image(ctx: DeployContext) -> str:
@@ -36,7 +33,7 @@ def build_image(ctx: DeployContext) -> str:
     return pushed.ref  # repository@sha256:… — a task definition names immutable content
 
 
-def up_aws(project: Project, wait: bool = True, image: str | None = None,
+def up_aws(project: Project, aws: Clients, ui: Ui, *, wait: bool = True, image: str | None = None,
            force_unlock: bool = False) -> dict[str, Any]:
     """Build + push (unless ``image``), plan, apply, wait for stability; prints the URL.
 
@@ -45,15 +42,13 @@ def up_aws(project: Project, wait: bool = True, image: str | None = None,
     """
     from mldeploy.aws import executor, planner, waiters
     from mldeploy.aws.resources import alb
-    from mldeploy.cli import state
-
     t0 = time.monotonic()
-    ctx = context(project, image)
-    with console.group("image"):
+    ctx = DeployContext(project=project, aws=aws, image=image)
+    with ui.group("image"):
         if image is None:
             ctx.image = build_image(ctx)
-        console.info(f"image: {ctx.image}")
-    with console.group("plan"):
+        ui.info(f"image: {ctx.image}")
+    with ui.group("plan"):
         plan = planner.make_plan(ctx)
         plan.render()
     applied: list[Any] = []
@@ -65,27 +60,22 @@ def up_aws(project: Project, wait: bool = True, image: str | None = None,
         with sigterm_as_interrupt(), DeployLock(ReleaseContext(project, _clients=ctx.aws), "up",
                                                 force_unlock=force_unlock):
             plan = planner.make_plan(ctx)  # the state may have moved while we waited for the lock
-            with console.group("apply"):
+            with ui.group("apply"):
                 applied = executor.apply(plan, ctx)
             current.sync(project)  # record the deployment in the durable history
     if not applied:
-        console.success("nothing to change")
+        ui.success("nothing to change")
     url = alb.url(ctx)
     svc_changed = any(s.kind in ("ecs service", "task definition") and s.action is not Action.noop
                       for s in plan.steps)
     if wait:
-        with console.group("rollout"):
+        with ui.group("rollout"):
             waiters.wait_stable(ctx, task_definition=ctx.outputs.get("task_definition_arn"))
-            console.success("service is stable")
+            ui.success("service is stable")
     elif svc_changed:
-        console.info("not waiting for the rollout (--no-wait); follow it with `mldeploy status`")
+        ui.info("not waiting for the rollout (--no-wait); follow it with `mldeploy status`")
     result = {"url": url, "image": ctx.outputs.get("image"), "task_definition": ctx.outputs.get("task_definition_arn"),
               "changes": len(plan.changes), "applied": applied, "seconds": round(time.monotonic() - t0, 2),
               "api_calls": COUNTER.total, "mutating_api_calls": COUNTER.mutating}
-    console.success(f"deployed [bold]{project.names.base}[/]: {url}")
-    # GitHub outputs (url, image_uri, task_definition_arn…) are written by mldeploy.ci.outputs.up_report
-    console.add_summary(f"### mldeploy up `{project.names.base}`\n\n- URL: {url}\n- image: `{result['image']}`\n"
-                        f"- changes applied: {len(applied)}")
-    if state.options.json:
-        console.emit_json(result)
+    ui.success(f"deployed [bold]{project.names.base}[/]: {url}")
     return result

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mldeploy import console
 from mldeploy.aws.clients import COUNTER, aws_errors, call, error_code
 from mldeploy.aws.context import DeployContext
 from mldeploy.aws.resources import alb, autoscaling, cluster, ecr, iam, monitoring, security_groups
@@ -15,6 +14,11 @@ from mldeploy.aws.resources import stack_outputs as outputs
 from mldeploy.aws.resources import task_definition as td
 from mldeploy.aws.waiters import poll_interval
 from mldeploy.errors import AwsError
+
+if TYPE_CHECKING:
+    from mldeploy.aws.clients import Clients
+    from mldeploy.config import Project
+    from mldeploy.ui import Ui
 
 SG_TIMEOUT_S = 600  # ENIs of stopped tasks and a deleted ALB take minutes to disappear
 
@@ -63,25 +67,27 @@ def _wait_services_gone(ctx: DeployContext, names: list[str]) -> None:
         time.sleep(poll_interval())
 
 
-def down_aws(purge: bool = False) -> dict[str, Any]:
-    from mldeploy.aws.deploy import context
-    from mldeploy.cli import state
+def question(project: Project, aws: Clients, purge: bool) -> str:
+    """What ``down`` asks before deleting (the CLI prompts; ``--yes`` answers)."""
+    n = project.names
+    return (f"Delete every AWS resource of {n.app!r} env {n.env!r} in {aws.region}"
+            f"{' including the ECR repository and its images' if purge else ''}?")
 
-    project = state.project()
-    ctx = context(project)
+
+def down_aws(project: Project, aws: Clients, ui: Ui, *, purge: bool = False) -> dict[str, Any]:
+    """Delete the app/env's resources (the caller has confirmed); returns what was deleted and what remains."""
+    ctx = DeployContext(project=project, aws=aws)
     n = ctx.names
-    what = f"every AWS resource of {n.app!r} env {n.env!r} in {ctx.aws.region}"
-    state.confirm(f"Delete {what}{' including the ECR repository and its images' if purge else ''}?")
     t0 = time.monotonic()
     deleted: list[str] = []
 
     def step(label: str, ok: bool | list[str] | int) -> None:
         items = ok if isinstance(ok, list) else ([label] if ok else [])
         for item in items:
-            console.console.print(f"  [red]-[/] deleted {item}")
+            ui.print(f"  [red]-[/] deleted {item}")
         deleted.extend(items)
 
-    with console.group(f"down {n.base}"):
+    with ui.group(f"down {n.base}"):
         step(f"scalable target {autoscaling.resource_id(ctx)}", autoscaling.delete(ctx))
         step("", monitoring.delete(ctx))
         services = [s for s in (n.service, n.canary_service) if service_mod.describe(ctx, s)]
@@ -113,15 +119,13 @@ def down_aws(purge: bool = False) -> dict[str, Any]:
         left = leftovers(ctx)
     kept = [a for a in left if not (":ecr:" in a and not purge)]
     if kept:
-        console.warn("still tagged for this app/env (deleted by hand or still shutting down):\n  " + "\n  ".join(kept))
+        ui.warn("still tagged for this app/env (deleted by hand or still shutting down):\n  " + "\n  ".join(kept))
     if not deleted:
-        console.info(f"nothing to delete for {n.base} in {ctx.aws.region}")
+        ui.info(f"nothing to delete for {n.base} in {ctx.aws.region}")
     else:
-        console.success(f"deleted {len(deleted)} resources of {n.base}"
+        ui.success(f"deleted {len(deleted)} resources of {n.base}"
                         + ("" if purge or not ctx.uses_ecr else f" (kept ECR repository {ctx.ecr_repository}; "
                                                                  "--purge deletes it)"))
     result = {"deleted": deleted, "remaining": kept, "seconds": round(time.monotonic() - t0, 2),
               "api_calls": COUNTER.total, "mutating_api_calls": COUNTER.mutating}
-    if state.options.json:
-        console.emit_json(result)
     return result
