@@ -9,6 +9,7 @@ honoured) so throttling is retried with backoff. ``MLDEPLOY_API_LOG=path`` appen
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -55,13 +56,13 @@ class ApiCounter:
         return sum(1 for _, op in self.calls if is_mutating(op))
 
 
-COUNTER = ApiCounter()
 _LAST = threading.local()  # (service, operation) of this thread's latest call, to name the IAM action on errors
 
 
-def _api_hook(model: Any, params: Any, context: Any, **_: Any) -> None:
+def _api_hook(model: Any, params: Any, context: Any, counter: ApiCounter | None = None, **_: Any) -> None:
     service = model.service_model.service_name
-    COUNTER.add(service, model.name)
+    if counter is not None:
+        counter.add(service, model.name)
     _LAST.value = (service, model.name)
     path = os.environ.get("MLDEPLOY_API_LOG")
     if not path:
@@ -80,7 +81,7 @@ def _params_hook(params: Any, model: Any, **_: Any) -> None:
 
 
 class Clients:
-    """Lazily created, cached boto3 clients sharing one session and retry config."""
+    """Lazily created, cached boto3 clients sharing one session and retry config; ``counter`` counts their calls."""
 
     def __init__(self, session: boto3.Session, region: str) -> None:
         from botocore.config import Config
@@ -93,6 +94,7 @@ class Clients:
                               user_agent_extra="mldeploy")
         self._cache: dict[str, Any] = {}
         self._account: str | None = None
+        self.counter = ApiCounter()
 
     def __getattr__(self, service: str) -> Any:
         if service.startswith("_"):
@@ -102,7 +104,7 @@ class Clients:
     def get(self, service: str) -> Any:
         if service not in self._cache:
             client = self.session.client(service, region_name=self.region, config=self._config)
-            client.meta.events.register("before-call.*.*", _api_hook)
+            client.meta.events.register("before-call.*.*", functools.partial(_api_hook, counter=self.counter))
             from mldeploy.aws import faults
 
             if faults.enabled():

@@ -1,14 +1,18 @@
-"""``mldeploy up --target aws``: build + push, plan, apply, wait; returns the result (the CLI renders it)."""
+"""``mldeploy up --target aws``: build + push, plan, apply under the deployment lock, wait for the rollout."""
 
 from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Any
 
-from mldeploy.aws.clients import COUNTER
-from mldeploy.aws.context import DeployContext
-from mldeploy.aws.plan import Action
+from mldeploy.aws.engine.executor import Executor
+from mldeploy.aws.engine.model import Action
+from mldeploy.aws.engine.remote import Remote
+from mldeploy.aws.engine.render import plan_lines
+from mldeploy.aws.engine.spec import StackSpec
+from mldeploy.aws.resources import ecr, load_balancer
 from mldeploy.errors import AwsError
+from mldeploy.workflows.plan import plan_aws
 
 if TYPE_CHECKING:
     from mldeploy.aws.clients import Clients
@@ -16,66 +20,66 @@ if TYPE_CHECKING:
     from mldeploy.ui import Ui
 
 
-def build_image(ctx: DeployContext) -> str:
-    """Build and push the image (ensuring the ECR repository first); returns the image reference."""
-    from mldeploy.aws.executor import apply
-    from mldeploy.aws.plan import Plan
-    from mldeploy.aws.resources import ecr
-
-    if ctx.uses_ecr:
-        apply(Plan(ecr.plan(ctx)), ctx)
+def build_image(project: Project, aws: Clients, ui: Ui, remote: Remote) -> str:
+    """Ensure the ECR repository, then build and push; returns ``repository@sha256:…`` (immutable content)."""
+    spec = StackSpec.of(project, remote)
+    if spec.uses_ecr:
+        Executor(aws, ui).apply(ecr.plan(spec, remote, {}))
+        remote.forget()
     try:
         from mldeploy.image.api import build_and_push
     except ImportError as e:
         raise AwsError("image build/push is not available in this installation",
                        hint="push an image yourself and run `mldeploy up --image URI`") from e
-    pushed = build_and_push(ctx.project)
-    return pushed.ref  # repository@sha256:… — a task definition names immutable content
+    return build_and_push(project, aws=aws, ui=ui).ref
 
 
 def up_aws(project: Project, aws: Clients, ui: Ui, *, wait: bool = True, image: str | None = None,
            force_unlock: bool = False) -> dict[str, Any]:
-    """Build + push (unless ``image``), plan, apply, wait for stability; prints the URL.
+    """Build + push (unless ``image``), plan, apply, wait for stability; returns what was deployed.
 
     A plan with changes is applied under the app/env deployment lock (the one ``canary``/``promote`` take),
     re-planned once the lock is held; a no-op ``up`` takes no lock and makes no mutating call.
     """
-    from mldeploy.aws import executor, planner, waiters
-    from mldeploy.aws.resources import alb
     t0 = time.monotonic()
-    ctx = DeployContext(project=project, aws=aws, image=image)
+    remote = Remote(aws)
     with ui.group("image"):
         if image is None:
-            ctx.image = build_image(ctx)
-        ui.info(f"image: {ctx.image}")
+            image = build_image(project, aws, ui, remote)
+        ui.info(f"image: {image}")
     with ui.group("plan"):
-        plan = planner.make_plan(ctx)
-        plan.render()
-    applied: list[Any] = []
-    if plan.changes:
-        from mldeploy.release import current
-        from mldeploy.release.context import ReleaseContext
+        planned = plan_aws(project, aws, image=image, remote=remote)
+        for line in plan_lines(planned.plan):
+            ui.print(line)
+    executor = Executor(aws, ui)
+    applied: list[dict[str, Any]] = []
+    if planned.plan.changes:
         from mldeploy.release.lock import DeployLock, sigterm_as_interrupt
+        from mldeploy.workflows.release import record_up
 
-        with sigterm_as_interrupt(), DeployLock(ReleaseContext(project, _clients=ctx.aws), "up",
-                                                force_unlock=force_unlock):
-            plan = planner.make_plan(ctx)  # the state may have moved while we waited for the lock
+        with sigterm_as_interrupt(), DeployLock.for_project(project, aws, "up", force_unlock=force_unlock):
+            remote.forget()  # the state may have moved while we waited for the lock
+            planned = plan_aws(project, aws, image=image, remote=remote)
             with ui.group("apply"):
-                applied = executor.apply(plan, ctx)
-            current.sync(project)  # record the deployment in the durable history
+                applied = executor.apply(planned.plan)
+            record_up(project, aws, ui)  # the deployment goes into the durable history
     if not applied:
         ui.success("nothing to change")
-    url = alb.url(ctx)
-    svc_changed = any(s.kind in ("ecs service", "task definition") and s.action is not Action.noop
-                      for s in plan.steps)
+    known = {k: executor.resolve(v) for k, v in planned.known.items()}
+    url = load_balancer.url(planned.spec, known)
+    service_changed = any(s.kind in ("ecs service", "task definition") and s.action is not Action.noop
+                          for s in planned.plan.steps)
     if wait:
+        from mldeploy.aws.waiters import wait_stable
+
         with ui.group("rollout"):
-            waiters.wait_stable(ctx, task_definition=ctx.outputs.get("task_definition_arn"))
+            wait_stable(aws, ui, timeout=project.config.release.stability_timeout_s, cluster=project.names.cluster,
+                        service=project.names.service, task_definition=known.get("task_definition_arn"),
+                        tg_arn=known.get("tg_arn"))
             ui.success("service is stable")
-    elif svc_changed:
+    elif service_changed:
         ui.info("not waiting for the rollout (--no-wait); follow it with `mldeploy status`")
-    result = {"url": url, "image": ctx.outputs.get("image"), "task_definition": ctx.outputs.get("task_definition_arn"),
-              "changes": len(plan.changes), "applied": applied, "seconds": round(time.monotonic() - t0, 2),
-              "api_calls": COUNTER.total, "mutating_api_calls": COUNTER.mutating}
     ui.success(f"deployed [bold]{project.names.base}[/]: {url}")
-    return result
+    return {"url": url, "image": image, "task_definition": known.get("task_definition_arn"),
+            "changes": len(planned.plan.changes), "applied": applied, "seconds": round(time.monotonic() - t0, 2),
+            "api_calls": aws.counter.total, "mutating_api_calls": aws.counter.mutating}

@@ -1,13 +1,14 @@
-"""ECR repository: scan on push, immutable-enough tags, lifecycle policy (keep the last N images)."""
+"""ECR repository: scan on push, lifecycle policy (keep the last N images)."""
 
 from __future__ import annotations
 
 import json
 
-from mldeploy.aws.clients import aws_errors, call
-from mldeploy.aws.context import DeployContext, tag_dict
-from mldeploy.aws.plan import Action, Step
+from mldeploy.aws.engine.model import Action, ApiCall, Step, noop
+from mldeploy.aws.engine.remote import Remote
+from mldeploy.aws.engine.spec import Known, StackSpec, tag_dict
 
+KIND = "ecr repository"
 KEEP_IMAGES = 30
 
 
@@ -22,59 +23,53 @@ def lifecycle_policy() -> dict:
     ]}
 
 
-def describe(ctx: DeployContext) -> dict | None:
-    found = call(ctx.aws.ecr.describe_repositories, repositoryNames=[ctx.ecr_repository],
-                 missing=("RepositoryNotFoundException",))
+def read(spec: StackSpec, remote: Remote) -> dict | None:
+    found = remote.get("ecr", "describe_repositories", repositoryNames=[spec.ecr_repository],
+                       missing=("RepositoryNotFoundException",))
     return found["repositories"][0] if found else None
 
 
-def plan(ctx: DeployContext) -> list[Step]:
-    if not ctx.uses_ecr:
+def uri(spec: StackSpec) -> str:
+    return f"{spec.account}.dkr.ecr.{spec.region}.amazonaws.com/{spec.ecr_repository}"
+
+
+def put_lifecycle(spec: StackSpec) -> ApiCall:
+    return ApiCall("ecr", "put_lifecycle_policy", {"repositoryName": spec.ecr_repository,
+                                                   "lifecyclePolicyText": json.dumps(lifecycle_policy())})
+
+
+def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    if not spec.uses_ecr:
         return []
-    name = ctx.ecr_repository
-    repo = describe(ctx)
-    ecr = ctx.aws.ecr
+    name = spec.ecr_repository
+    repo = read(spec, remote)
     if repo is None:
-        ctx.outputs["ecr_uri"] = f"{ctx.aws.account}.dkr.ecr.{ctx.aws.region}.amazonaws.com/{name}"
-        return [Step("ecr repository", name, Action.create, ["scan on push", f"lifecycle: keep {KEEP_IMAGES}"],
-                     apply=create)]
-    ctx.outputs["ecr_uri"] = repo["repositoryUri"]
-    with aws_errors():
-        tags = tag_dict(ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"])
-    ctx.check_owned("ECR repository", name, tags)
-    changes = []
+        known["ecr_uri"] = uri(spec)
+        return [Step(KIND, name, Action.create, ["scan on push", f"lifecycle: keep {KEEP_IMAGES}"], calls=[
+            ApiCall("ecr", "create_repository", {"repositoryName": name, "tags": spec.tag_list(),
+                                                 "imageScanningConfiguration": {"scanOnPush": True}}),
+            put_lifecycle(spec)])]
+    known["ecr_uri"] = repo["repositoryUri"]
+    tags = tag_dict(remote.get("ecr", "list_tags_for_resource", resourceArn=repo["repositoryArn"])["tags"])
+    spec.check_owned("ECR repository", name, tags)
+    changes, calls = [], []
     if not repo.get("imageScanningConfiguration", {}).get("scanOnPush"):
         changes.append("scan on push: off → on")
-    got = call(ecr.get_lifecycle_policy, repositoryName=name, missing=("LifecyclePolicyNotFoundException",))
-    current = json.loads(got["lifecyclePolicyText"]) if got else None
-    if current != lifecycle_policy():
+        calls.append(ApiCall("ecr", "put_image_scanning_configuration", {
+            "repositoryName": name, "imageScanningConfiguration": {"scanOnPush": True}}))
+    got = remote.get("ecr", "get_lifecycle_policy", repositoryName=name, missing=("LifecyclePolicyNotFoundException",))
+    if (json.loads(got["lifecyclePolicyText"]) if got else None) != lifecycle_policy():
         changes.append("lifecycle policy")
+        calls.append(put_lifecycle(spec))
     if not changes:
-        return [Step("ecr repository", name, Action.noop)]
-    return [Step("ecr repository", name, Action.update, changes, apply=lambda c: _update(c, changes))]
+        return [noop(KIND, name)]
+    return [Step(KIND, name, Action.update, changes, calls=calls)]
 
 
-def create(ctx: DeployContext) -> None:
-    ecr = ctx.aws.ecr
-    with aws_errors():
-        repo = ecr.create_repository(repositoryName=ctx.ecr_repository, tags=ctx.tag_list(),
-                                     imageScanningConfiguration={"scanOnPush": True})["repository"]
-        ecr.put_lifecycle_policy(repositoryName=ctx.ecr_repository, lifecyclePolicyText=json.dumps(lifecycle_policy()))
-    ctx.outputs["ecr_uri"] = repo["repositoryUri"]
-
-
-def _update(ctx: DeployContext, changes: list[str]) -> None:
-    ecr = ctx.aws.ecr
-    with aws_errors():
-        if any(c.startswith("scan") for c in changes):
-            ecr.put_image_scanning_configuration(repositoryName=ctx.ecr_repository,
-                                                 imageScanningConfiguration={"scanOnPush": True})
-        if "lifecycle policy" in changes:
-            ecr.put_lifecycle_policy(repositoryName=ctx.ecr_repository,
-                                     lifecyclePolicyText=json.dumps(lifecycle_policy()))
-
-
-def delete(ctx: DeployContext) -> bool:
-    """Delete the repository and its images (``down --purge``)."""
-    return call(ctx.aws.ecr.delete_repository, repositoryName=ctx.ecr_repository, force=True,
-                missing=("RepositoryNotFoundException",)) is not None
+def delete(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    """The repository and its images (``down --purge`` only: ``stack.plan_down`` leaves it out otherwise)."""
+    if not spec.uses_ecr or read(spec, remote) is None:
+        return []
+    return [Step(KIND, spec.ecr_repository, Action.delete, ["with its images"], calls=[
+        ApiCall("ecr", "delete_repository", {"repositoryName": spec.ecr_repository, "force": True},
+                missing=("RepositoryNotFoundException",))])]

@@ -1,35 +1,40 @@
-"""IAM roles: the task execution role (ECR pull + logs + the configured secrets only) and the optional task role."""
+"""IAM roles: the task execution role (ECR pull + logs + the configured secrets only) and the optional task role.
+
+Role ARNs are deterministic (``arn:aws:iam::ACCOUNT:role/NAME``), so later steps use them without a ``Ref``.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from mldeploy.aws.clients import call
-from mldeploy.aws.context import DeployContext, tag_dict
-from mldeploy.aws.plan import Action, Step
+from mldeploy.aws.engine.model import Action, ApiCall, Step, noop
+from mldeploy.aws.engine.remote import Remote
+from mldeploy.aws.engine.spec import Known, StackSpec, tag_dict
 
+KIND = "iam role"
 TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 EXEC_POLICY_NAME = "mldeploy-execution"
 
 
-def execution_policy(ctx: DeployContext) -> dict[str, Any]:
+def execution_policy(spec: StackSpec) -> dict[str, Any]:
     """Least privilege for pulling the image, writing logs and reading the configured secrets."""
-    log_arn = ctx.arn("logs", f"log-group:{ctx.names.log_group}")
+    log_arn = spec.arn("logs", f"log-group:{spec.names.log_group}")
     statements: list[dict[str, Any]] = [
         {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
          "Resource": [log_arn, f"{log_arn}:*"]},
     ]
-    if ctx.uses_ecr:
+    if spec.uses_ecr:
         statements += [
             {"Sid": "EcrAuth", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
             {"Sid": "EcrPull", "Effect": "Allow",
              "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
-             "Resource": ctx.arn("ecr", f"repository/{ctx.ecr_repository}")},
+             "Resource": spec.arn("ecr", f"repository/{spec.ecr_repository}")},
         ]
-    ssm = sorted({a for a in ctx.config.aws.secrets.values() if ":ssm:" in a})
-    sm = sorted({a for a in ctx.config.aws.secrets.values() if ":secretsmanager:" in a})
+    secrets = spec.config.aws.secrets.values()
+    ssm = sorted({a for a in secrets if ":ssm:" in a})
+    sm = sorted({a for a in secrets if ":secretsmanager:" in a})
     if ssm:
         statements.append({"Sid": "SsmSecrets", "Effect": "Allow", "Action": "ssm:GetParameters", "Resource": ssm})
     if sm:
@@ -38,94 +43,96 @@ def execution_policy(ctx: DeployContext) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def _get_role(ctx: DeployContext, name: str) -> dict | None:
-    got = call(ctx.aws.iam.get_role, RoleName=name, missing=("NoSuchEntity",))
-    if got is None:
-        return None
-    role = got["Role"]
-    ctx.check_owned("IAM role", name, tag_dict(role.get("Tags")))
-    return role
+def role_arn(spec: StackSpec, name: str) -> str:
+    return spec.arn("iam", f"role/{name}", region=False)
 
 
-def _create_role(ctx: DeployContext, name: str, description: str) -> str:
-    role = call(ctx.aws.iam.create_role, RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST),
-                Description=description, Tags=ctx.tag_list(), MaxSessionDuration=3600)["Role"]
-    return role["Arn"]
+def read_role(spec: StackSpec, remote: Remote, name: str) -> dict | None:
+    got = remote.get("iam", "get_role", RoleName=name, missing=("NoSuchEntity",))
+    return got["Role"] if got else None
 
 
-def plan_execution_role(ctx: DeployContext) -> list[Step]:
-    name = ctx.names.execution_role
-    role = _get_role(ctx, name)
-    desired = execution_policy(ctx)
+def _create_role(spec: StackSpec, name: str, description: str) -> ApiCall:
+    return ApiCall("iam", "create_role", {"RoleName": name, "AssumeRolePolicyDocument": json.dumps(TRUST),
+                                          "Description": description, "Tags": spec.tag_list(),
+                                          "MaxSessionDuration": 3600})
 
-    def put_policy(c: DeployContext) -> None:
-        call(c.aws.iam.put_role_policy, RoleName=name, PolicyName=EXEC_POLICY_NAME,
-             PolicyDocument=json.dumps(execution_policy(c)))
 
+def _put_exec_policy(spec: StackSpec) -> ApiCall:
+    return ApiCall("iam", "put_role_policy", {"RoleName": spec.names.execution_role, "PolicyName": EXEC_POLICY_NAME,
+                                              "PolicyDocument": json.dumps(execution_policy(spec))})
+
+
+def plan_execution_role(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    name = spec.names.execution_role
+    role = read_role(spec, remote, name)
+    known["execution_role_arn"] = role["Arn"] if role else role_arn(spec, name)
     if role is None:
-        ctx.outputs["exec_role_arn"] = ctx.arn("iam", f"role/{name}", region=False)
-
-        def create(c: DeployContext) -> None:
-            c.outputs["exec_role_arn"] = _create_role(c, name, "mldeploy task execution role (ECR pull, logs)")
-            put_policy(c)
-
-        return [Step("iam role", name, Action.create, ["execution role: ECR pull + logs" +
-                                                        (" + secrets" if ctx.config.aws.secrets else "")],
-                     apply=create)]
-    ctx.outputs["exec_role_arn"] = role["Arn"]
-    got = call(ctx.aws.iam.get_role_policy, RoleName=name, PolicyName=EXEC_POLICY_NAME, missing=("NoSuchEntity",))
+        what = "execution role: ECR pull + logs" + (" + secrets" if spec.config.aws.secrets else "")
+        return [Step(KIND, name, Action.create, [what], calls=[
+            _create_role(spec, name, "mldeploy task execution role (ECR pull, logs)"), _put_exec_policy(spec)])]
+    spec.check_owned("IAM role", name, tag_dict(role.get("Tags")))
+    got = remote.get("iam", "get_role_policy", RoleName=name, PolicyName=EXEC_POLICY_NAME, missing=("NoSuchEntity",))
     current = got["PolicyDocument"] if got else None
     if isinstance(current, str):
         current = json.loads(current)
-    if current == desired:
-        return [Step("iam role", name, Action.noop)]
-    return [Step("iam role", name, Action.update, ["execution policy"], apply=put_policy)]
+    if current == execution_policy(spec):
+        return [noop(KIND, name)]
+    return [Step(KIND, name, Action.update, ["execution policy"], calls=[_put_exec_policy(spec)])]
 
 
-def plan_task_role(ctx: DeployContext) -> list[Step]:
-    name = ctx.names.task_role
-    wanted = sorted(ctx.config.aws.task_role_policy_arns)
-    role = _get_role(ctx, name)
-    iam = ctx.aws.iam
+def _attach(name: str, arn: str) -> ApiCall:
+    return ApiCall("iam", "attach_role_policy", {"RoleName": name, "PolicyArn": arn})
+
+
+def plan_task_role(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    name = spec.names.task_role
+    wanted = sorted(spec.config.aws.task_role_policy_arns)
+    role = read_role(spec, remote, name)
+    if role is not None:
+        spec.check_owned("IAM role", name, tag_dict(role.get("Tags")))
     if not wanted:
-        ctx.outputs["task_role_arn"] = None
+        known["task_role_arn"] = None
         if role is None:
             return []
-        return [Step("iam role", name, Action.delete, ["no task_role_policy_arns configured"],
-                     apply=lambda c: delete_role(c, name))]
+        return [Step(KIND, name, Action.delete, ["no task_role_policy_arns configured"],
+                     calls=delete_role_calls(remote, name))]
+    known["task_role_arn"] = role["Arn"] if role else role_arn(spec, name)
     if role is None:
-        ctx.outputs["task_role_arn"] = ctx.arn("iam", f"role/{name}", region=False)
-
-        def create(c: DeployContext) -> None:
-            c.outputs["task_role_arn"] = _create_role(c, name, "mldeploy task role (the model's own AWS access)")
-            for arn in wanted:
-                call(c.aws.iam.attach_role_policy, RoleName=name, PolicyArn=arn)
-
-        return [Step("iam role", name, Action.create, [f"task role with {', '.join(wanted)}"], apply=create)]
-    ctx.outputs["task_role_arn"] = role["Arn"]
-    current = sorted(p["PolicyArn"] for p in call(iam.list_attached_role_policies, RoleName=name)["AttachedPolicies"])
+        return [Step(KIND, name, Action.create, [f"task role with {', '.join(wanted)}"], calls=[
+            _create_role(spec, name, "mldeploy task role (the model's own AWS access)"),
+            *(_attach(name, arn) for arn in wanted)])]
+    attached = remote.get("iam", "list_attached_role_policies", RoleName=name)["AttachedPolicies"]
+    current = sorted(p["PolicyArn"] for p in attached)
     add, remove = sorted(set(wanted) - set(current)), sorted(set(current) - set(wanted))
     if not add and not remove:
-        return [Step("iam role", name, Action.noop)]
-
-    def update(c: DeployContext) -> None:
-        for arn in add:
-            call(c.aws.iam.attach_role_policy, RoleName=name, PolicyArn=arn)
-        for arn in remove:
-            call(c.aws.iam.detach_role_policy, RoleName=name, PolicyArn=arn)
-
-    return [Step("iam role", name, Action.update, [f"attach {a}" for a in add] + [f"detach {r}" for r in remove],
-                 apply=update)]
+        return [noop(KIND, name)]
+    calls = [_attach(name, a) for a in add] + [
+        ApiCall("iam", "detach_role_policy", {"RoleName": name, "PolicyArn": r}) for r in remove]
+    return [Step(KIND, name, Action.update, [f"attach {a}" for a in add] + [f"detach {r}" for r in remove],
+                 calls=calls)]
 
 
-def delete_role(ctx: DeployContext, name: str) -> bool:
-    """Detach/delete its policies, then the role. False when it does not exist."""
-    iam = ctx.aws.iam
-    if call(iam.get_role, RoleName=name, missing=("NoSuchEntity",)) is None:
-        return False
-    for p in call(iam.list_attached_role_policies, RoleName=name)["AttachedPolicies"]:
-        call(iam.detach_role_policy, RoleName=name, PolicyArn=p["PolicyArn"])
-    for pname in call(iam.list_role_policies, RoleName=name)["PolicyNames"]:
-        call(iam.delete_role_policy, RoleName=name, PolicyName=pname)
-    call(iam.delete_role, RoleName=name, missing=("NoSuchEntity",))
-    return True
+def delete_role_calls(remote: Remote, name: str) -> list[ApiCall]:
+    """Detach and delete its policies, then the role (IAM refuses to delete a role that still has policies)."""
+    calls = [ApiCall("iam", "detach_role_policy", {"RoleName": name, "PolicyArn": p["PolicyArn"]},
+                     missing=("NoSuchEntity",))
+             for p in remote.get("iam", "list_attached_role_policies", RoleName=name)["AttachedPolicies"]]
+    calls += [ApiCall("iam", "delete_role_policy", {"RoleName": name, "PolicyName": p}, missing=("NoSuchEntity",))
+              for p in remote.get("iam", "list_role_policies", RoleName=name)["PolicyNames"]]
+    return [*calls, ApiCall("iam", "delete_role", {"RoleName": name}, missing=("NoSuchEntity",))]
+
+
+def _delete(spec: StackSpec, remote: Remote, name: str) -> list[Step]:
+    role = read_role(spec, remote, name)
+    if role is None or not spec.owns(tag_dict(role.get("Tags"))):
+        return []
+    return [Step(KIND, name, Action.delete, calls=delete_role_calls(remote, name))]
+
+
+def delete_execution_role(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    return _delete(spec, remote, spec.names.execution_role)
+
+
+def delete_task_role(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    return _delete(spec, remote, spec.names.task_role)

@@ -2,39 +2,38 @@
 
 from __future__ import annotations
 
-from mldeploy.aws.clients import call
-from mldeploy.aws.context import DeployContext
-from mldeploy.aws.plan import Action, Step
+from mldeploy.aws.engine.model import Action, ApiCall, Step, noop
+from mldeploy.aws.engine.remote import Remote
+from mldeploy.aws.engine.spec import Known, StackSpec
+
+KIND = "log group"
 
 
-def describe(ctx: DeployContext) -> dict | None:
-    name = ctx.names.log_group
-    groups = call(ctx.aws.logs.describe_log_groups, logGroupNamePrefix=name)["logGroups"]
+def read(spec: StackSpec, remote: Remote) -> dict | None:
+    name = spec.names.log_group
+    groups = remote.get("logs", "describe_log_groups", logGroupNamePrefix=name)["logGroups"]
     return next((g for g in groups if g["logGroupName"] == name), None)
 
 
-def plan(ctx: DeployContext) -> list[Step]:
-    name = ctx.names.log_group
-    days = ctx.config.aws.log_retention_days
-    group = describe(ctx)
-
-    def retention(c: DeployContext) -> None:
-        call(c.aws.logs.put_retention_policy, logGroupName=name, retentionInDays=days)
-
+def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    name = spec.names.log_group
+    days = spec.config.aws.log_retention_days
+    group = read(spec, remote)
+    retention = ApiCall("logs", "put_retention_policy", {"logGroupName": name, "retentionInDays": days})
     if group is None:
-        def create(c: DeployContext) -> None:
-            call(c.aws.logs.create_log_group, logGroupName=name, tags=c.tags)
-            retention(c)
-
-        return [Step("log group", name, Action.create, [f"retention {days} days"], apply=create)]
-    tags = call(ctx.aws.logs.list_tags_for_resource, resourceArn=group["arn"].removesuffix(":*"))["tags"]
-    ctx.check_owned("log group", name, tags)
+        return [Step(KIND, name, Action.create, [f"retention {days} days"], calls=[
+            ApiCall("logs", "create_log_group", {"logGroupName": name, "tags": spec.tags}), retention])]
+    tags = remote.get("logs", "list_tags_for_resource", resourceArn=group["arn"].removesuffix(":*"))["tags"]
+    spec.check_owned("log group", name, tags)
     if group.get("retentionInDays") == days:
-        return [Step("log group", name, Action.noop)]
-    return [Step("log group", name, Action.update, [f"retention {group.get('retentionInDays')} → {days} days"],
-                 apply=retention)]
+        return [noop(KIND, name)]
+    return [Step(KIND, name, Action.update, [f"retention {group.get('retentionInDays')} → {days} days"],
+                 calls=[retention])]
 
 
-def delete(ctx: DeployContext) -> bool:
-    return call(ctx.aws.logs.delete_log_group, logGroupName=ctx.names.log_group,
-                missing=("ResourceNotFoundException",)) is not None
+def delete(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    if read(spec, remote) is None:
+        return []
+    return [Step(KIND, spec.names.log_group, Action.delete, calls=[
+        ApiCall("logs", "delete_log_group", {"logGroupName": spec.names.log_group},
+                missing=("ResourceNotFoundException",))])]
