@@ -105,10 +105,8 @@ class Clients:
         if service not in self._cache:
             client = self.session.client(service, region_name=self.region, config=self._config)
             client.meta.events.register("before-call.*.*", functools.partial(_api_hook, counter=self.counter))
-            from mldeploy.aws import faults
-
-            if faults.enabled():
-                client.meta.events.register("after-call.*.*", faults.after_call)
+            for hook in test_hooks():
+                client.meta.events.register(*hook)
             if os.environ.get("MLDEPLOY_API_LOG_PARAMS") == "1":
                 client.meta.events.register("before-parameter-build.*.*", _params_hook)
             self._cache[service] = client
@@ -124,6 +122,20 @@ class Clients:
     @property
     def partition(self) -> str:
         return self.session.get_partition_for_region(self.region)
+
+
+def test_hooks() -> list[tuple[str, Any]]:
+    """botocore handlers of the test seams in ``mldeploy.testing`` whose environment variable is set."""
+    hooks: list[tuple[str, Any]] = []
+    if os.environ.get("MLDEPLOY_FAULT_AFTER"):
+        from mldeploy.testing import faults
+
+        hooks.append(("after-call.*.*", faults.after_call))
+    if os.environ.get("MLDEPLOY_STRICT_AWS") == "1":
+        from mldeploy.testing import aws_rules
+
+        hooks.append(("before-call.*.*", aws_rules.before_call))
+    return hooks
 
 
 def make_session(region: str | None, profile: str | None) -> tuple[boto3.Session, str]:

@@ -3,7 +3,8 @@
 ``MLDEPLOY_FAULT_AFTER=N`` stops the process right after its N-th successful *mutating* AWS call (the call took
 effect, the CLI never learns it did: the worst moment to die). ``MLDEPLOY_FAULT_MODE=kill`` (default) sends
 SIGKILL to the process (no cleanup, no ``finally``); ``error`` raises an AwsError instead. Every AWS client of
-``mldeploy.aws.clients`` registers the hook, so ``up``, ``canary``, ``promote``, ``rollback`` and ``down`` share it.
+``mldeploy.aws.clients`` registers the hook (``test_hooks``), so ``up``, ``canary``, ``promote``, ``rollback``
+and ``down`` share it.
 """
 
 from __future__ import annotations
