@@ -1,4 +1,9 @@
-"""ECR repository: scan on push, lifecycle policy (keep the last N images)."""
+"""ECR repository: scan on push, lifecycle policy (keep the last N images).
+
+One repository serves every environment of an app (``registry.repository`` or the app name), so it belongs to the
+app, not to an environment: its ownership check reads ``mldeploy:app`` only, and ``down --purge`` of one
+environment keeps it while another environment of the app is still deployed.
+"""
 
 from __future__ import annotations
 
@@ -51,7 +56,8 @@ def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
             put_lifecycle(spec)])]
     known["ecr_uri"] = repo["repositoryUri"]
     tags = tag_dict(remote.get("ecr", "list_tags_for_resource", resourceArn=repo["repositoryArn"])["tags"])
-    spec.check_owned("ECR repository", name, tags)
+    if tags.get("mldeploy:app") != spec.names.app:  # shared by the app's environments: the env tag is not checked
+        spec.check_owned("ECR repository", name, tags)
     changes, calls = [], []
     if not repo.get("imageScanningConfiguration", {}).get("scanOnPush"):
         changes.append("scan on push: off → on")
@@ -66,10 +72,23 @@ def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
     return [Step(KIND, name, Action.update, changes, calls=calls)]
 
 
+def other_environments(spec: StackSpec, remote: Remote) -> list[str]:
+    """Environments of this app that still have deployment records in SSM (``/mldeploy/<app>/<env>/…``)."""
+    prefix = f"/mldeploy/{spec.names.app}/"
+    names = [p["Name"] for p in remote.pages("ssm", "get_parameters_by_path", "Parameters", Path=prefix.rstrip("/"),
+                                             Recursive=True)]
+    envs = {n.removeprefix(prefix).split("/", 1)[0] for n in names if n.startswith(prefix)}
+    return sorted(envs - {spec.names.env})
+
+
 def delete(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
-    """The repository and its images (``down --purge`` only: ``stack.plan_down`` leaves it out otherwise)."""
+    """The repository and its images (``down --purge`` only: ``stack.plan_down`` leaves it out otherwise), unless
+    another environment of the app still runs images from it."""
     if not spec.uses_ecr or read(spec, remote) is None:
         return []
+    others = other_environments(spec, remote)
+    if others:
+        return [Step(KIND, spec.ecr_repository, Action.noop, note=f"kept: env {', '.join(others)} still uses it")]
     return [Step(KIND, spec.ecr_repository, Action.delete, ["with its images"], calls=[
         ApiCall("ecr", "delete_repository", {"repositoryName": spec.ecr_repository, "force": True},
                 missing=("RepositoryNotFoundException",))])]

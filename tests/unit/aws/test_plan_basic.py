@@ -42,11 +42,15 @@ def test_ecr_in_sync_is_a_noop_and_drift_is_one_call_each() -> None:
     assert [c.op for c in step.calls] == ["put_image_scanning_configuration", "put_lifecycle_policy"]
 
 
-def test_a_resource_tagged_for_another_env_is_refused() -> None:
+def test_a_resource_tagged_for_another_app_or_env_is_refused() -> None:
     remote = FakeRemote({("ecr", "describe_repositories"): _repo(),
-                         ("ecr", "list_tags_for_resource"): {"tags": owned_tags(env="prod")}})
-    with pytest.raises(AwsError, match="belongs to mldeploy app 'demo' env 'prod'"):
+                         ("ecr", "list_tags_for_resource"): {"tags": owned_tags(app="other")}})
+    with pytest.raises(AwsError, match="belongs to mldeploy app 'other' env 'default'"):
         ecr.plan(spec(), remote, {})
+    remote.answer("ecs", "describe_clusters", {"clusters": [{"status": "ACTIVE", "tags": owned_tags(
+        "prod", key="key", value="value")}]})
+    with pytest.raises(AwsError, match="ECS cluster 'demo' already exists and belongs to mldeploy app 'demo' env 'prod'"):
+        cluster.plan(spec(), remote, {})
 
 
 def test_log_group_retention_drift_is_an_update() -> None:
@@ -79,3 +83,20 @@ def test_execution_role_arn_is_known_before_the_role_exists() -> None:
     assert [c.op for c in step.calls] == ["create_role", "put_role_policy"]
     assert iam.plan_task_role(spec(), remote, known) == []  # no task_role_policy_arns: no role
     assert known["task_role_arn"] is None
+
+
+def test_ecr_is_shared_by_the_environments_of_an_app() -> None:
+    from tests.unit.fakes import project
+
+    remote = FakeRemote({("ecr", "describe_repositories"): _repo(),
+                         ("ecr", "list_tags_for_resource"): {"tags": owned_tags(env="default")},
+                         ("ecr", "get_lifecycle_policy"): {"lifecyclePolicyText": json.dumps(ecr.lifecycle_policy())}})
+    prod = spec(project(env="prod", yaml_text="name: demo\nmodel: {path: m.onnx}\nenvironments: {prod: {}}\n"))
+    assert ecr.plan(prod, remote, {}) == [noop("ecr repository", "demo")]  # created by env default: still ours
+    remote.answer("ssm", "get_parameters_by_path", {"Parameters": [
+        {"Name": "/mldeploy/demo/default/url"}, {"Name": "/mldeploy/demo/prod/url"}]})
+    (kept,) = ecr.delete(prod, remote, {})
+    assert kept.action is Action.noop and "env default still uses it" in kept.note
+    remote.answer("ssm", "get_parameters_by_path", {"Parameters": [{"Name": "/mldeploy/demo/prod/url"}]})
+    (gone,) = ecr.delete(prod, remote, {})
+    assert gone.action is Action.delete and gone.calls[0].params == {"repositoryName": "demo", "force": True}
