@@ -54,7 +54,8 @@ class FakeRemote:
     def get(self, service: str, op: str, *, missing: tuple[str, ...] = (), **params: Any) -> Any:
         self.calls.append((service, op, params))
         if (service, op) not in self.answers:
-            raise AssertionError(f"FakeRemote: no answer declared for {service}.{op}({json.dumps(params, default=str)})")
+            args = json.dumps(params, default=str)
+            raise AssertionError(f"FakeRemote: no answer declared for {service}.{op}({args})")
         value = self.answers[(service, op)]
         return value(**params) if callable(value) else value
 

@@ -132,6 +132,7 @@ def test_plan_json_shows_exactly_the_calls() -> None:
         ApiCall("ecs", "tag_resource", {"resourceArn": Ref("cluster_arn")})])])
     doc = plan.to_json()
     assert doc["steps"][0]["calls"] == [
-        {"call": "ecs.create_cluster", "params": {"clusterName": "demo"}, "outputs": {"cluster_arn": "cluster.clusterArn"}},
+        {"call": "ecs.create_cluster", "params": {"clusterName": "demo"},
+         "outputs": {"cluster_arn": "cluster.clusterArn"}},
         {"call": "ecs.tag_resource", "params": {"resourceArn": {"ref": "cluster_arn"}}}]
     assert plan.calls == list(plan.steps[0].calls)

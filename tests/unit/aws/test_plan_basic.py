@@ -49,7 +49,7 @@ def test_a_resource_tagged_for_another_app_or_env_is_refused() -> None:
         ecr.plan(spec(), remote, {})
     remote.answer("ecs", "describe_clusters", {"clusters": [{"status": "ACTIVE", "tags": owned_tags(
         "prod", key="key", value="value")}]})
-    with pytest.raises(AwsError, match="ECS cluster 'demo' already exists and belongs to mldeploy app 'demo' env 'prod'"):
+    with pytest.raises(AwsError, match="ECS cluster 'demo' already exists and belongs to mldeploy app 'demo' env"):
         cluster.plan(spec(), remote, {})
 
 
