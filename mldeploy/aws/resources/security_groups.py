@@ -1,114 +1,154 @@
-"""Security groups: the ALB's (80/443 from the configured CIDRs) and the tasks' (container port from the ALB only)."""
+"""Security groups: the ALB's (80/443 from the configured CIDRs) and the tasks' (container port from the ALB only).
+
+Rule changes are computed at plan time (describe once, diff, then authorize/revoke exactly that), so ``apply``
+makes the calls ``plan --json`` printed. ``known`` values: ``alb_sg_id``, ``task_sg_id`` (a ``Ref`` to
+``create_security_group``'s ``GroupId`` when this plan creates the group); both read ``known["vpc_id"]``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from mldeploy.aws.clients import call
-from mldeploy.aws.context import DeployContext, tag_dict
-from mldeploy.aws.plan import Action, Pending, Step, is_pending
+from mldeploy.aws.engine.model import Action, ApiCall, Ref, RetryOn, Step, noop
+from mldeploy.aws.engine.remote import Remote
+from mldeploy.aws.engine.spec import Known, StackSpec, tag_dict
 
-Rule = tuple[int, str]  # (port, source: CIDR or sg-id)
+KIND = "security group"
+
+Rule = tuple[int, str, Any]
+"""(port, source kind, source): kind ``cidr`` (an IPv4 range), ``group`` (a security group id, or a ``Ref`` to one
+this plan creates), or ``other`` (anything we never create: IPv6/prefix-list sources, other protocols, port
+ranges; always revoked)."""
+
+# DeleteSecurityGroup fails with DependencyViolation while a network interface still uses the group (EC2 API
+# reference, DeleteSecurityGroup). A deleted ALB's and stopped tasks' ENIs take minutes to disappear, so the delete
+# is retried like Terraform's aws_security_group does (terraform-provider-aws internal/service/ec2/
+# vpc_security_group.go, resourceSecurityGroupDelete: retries while DependencyViolation, up to the delete timeout).
+DELETE_TIMEOUT_S = 600.0
 
 
-def describe(ctx: DeployContext, name: str) -> dict | None:
-    vpc = ctx.outputs["vpc_id"]
-    found = call(ctx.aws.ec2.describe_security_groups,
-                 Filters=[{"Name": "group-name", "Values": [name]}, {"Name": "vpc-id", "Values": [vpc]}])
+def read(spec: StackSpec, remote: Remote, known: Known, name: str) -> dict | None:
+    """The group called ``name`` in ``known["vpc_id"]`` (None when absent or the VPC is unknown)."""
+    vpc = known.get("vpc_id")
+    if not vpc:
+        return None
+    found = remote.get("ec2", "describe_security_groups", Filters=[
+        {"Name": "group-name", "Values": [name]}, {"Name": "vpc-id", "Values": [vpc]}])
     return found["SecurityGroups"][0] if found["SecurityGroups"] else None
 
 
-def _rules(group: dict) -> set[Rule]:
-    out: set[Rule] = set()
+def _key(rule: Rule) -> tuple[int, str, str]:
+    return rule[0], rule[1], str(rule[2])
+
+
+def current_rules(group: dict) -> dict[Rule, dict[str, Any]]:
+    """Every ingress rule of ``group`` → the ``IpPermissions`` entry that revokes exactly it."""
+    out: dict[Rule, dict[str, Any]] = {}
     for p in group.get("IpPermissions", []):
-        if p.get("IpProtocol") != "tcp" or p.get("FromPort") != p.get("ToPort"):
-            out.add((-1, f"{p.get('IpProtocol')}:{p.get('FromPort')}-{p.get('ToPort')}"))
-            continue
+        base = {k: p[k] for k in ("IpProtocol", "FromPort", "ToPort") if k in p}
+        simple = p.get("IpProtocol") == "tcp" and p.get("FromPort") == p.get("ToPort")
         for r in p.get("IpRanges", []):
-            out.add((p["FromPort"], r["CidrIp"]))
+            rule = (p["FromPort"], "cidr", r["CidrIp"]) if simple else (-1, "other", f"{_label(p)} {r['CidrIp']}")
+            out[rule] = {**base, "IpRanges": [{"CidrIp": r["CidrIp"]}]}
         for g in p.get("UserIdGroupPairs", []):
-            out.add((p["FromPort"], g["GroupId"]))
+            rule = (p["FromPort"], "group", g["GroupId"]) if simple else (-1, "other", f"{_label(p)} {g['GroupId']}")
+            out[rule] = {**base, "UserIdGroupPairs": [{"GroupId": g["GroupId"]}]}
+        for r in p.get("Ipv6Ranges", []):
+            out[(-1, "other", f"{_label(p)} {r['CidrIpv6']}")] = {**base, "Ipv6Ranges": [{"CidrIpv6": r["CidrIpv6"]}]}
+        for pl in p.get("PrefixListIds", []):
+            out[(-1, "other", f"{_label(p)} {pl['PrefixListId']}")] = {
+                **base, "PrefixListIds": [{"PrefixListId": pl["PrefixListId"]}]}
     return out
 
 
-def _permission(rule: Rule, description: str) -> dict[str, Any]:
-    port, source = rule
+def _label(p: dict) -> str:
+    if p.get("IpProtocol") == "-1":
+        return "all traffic from"
+    return f"{p.get('IpProtocol')} {p.get('FromPort')}-{p.get('ToPort')} from"
+
+
+def permission(rule: Rule, description: str) -> dict[str, Any]:
+    """An ``IpPermissions`` entry allowing ``rule`` (a security group source may be a ``Ref``)."""
+    port, kind, source = rule
     perm: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port}
-    if source.startswith("sg-"):
+    if kind == "group":
         perm["UserIdGroupPairs"] = [{"GroupId": source, "Description": description}]
     else:
         perm["IpRanges"] = [{"CidrIp": source, "Description": description}]
     return perm
 
 
-def alb_rules(ctx: DeployContext) -> set[Rule]:
-    ports = [80, 443] if ctx.config.aws.certificate_arn else [80]
-    return {(p, cidr) for p in ports for cidr in ctx.config.aws.allowed_cidrs}
+def alb_rules(spec: StackSpec, known: Known) -> set[Rule]:
+    ports = [80, 443] if spec.config.aws.certificate_arn else [80]
+    return {(p, "cidr", cidr) for p in ports for cidr in spec.config.aws.allowed_cidrs}
 
 
-def task_rules(ctx: DeployContext) -> set[Rule]:
-    return {(ctx.config.runtime.port, ctx.outputs["alb_sg_id"])}
+def task_rules(spec: StackSpec, known: Known) -> set[Rule]:
+    return {(spec.config.runtime.port, "group", known["alb_sg_id"])}
 
 
-def _plan_group(ctx: DeployContext, name: str, key: str, description: str, desired_fn) -> list[Step]:
-    group = describe(ctx, name)
+def _text(rule: Rule) -> str:
+    port, kind, source = rule
+    return str(source) if kind == "other" else f"{port} from {source}"
+
+
+def _plan_group(spec: StackSpec, remote: Remote, known: Known, name: str, key: str, description: str,
+                desired_fn: Callable[[StackSpec, Known], set[Rule]]) -> list[Step]:
+    group = read(spec, remote, known, name)
     if group is None:
-        ctx.outputs[key] = Pending(f"security group {name}")
-
-        def create(c: DeployContext) -> None:
-            gid = call(c.aws.ec2.create_security_group, GroupName=name, Description=description,
-                       VpcId=c.outputs["vpc_id"],
-                       TagSpecifications=[{"ResourceType": "security-group",
-                                           "Tags": c.tag_list() + [{"Key": "Name", "Value": name}]}])["GroupId"]
-            c.outputs[key] = gid
-            perms = [_permission(r, description) for r in sorted(desired_fn(c))]
-            if perms:
-                call(c.aws.ec2.authorize_security_group_ingress, GroupId=gid, IpPermissions=perms)
-
-        rules = desired_fn(ctx)
-        return [Step("security group", name, Action.create,
-                     [f"ingress {', '.join(f'{p} from {s}' for p, s in sorted(rules))}"], apply=create)]
-    ctx.check_owned("security group", name, tag_dict(group.get("Tags")))
-    ctx.outputs[key] = group["GroupId"]
-    desired = desired_fn(ctx)
-    current = _rules(group)
-    pending = any(is_pending(s) for _, s in desired)
-    add = sorted(desired - current) if not pending else sorted(desired)
-    remove = sorted(r for r in current - desired if not pending or not r[1].startswith("sg-"))
+        known[key] = gid = Ref(key)
+        desired = sorted(desired_fn(spec, known), key=_key)
+        calls = [ApiCall("ec2", "create_security_group", {
+            "GroupName": name, "Description": description, "VpcId": known["vpc_id"],
+            "TagSpecifications": [{"ResourceType": "security-group",
+                                   "Tags": [*spec.tag_list(), {"Key": "Name", "Value": name}]}]},
+            outputs=((key, "GroupId"),))]
+        if desired:
+            calls.append(ApiCall("ec2", "authorize_security_group_ingress", {
+                "GroupId": gid, "IpPermissions": [permission(r, description) for r in desired]}))
+        return [Step(KIND, name, Action.create, [f"ingress {', '.join(_text(r) for r in desired)}"], calls=calls)]
+    spec.check_owned("security group", name, tag_dict(group.get("Tags")))
+    known[key] = group["GroupId"]
+    desired_set = desired_fn(spec, known)
+    current = current_rules(group)
+    add = sorted((r for r in desired_set if r not in current), key=_key)
+    remove = sorted((r for r in current if r not in desired_set), key=_key)
     if not add and not remove:
-        return [Step("security group", name, Action.noop)]
-
-    def update(c: DeployContext) -> None:
-        gid = c.outputs[key]
-        fresh = desired_fn(c)
-        now = _rules(describe(c, name) or {})
-        to_add = [_permission(r, description) for r in sorted(fresh - now)]
-        to_remove = [_permission(r, description) for r in sorted(now - fresh) if r[0] != -1]
-        if to_add:
-            call(c.aws.ec2.authorize_security_group_ingress, GroupId=gid, IpPermissions=to_add)
-        for perm in to_remove:
-            for pair in perm.get("UserIdGroupPairs", []) + perm.get("IpRanges", []):
-                pair.pop("Description", None)
-            call(c.aws.ec2.revoke_security_group_ingress, GroupId=gid, IpPermissions=[perm])
-
-    changes = [f"allow {p} from {s}" for p, s in add] + [f"revoke {p} from {s}" for p, s in remove]
-    return [Step("security group", name, Action.update, changes, apply=update)]
+        return [noop(KIND, name)]
+    calls = []
+    if add:
+        calls.append(ApiCall("ec2", "authorize_security_group_ingress", {
+            "GroupId": group["GroupId"], "IpPermissions": [permission(r, description) for r in add]}))
+    # one rule per call: revoking with rule properties must match the existing rule exactly (EC2 API reference,
+    # RevokeSecurityGroupIngress); the description need not be given
+    calls += [ApiCall("ec2", "revoke_security_group_ingress",
+                      {"GroupId": group["GroupId"], "IpPermissions": [current[r]]}) for r in remove]
+    changes = [f"allow {_text(r)}" for r in add] + [f"revoke {_text(r)}" for r in remove]
+    return [Step(KIND, name, Action.update, changes, calls=calls)]
 
 
-def plan(ctx: DeployContext) -> list[Step]:
-    n = ctx.names
-    steps = _plan_group(ctx, n.alb_security_group, "alb_sg_id", f"mldeploy {n.base} load balancer", alb_rules)
-    steps += _plan_group(ctx, n.task_security_group, "task_sg_id", f"mldeploy {n.base} tasks (from the ALB only)",
-                         task_rules)
+def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    """Both groups; sets ``known["alb_sg_id"]`` and ``known["task_sg_id"]`` (needs ``known["vpc_id"]``)."""
+    n = spec.names
+    steps = _plan_group(spec, remote, known, n.alb_security_group, "alb_sg_id", f"mldeploy {n.base} load balancer",
+                        alb_rules)
+    steps += _plan_group(spec, remote, known, n.task_security_group, "task_sg_id",
+                         f"mldeploy {n.base} tasks (from the ALB only)", task_rules)
     return steps
 
 
-def delete(ctx: DeployContext, name: str) -> bool:
-    group = describe(ctx, name)
-    if group is None:
-        return False
-    tags = tag_dict(group.get("Tags"))
-    if tags.get("mldeploy:app") != ctx.names.app or tags.get("mldeploy:env") != ctx.names.env:
-        return False
-    call(ctx.aws.ec2.delete_security_group, GroupId=group["GroupId"], missing=("InvalidGroup.NotFound",))
-    return True
+def delete(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    """The tasks' group, then the ALB's (which the tasks' rule references); only groups tagged ours.
+
+    No steps when ``known["vpc_id"]`` is None (the VPC is gone, and its groups with it).
+    """
+    steps: list[Step] = []
+    for name in (spec.names.task_security_group, spec.names.alb_security_group):
+        group = read(spec, remote, known, name)
+        if group is None or not spec.owns(tag_dict(group.get("Tags"))):
+            continue
+        steps.append(Step(KIND, name, Action.delete, calls=[
+            ApiCall("ec2", "delete_security_group", {"GroupId": group["GroupId"]}, missing=("InvalidGroup.NotFound",),
+                    retry=(RetryOn("DependencyViolation"),), retry_timeout_s=DELETE_TIMEOUT_S)]))
+    return steps
