@@ -1,106 +1,111 @@
-"""Application Auto Scaling: min/max tasks, target tracking on CPU and (optionally) ALB requests per target."""
+"""Application Auto Scaling of the stable service: min/max tasks, target tracking on CPU and (optionally) ALB
+requests per target. Reads ``known``: ``alb_full_name``, ``tg_arn`` (for the requests policy's ResourceLabel)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mldeploy.aws.clients import call
-from mldeploy.aws.context import DeployContext
-from mldeploy.aws.plan import Action, Step, is_pending
+from mldeploy.aws.engine.model import Action, ApiCall, Step, is_unknown, noop
+from mldeploy.aws.engine.remote import Remote
+from mldeploy.aws.engine.spec import Known, StackSpec
+from mldeploy.aws.resources.alarms import fmt, tg_dimension
 
 NS, DIM = "ecs", "ecs:service:DesiredCount"
+SERVICE = "application-autoscaling"
+TARGET_KIND, POLICY_KIND = "scalable target", "scaling policy"
+POLICY_KEYS = ("TargetValue", "PredefinedMetricSpecification", "ScaleInCooldown", "ScaleOutCooldown")
 
 
-def resource_id(ctx: DeployContext) -> str:
-    return f"service/{ctx.names.cluster}/{ctx.names.service}"
+def resource_id(spec: StackSpec) -> str:
+    return f"service/{spec.names.cluster}/{spec.names.service}"
 
 
-def policies(ctx: DeployContext) -> dict[str, dict[str, Any]]:
+def _target(spec: StackSpec) -> dict[str, str]:
+    return {"ServiceNamespace": NS, "ResourceId": resource_id(spec), "ScalableDimension": DIM}
+
+
+def resource_label(known: Known) -> Any:
+    """``app/LB/ID/targetgroup/TG/ID``: Application Auto Scaling's ResourceLabel is "the final portion of the load
+    balancer ARN and the final portion of the target group ARN … separated by a forward slash" (service-2.json)."""
+    return fmt("{lb}/{tg}", lb=known["alb_full_name"], tg=tg_dimension(known["tg_arn"]))
+
+
+def policies(spec: StackSpec, known: Known) -> dict[str, dict[str, Any]]:
     """Policy name → TargetTrackingScalingPolicyConfiguration."""
-    a = ctx.config.aws.autoscaling
-    out = {f"{ctx.names.base}-cpu": {
+    a = spec.config.aws.autoscaling
+    cooldowns = {"ScaleInCooldown": a.scale_in_cooldown_s, "ScaleOutCooldown": a.scale_out_cooldown_s}
+    out = {f"{spec.names.base}-cpu": {
         "TargetValue": float(a.cpu_target),
-        "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"},
-        "ScaleInCooldown": a.scale_in_cooldown_s, "ScaleOutCooldown": a.scale_out_cooldown_s}}
+        "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"}, **cooldowns}}
     if a.requests_per_target:
-        label = f"{ctx.outputs['alb_full_name']}/{ctx.outputs['tg_arn'].split(':', 5)[5]}"
-        out[f"{ctx.names.base}-requests"] = {
+        out[f"{spec.names.base}-requests"] = {
             "TargetValue": float(a.requests_per_target),
             "PredefinedMetricSpecification": {"PredefinedMetricType": "ALBRequestCountPerTarget",
-                                              "ResourceLabel": label},
-            "ScaleInCooldown": a.scale_in_cooldown_s, "ScaleOutCooldown": a.scale_out_cooldown_s}
+                                              "ResourceLabel": resource_label(known)}, **cooldowns}
     return out
 
 
-def _label_pending(ctx: DeployContext) -> bool:
-    return is_pending(ctx.outputs.get("alb_full_name")) or is_pending(ctx.outputs.get("tg_arn"))
+def _register(spec: StackSpec, tags: bool) -> ApiCall:
+    a = spec.config.aws.autoscaling
+    params: dict[str, Any] = {**_target(spec), "MinCapacity": a.min, "MaxCapacity": a.max}
+    if tags:
+        params["Tags"] = spec.tags
+    return ApiCall(SERVICE, "register_scalable_target", params)
 
 
-def plan(ctx: DeployContext) -> list[Step]:
-    aas = ctx.aws.get("application-autoscaling")
-    a = ctx.config.aws.autoscaling
-    rid = resource_id(ctx)
-    targets = call(aas.describe_scalable_targets, ServiceNamespace=NS, ResourceIds=[rid],
-                   ScalableDimension=DIM)["ScalableTargets"]
+def _read_target(spec: StackSpec, remote: Remote) -> dict[str, Any] | None:
+    found = remote.get(SERVICE, "describe_scalable_targets", ServiceNamespace=NS, ResourceIds=[resource_id(spec)],
+                       ScalableDimension=DIM)["ScalableTargets"]
+    return found[0] if found else None
+
+
+def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    a = spec.config.aws.autoscaling
+    name = f"{spec.names.service} ({a.min}–{a.max} tasks)"
     steps: list[Step] = []
-    name = f"{ctx.names.service} ({a.min}–{a.max} tasks)"
-
-    def register(c: DeployContext) -> None:
-        call(aas.register_scalable_target, ServiceNamespace=NS, ResourceId=rid, ScalableDimension=DIM,
-             MinCapacity=a.min, MaxCapacity=a.max, Tags=c.tags)
-
-    if not targets:
-        steps.append(Step("scalable target", name, Action.create, [f"min {a.min}, max {a.max}"], apply=register))
-        current_policies: dict[str, dict] = {}
+    target = _read_target(spec, remote)
+    current: dict[str, dict[str, Any]] = {}
+    if target is None:
+        steps.append(Step(TARGET_KIND, name, Action.create, [f"min {a.min}, max {a.max}"],
+                          calls=[_register(spec, tags=True)]))
     else:
-        t = targets[0]
-        if (t["MinCapacity"], t["MaxCapacity"]) != (a.min, a.max):
-            steps.append(Step("scalable target", name, Action.update,
-                              [f"min/max {t['MinCapacity']}/{t['MaxCapacity']} → {a.min}/{a.max}"],
-                              apply=lambda c: call(aas.register_scalable_target, ServiceNamespace=NS,
-                                                   ResourceId=rid, ScalableDimension=DIM,
-                                                   MinCapacity=a.min, MaxCapacity=a.max)))
+        if (target["MinCapacity"], target["MaxCapacity"]) != (a.min, a.max):
+            steps.append(Step(TARGET_KIND, name, Action.update,
+                              [f"min/max {target['MinCapacity']}/{target['MaxCapacity']} → {a.min}/{a.max}"],
+                              calls=[_register(spec, tags=False)]))
         else:
-            steps.append(Step("scalable target", name, Action.noop))
-        found = call(aas.describe_scaling_policies, ServiceNamespace=NS, ResourceId=rid, ScalableDimension=DIM)
-        current_policies = {p["PolicyName"]: p.get("TargetTrackingScalingPolicyConfiguration", {})
-                            for p in found["ScalingPolicies"]}
-    want_names = set(policies(ctx)) if not _label_pending(ctx) else {
-        f"{ctx.names.base}-cpu", *([f"{ctx.names.base}-requests"] if a.requests_per_target else [])}
-    want = policies(ctx) if not _label_pending(ctx) else {}
-    for pname in sorted(want_names):
-
-        def put(c: DeployContext, pname: str = pname) -> None:
-            call(aas.put_scaling_policy, PolicyName=pname, ServiceNamespace=NS, ResourceId=rid,
-                 ScalableDimension=DIM, PolicyType="TargetTrackingScaling",
-                 TargetTrackingScalingPolicyConfiguration=policies(c)[pname])
-
-        kind = "requests per target" if pname.endswith("-requests") else "CPU"
-        if pname not in current_policies:
-            target = a.requests_per_target if kind != "CPU" else a.cpu_target
-            steps.append(Step("scaling policy", pname, Action.create, [f"target tracking {kind} = {target}"],
-                              apply=put))
-            continue
-        cur = current_policies[pname]
-        keys = ("TargetValue", "PredefinedMetricSpecification", "ScaleInCooldown", "ScaleOutCooldown")
-        if pname in want and {k: cur.get(k) for k in keys} == {k: want[pname].get(k) for k in keys}:
-            steps.append(Step("scaling policy", pname, Action.noop))
+            steps.append(noop(TARGET_KIND, name))
+        found = remote.get(SERVICE, "describe_scaling_policies", **_target(spec))["ScalingPolicies"]
+        current = {p["PolicyName"]: p.get("TargetTrackingScalingPolicyConfiguration", {}) for p in found}
+    want = policies(spec, known)
+    for pname, config in sorted(want.items()):
+        put = ApiCall(SERVICE, "put_scaling_policy", {"PolicyName": pname, **_target(spec),
+                                                      "PolicyType": "TargetTrackingScaling",
+                                                      "TargetTrackingScalingPolicyConfiguration": config})
+        requests = pname.endswith("-requests")
+        if pname not in current:
+            value = a.requests_per_target if requests else a.cpu_target
+            steps.append(Step(POLICY_KIND, pname, Action.create,
+                              [f"target tracking {'requests per target' if requests else 'CPU'} = {value}"],
+                              calls=[put]))
+        elif not is_unknown(config) and {k: current[pname].get(k) for k in POLICY_KEYS} == \
+                {k: config.get(k) for k in POLICY_KEYS}:
+            steps.append(noop(POLICY_KIND, pname))
         else:
-            steps.append(Step("scaling policy", pname, Action.update, ["target / cooldowns"], apply=put))
-    for pname in sorted(set(current_policies) - want_names):
-        steps.append(Step("scaling policy", pname, Action.delete, ["not configured"],
-                          apply=lambda c, p=pname: call(aas.delete_scaling_policy, PolicyName=p, ServiceNamespace=NS,
-                                                        ResourceId=rid, ScalableDimension=DIM)))
+            steps.append(Step(POLICY_KIND, pname, Action.update, ["target / cooldowns"], calls=[put]))
+    for pname in sorted(set(current) - set(want)):
+        steps.append(Step(POLICY_KIND, pname, Action.delete, ["not configured"], calls=[
+            ApiCall(SERVICE, "delete_scaling_policy", {"PolicyName": pname, **_target(spec)},
+                    missing=("ObjectNotFoundException",))]))
     return steps
 
 
-def delete(ctx: DeployContext) -> bool:
-    aas = ctx.aws.get("application-autoscaling")
-    rid = resource_id(ctx)
-    targets = call(aas.describe_scalable_targets, ServiceNamespace=NS, ResourceIds=[rid],
-                   ScalableDimension=DIM)["ScalableTargets"]
-    if not targets:
-        return False
-    call(aas.deregister_scalable_target, ServiceNamespace=NS, ResourceId=rid, ScalableDimension=DIM,
-         missing=("ObjectNotFoundException",))
-    return True
+def delete(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    """Deregister the scalable target: "Deregistering a scalable target deletes the scaling policies and the
+    scheduled actions that are associated with it" (DeregisterScalableTarget, service-2.json)."""
+    if _read_target(spec, remote) is None:
+        return []
+    a = spec.config.aws.autoscaling
+    return [Step(TARGET_KIND, f"{spec.names.service} ({a.min}–{a.max} tasks)", Action.delete, ["with its policies"],
+                 calls=[ApiCall(SERVICE, "deregister_scalable_target", _target(spec),
+                                missing=("ObjectNotFoundException",))])]

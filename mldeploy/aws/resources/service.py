@@ -1,67 +1,113 @@
-"""ECS service: Fargate / Fargate Spot capacity, circuit breaker with rollback, grace period, ALB attachment."""
+"""ECS service per role: Fargate / Fargate Spot capacity, circuit breaker with rollback, grace period, ALB attachment.
+
+The stable service (``up``) sizes itself from config and autoscaling; the canary service (``canary``) runs
+``spec.desired_count`` tasks of the canary's revision on the canary target group, with the same network and
+capacity settings. Reads ``known``: ``subnet_ids``, ``task_sg_id``, ``spec.key("tg_arn")``,
+``spec.key("task_definition_arn")``; writes ``known[spec.key("service_arn")]``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mldeploy.aws.clients import call
-from mldeploy.aws.context import CONTAINER_NAME, DeployContext, tag_dict
-from mldeploy.aws.plan import Action, Pending, Step, is_pending
+from mldeploy.aws.engine.model import Action, ApiCall, Ref, RetryOn, Step, Wait, is_unknown
+from mldeploy.aws.engine.remote import Remote
+from mldeploy.aws.engine.spec import CONTAINER_NAME, Known, StackSpec, tag_dict
+
+KIND = "ecs service"
+
+IAM_RETRY = (
+    # Terraform's aws_ecs_service (internal/service/ecs/service.go, retryServiceCreate and the update retry) retries
+    # these while IAM is eventually consistent right after the roles and the load balancer were created.
+    RetryOn("InvalidParameterException", "verify that the ECS service role being passed has the proper permissions"),
+    RetryOn("InvalidParameterException", "Unable to assume the service linked role"),
+    RetryOn("InvalidParameterException", "does not have an associated load balancer"),
+)
+CREATE_RETRY = (
+    *IAM_RETRY,
+    RetryOn("ClusterNotFoundException"),  # retryServiceCreate: the cluster created just before may not show yet
+    # ECS DeleteService: "If you attempt to create a new service with the same name as an existing service in either
+    # ACTIVE or DRAINING status, you receive an error" — the last canary (or a `down` just before) is still draining
+    RetryOn("InvalidParameterException", "draining"),
+    RetryOn("InvalidParameterException", "not idempotent"),
+)
+IAM_PROPAGATION_S = 240.0
+"""Terraform: propagationTimeout (2 min) + serviceCreateTimeout (2 min)."""
+
+DEPLOYMENT = {"deploymentCircuitBreaker": {"enable": True, "rollback": True},
+              "maximumPercent": 200, "minimumHealthyPercent": 100}
 
 
-def describe(ctx: DeployContext, name: str | None = None) -> dict | None:
-    found = call(ctx.aws.ecs.describe_services, cluster=ctx.names.cluster, services=[name or ctx.names.service],
-                 include=["TAGS"], missing=("ClusterNotFoundException",))
-    if not found:
-        return None
-    return next((s for s in found["services"] if s["status"] != "INACTIVE"), None)
+def _describe(spec: StackSpec, remote: Remote) -> list[dict[str, Any]]:
+    found = remote.get("ecs", "describe_services", cluster=spec.names.cluster, services=[spec.service_name],
+                       include=["TAGS"], missing=("ClusterNotFoundException",))
+    return list((found or {}).get("services", []))
 
 
-def capacity_strategy(ctx: DeployContext) -> list[dict[str, Any]]:
-    spot = ctx.config.aws.spot
+def read(spec: StackSpec, remote: Remote) -> dict[str, Any] | None:
+    """The role's ACTIVE service. A DRAINING one is on its way out: a new one is created (with retries) instead."""
+    return next((s for s in _describe(spec, remote) if s.get("status") == "ACTIVE"), None)
+
+
+def read_any(spec: StackSpec, remote: Remote) -> dict[str, Any] | None:
+    """The role's service unless INACTIVE (ACTIVE or DRAINING)."""
+    return next((s for s in _describe(spec, remote) if s.get("status") != "INACTIVE"), None)
+
+
+def timeout_s(spec: StackSpec) -> float:
+    return float(spec.config.release.stability_timeout_s)
+
+
+def capacity_strategy(spec: StackSpec) -> list[dict[str, Any]]:
+    spot = spec.config.aws.spot
     if not spot.enabled:
         return [{"capacityProvider": "FARGATE", "weight": 1, "base": 0}]
     return [{"capacityProvider": "FARGATE", "weight": 100 - spot.weight, "base": spot.base},
             {"capacityProvider": "FARGATE_SPOT", "weight": spot.weight, "base": 0}]
 
 
-def network(ctx: DeployContext) -> dict[str, Any]:
-    return {"awsvpcConfiguration": {"subnets": list(ctx.outputs["subnet_ids"]),
-                                    "securityGroups": [ctx.outputs["task_sg_id"]],
-                                    "assignPublicIp": "ENABLED" if ctx.config.aws.assign_public_ip else "DISABLED"}}
+def network(spec: StackSpec, known: Known) -> dict[str, Any]:
+    return {"awsvpcConfiguration": {"subnets": list(known["subnet_ids"]), "securityGroups": [known["task_sg_id"]],
+                                    "assignPublicIp": "ENABLED" if spec.config.aws.assign_public_ip else "DISABLED"}}
 
 
-DEPLOYMENT = {"deploymentCircuitBreaker": {"enable": True, "rollback": True},
-              "maximumPercent": 200, "minimumHealthyPercent": 100}
+def desired_count(spec: StackSpec) -> int:
+    """Canary: ``spec.desired_count`` (1 when unset). Stable: the config's count within the autoscaling range."""
+    if spec.canary:
+        return 1 if spec.desired_count is None else spec.desired_count
+    aws = spec.config.aws
+    return max(aws.autoscaling.min, min(aws.autoscaling.max, aws.desired_count))
 
 
-def desired(ctx: DeployContext, name: str | None = None, target_group_key: str = "tg_arn",
-            desired_count: int | None = None) -> dict[str, Any]:
-    """create_service arguments (``name``/``target_group_key`` let the release commands add a canary service)."""
-    aws = ctx.config.aws
-    count = aws.desired_count if desired_count is None else desired_count
+def desired(spec: StackSpec, known: Known) -> dict[str, Any]:
+    """create_service arguments for the role."""
+    aws = spec.config.aws
     return {
-        "cluster": ctx.names.cluster,
-        "serviceName": name or ctx.names.service,
-        "taskDefinition": ctx.outputs["task_definition_arn"],
-        "desiredCount": max(aws.autoscaling.min, min(aws.autoscaling.max, count)) if desired_count is None else count,
-        "capacityProviderStrategy": capacity_strategy(ctx),
+        "cluster": spec.names.cluster,
+        "serviceName": spec.service_name,
+        "taskDefinition": known[spec.key("task_definition_arn")],
+        "desiredCount": desired_count(spec),
+        "capacityProviderStrategy": capacity_strategy(spec),
         "platformVersion": "LATEST",
-        "networkConfiguration": network(ctx),
-        "loadBalancers": [{"targetGroupArn": ctx.outputs[target_group_key], "containerName": CONTAINER_NAME,
-                           "containerPort": ctx.config.runtime.port}],
+        "networkConfiguration": network(spec, known),
+        "loadBalancers": [{"targetGroupArn": known[spec.key("tg_arn")], "containerName": CONTAINER_NAME,
+                           "containerPort": spec.config.runtime.port}],
         "healthCheckGracePeriodSeconds": aws.health_check.grace_period_s,
         "deploymentConfiguration": DEPLOYMENT,
         "deploymentController": {"type": "ECS"},
         "propagateTags": "SERVICE",
         "enableECSManagedTags": True,
-        "tags": ctx.tag_list("key", "value"),
+        "tags": spec.tag_list("key", "value"),
     }
 
 
 def _norm_net(n: dict | None) -> tuple:
     c = (n or {}).get("awsvpcConfiguration") or {}
     return (tuple(sorted(c.get("subnets", []))), tuple(sorted(c.get("securityGroups", []))), c.get("assignPublicIp"))
+
+
+def _short(arn: Any) -> str:
+    return str(arn) if is_unknown(arn) else str(arn).rsplit("/", 1)[-1]
 
 
 def diff(cur: dict[str, Any], want: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
@@ -72,19 +118,17 @@ def diff(cur: dict[str, Any], want: dict[str, Any]) -> tuple[list[str], dict[str
     """
     changes: list[str] = []
     update: dict[str, Any] = {}
-    if cur.get("taskDefinition") != want["taskDefinition"]:
-        old = str(cur.get("taskDefinition", "")).rsplit("/", 1)[-1]
-        new = want["taskDefinition"]
-        changes.append(f"task definition {old} → {new if is_pending(new) else new.rsplit('/', 1)[-1]}")
+    if is_unknown(want["taskDefinition"]) or cur.get("taskDefinition") != want["taskDefinition"]:
+        changes.append(f"task definition {_short(cur.get('taskDefinition', ''))} → {_short(want['taskDefinition'])}")
         update["taskDefinition"] = want["taskDefinition"]
-    if _norm_net(cur.get("networkConfiguration")) != _norm_net(want["networkConfiguration"]):
+    net = want["networkConfiguration"]
+    if is_unknown(net) or _norm_net(cur.get("networkConfiguration")) != _norm_net(net):
         changes.append("network (subnets / security group / public IP)")
-        update["networkConfiguration"] = want["networkConfiguration"]
-    if "healthCheckGracePeriodSeconds" in cur and \
-            cur["healthCheckGracePeriodSeconds"] != want["healthCheckGracePeriodSeconds"]:
-        changes.append(f"grace period {cur['healthCheckGracePeriodSeconds']}s → "
-                       f"{want['healthCheckGracePeriodSeconds']}s")
-        update["healthCheckGracePeriodSeconds"] = want["healthCheckGracePeriodSeconds"]
+        update["networkConfiguration"] = net
+    grace = want["healthCheckGracePeriodSeconds"]
+    if "healthCheckGracePeriodSeconds" in cur and cur["healthCheckGracePeriodSeconds"] != grace:
+        changes.append(f"grace period {cur['healthCheckGracePeriodSeconds']}s → {grace}s")
+        update["healthCheckGracePeriodSeconds"] = grace
     if "deploymentConfiguration" in cur:
         dc = cur["deploymentConfiguration"]
         if (dc.get("deploymentCircuitBreaker"), dc.get("maximumPercent"), dc.get("minimumHealthyPercent")) != \
@@ -99,58 +143,81 @@ def diff(cur: dict[str, Any], want: dict[str, Any]) -> tuple[list[str], dict[str
             changes.append("capacity providers → " + ", ".join(
                 f"{s['capacityProvider']} w{s['weight']}" for s in want["capacityProviderStrategy"]))
             update["capacityProviderStrategy"] = want["capacityProviderStrategy"]
-            update["forceNewDeployment"] = True
+            update["forceNewDeployment"] = True  # ECS applies a new strategy with a new deployment
     lbs = {(lb.get("targetGroupArn"), lb.get("containerPort")) for lb in cur.get("loadBalancers", [])}
     want_lb = want["loadBalancers"][0]
-    if (want_lb["targetGroupArn"], want_lb["containerPort"]) not in lbs:
+    if is_unknown(want_lb) or (want_lb["targetGroupArn"], want_lb["containerPort"]) not in lbs:
         changes.append("load balancer target group")
         update["loadBalancers"] = want["loadBalancers"]
     return changes, update
 
 
-def plan(ctx: DeployContext) -> list[Step]:
-    name = ctx.names.service
-    cur = describe(ctx)
-    ecs = ctx.aws.ecs
-    want = desired(ctx)
-    spot = ctx.config.aws.spot
-    capacity = (f"Fargate Spot {spot.weight}% (base {spot.base} on-demand)" if spot.enabled else "Fargate on-demand")
+def _count_change(spec: StackSpec, current: int) -> int | None:
+    """The desiredCount to set, or None. Stable: autoscaling owns the count between min and max, so only pull it
+    back into range. Canary: exactly ``spec.desired_count`` when given."""
+    if spec.canary:
+        return spec.desired_count if spec.desired_count is not None and spec.desired_count != current else None
+    auto = spec.config.aws.autoscaling
+    return None if auto.min <= current <= auto.max else max(auto.min, min(auto.max, current))
+
+
+def _summary(spec: StackSpec, want: dict[str, Any]) -> list[str]:
+    spot = spec.config.aws.spot
+    capacity = f"Fargate Spot {spot.weight}% (base {spot.base} on-demand)" if spot.enabled else "Fargate on-demand"
+    return [f"{want['desiredCount']} tasks", capacity, "circuit breaker + rollback"]
+
+
+def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    name, key = spec.service_name, spec.key("service_arn")
+    want = desired(spec, known)
+    cur = read(spec, remote)
     if cur is None:
-        ctx.outputs["service_arn"] = Pending("service")
-
-        def create(c: DeployContext) -> None:
-            svc = call(ecs.create_service, **desired(c))["service"]
-            c.outputs["service_arn"] = svc["serviceArn"]
-
-        return [Step("ecs service", name, Action.create,
-                     [f"{want['desiredCount']} tasks", capacity, "circuit breaker + rollback"], apply=create)]
-    ctx.check_owned("ECS service", name, tag_dict(cur.get("tags")))
-    ctx.outputs["service_arn"] = cur["serviceArn"]
+        known[key] = Ref(key)
+        return [Step(KIND, name, Action.create, _summary(spec, want), calls=[
+            ApiCall("ecs", "create_service", want, outputs=((key, "service.serviceArn"),), retry=CREATE_RETRY,
+                    retry_timeout_s=max(IAM_PROPAGATION_S, timeout_s(spec)))])]
+    spec.check_owned("ECS service", name, tag_dict(cur.get("tags")))
+    known[key] = cur["serviceArn"]
     changes, update = diff(cur, want)
-    auto = ctx.config.aws.autoscaling
-    # autoscaling owns desiredCount between min and max; only pull it back into range
-    if not auto.min <= cur.get("desiredCount", 0) <= auto.max:
-        target = max(auto.min, min(auto.max, cur.get("desiredCount", 0)))
-        changes.append(f"desired count {cur.get('desiredCount')} → {target}")
-        update["desiredCount"] = target
+    count = _count_change(spec, int(cur.get("desiredCount", 0)))
+    if count is not None:
+        changes.append(f"desired count {cur.get('desiredCount')} → {count}")
+        update["desiredCount"] = count
     if not changes:
-        return [Step("ecs service", name, Action.noop)]
-
-    def apply(c: DeployContext) -> None:
-        fresh = desired(c)  # references (task definition ARN, target group) resolved now that earlier steps ran
-        args = dict(update)
-        for key in args.keys() & fresh.keys() - {"desiredCount"}:
-            args[key] = fresh[key]
-        call(ecs.update_service, cluster=c.names.cluster, service=name, **args)
-
-    return [Step("ecs service", name, Action.update, changes, apply=apply)]
+        return [Step(KIND, name, Action.noop)]
+    return [Step(KIND, name, Action.update, changes, calls=[
+        ApiCall("ecs", "update_service", {"cluster": spec.names.cluster, "service": name, **update},
+                retry=IAM_RETRY, retry_timeout_s=IAM_PROPAGATION_S)])]
 
 
-def delete(ctx: DeployContext, name: str | None = None) -> bool:
-    name = name or ctx.names.service
-    cur = describe(ctx, name)
-    if cur is None:
-        return False
-    call(ctx.aws.ecs.delete_service, cluster=ctx.names.cluster, service=name, force=True,
-         missing=("ServiceNotFoundException",))
-    return True
+def wait_inactive(spec: StackSpec) -> Wait:
+    return Wait("services_inactive", {"cluster": spec.names.cluster, "services": [spec.service_name]},
+                timeout_s=timeout_s(spec))
+
+
+def wait_stable(spec: StackSpec, known: Known) -> Wait:
+    """Until the role's rollout of ``known[spec.key("task_definition_arn")]`` completed with every task healthy
+    (for ``up`` and the release commands; not part of ``plan``: ``up --no-wait`` skips it)."""
+    return Wait("service_stable", {"cluster": spec.names.cluster, "service": spec.service_name,
+                                   "task_definition": known.get(spec.key("task_definition_arn")),
+                                   "tg_arn": known.get(spec.key("tg_arn"))}, timeout_s=timeout_s(spec))
+
+
+def delete(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    """Scale to 0, delete (force), then wait until INACTIVE: ECS DeleteService moves a service with tasks to
+    DRAINING until they stopped, and the target group and load balancer deletes that follow fail while its tasks
+    are still registered. A DRAINING service (an interrupted ``down``) only gets the wait."""
+    name = spec.service_name
+    svc = read_any(spec, remote)
+    if svc is None or not spec.owns(tag_dict(svc.get("tags"))):
+        return []
+    if svc.get("status") != "ACTIVE":
+        return [Step(KIND, name, Action.delete, note="draining", calls=[wait_inactive(spec)])]
+    gone = ("ServiceNotFoundException", "ServiceNotActiveException")
+    calls: list[ApiCall | Wait] = []
+    if svc.get("desiredCount", 0):
+        calls.append(ApiCall("ecs", "update_service", {"cluster": spec.names.cluster, "service": name,
+                                                       "desiredCount": 0}, missing=gone))
+    calls += [ApiCall("ecs", "delete_service", {"cluster": spec.names.cluster, "service": name, "force": True},
+                      missing=gone), wait_inactive(spec)]
+    return [Step(KIND, name, Action.delete, calls=calls)]

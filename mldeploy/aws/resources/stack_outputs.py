@@ -1,61 +1,71 @@
-"""Deployment outputs (URL, image, task definition) kept durably in SSM Parameter Store under ``names.ssm_prefix``.
+"""Deployment outputs (URL, image, task definition, ALB DNS) kept durably in SSM Parameter Store under
+``names.ssm_prefix``.
 
-CI runners are ephemeral, so ``status``/``canary``/``rollback`` read these instead of a local cache.
+CI runners are ephemeral, so ``status``/``canary``/``rollback`` read these (``read``) instead of a local cache.
+Reads ``known``: ``image``, ``task_definition_arn``, ``alb_dns`` (values or refs; the parameters get them once
+the calls that produce them ran). The URL is ``load_balancer.url``.
 """
 
 from __future__ import annotations
 
-from mldeploy.aws.clients import aws_errors, call
-from mldeploy.aws.context import DeployContext
-from mldeploy.aws.plan import Action, Step, is_pending
-from mldeploy.aws.resources import alb
+from typing import Any
 
+from mldeploy.aws.engine.model import Action, ApiCall, Step, is_unknown, noop
+from mldeploy.aws.engine.remote import Remote
+from mldeploy.aws.engine.spec import Known, StackSpec
+from mldeploy.aws.resources import load_balancer
+
+KIND = "outputs (ssm)"
 KEYS = ("url", "image", "task-definition", "alb-dns")
+BATCH = 10
+"""SSM GetParameters / DeleteParameters take at most 10 names (ParameterNameList ``max``, service-2.json)."""
 
 
-def values(ctx: DeployContext) -> dict[str, str]:
-    o = ctx.outputs
-    return {"url": alb.url(ctx), "image": o.get("image"), "task-definition": o.get("task_definition_arn"),
-            "alb-dns": o.get("alb_dns")}
+def prefix(spec: StackSpec) -> str:
+    return spec.names.ssm_prefix.rstrip("/") + "/"
 
 
-def read(ctx: DeployContext) -> dict[str, str]:
+def values(spec: StackSpec, known: Known) -> dict[str, Any]:
+    """Parameter key → value (None: not known to this plan, left as it is)."""
+    dns = known.get("alb_dns")
+    return {"url": load_balancer.url(spec, known) if dns is not None else None, "image": known.get("image"),
+            "task-definition": known.get("task_definition_arn"), "alb-dns": dns}
+
+
+def read(spec: StackSpec, remote: Remote) -> dict[str, str]:
     """Current outputs from SSM (key → value)."""
-    prefix = ctx.names.ssm_prefix.rstrip("/") + "/"
-    found = call(ctx.aws.ssm.get_parameters, Names=[prefix + k for k in KEYS])["Parameters"]
-    return {p["Name"].removeprefix(prefix): p["Value"] for p in found}
+    found = remote.get("ssm", "get_parameters", Names=[prefix(spec) + k for k in KEYS])["Parameters"]
+    return {p["Name"].removeprefix(prefix(spec)): p["Value"] for p in found}
 
 
-def plan(ctx: DeployContext) -> list[Step]:
-    current = read(ctx)
-    want = values(ctx)
-    changed = [k for k in KEYS if want.get(k) is None or is_pending(want[k]) or "known after apply" in str(want[k])
-               or current.get(k) != want[k]]
-    changed = [k for k in changed if not (want.get(k) is None and k not in current)]
-    name = ctx.names.ssm_prefix
+def _put(spec: StackSpec, key: str, value: Any, exists: bool) -> ApiCall:
+    params: dict[str, Any] = {"Name": prefix(spec) + key, "Value": value if is_unknown(value) else str(value),
+                              "Type": "String"}
+    if exists:
+        params["Overwrite"] = True
+    else:
+        # SSM PutParameter: tags only on creation ("To add tags to an existing Systems Manager parameter, use the
+        # AddTagsToResource operation"); AWS rejects Tags together with Overwrite
+        params["Tags"] = spec.tag_list()
+    return ApiCall("ssm", "put_parameter", params)
+
+
+def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    current = read(spec, remote)
+    want = values(spec, known)
+    changed = [k for k in KEYS if want[k] is not None and (is_unknown(want[k]) or current.get(k) != str(want[k]))]
+    name = spec.names.ssm_prefix
     if not changed:
-        return [Step("outputs (ssm)", name, Action.noop)]
-
-    def apply(c: DeployContext) -> None:
-        now = read(c)
-        for key, value in values(c).items():
-            if value is None or now.get(key) == value:
-                continue
-            full = f"{c.names.ssm_prefix}/{key}"
-            if key in now:
-                call(c.aws.ssm.put_parameter, Name=full, Value=str(value), Type="String", Overwrite=True)
-            else:
-                call(c.aws.ssm.put_parameter, Name=full, Value=str(value), Type="String", Tags=c.tag_list())
-
-    return [Step("outputs (ssm)", name, Action.create if not current else Action.update, changed, apply=apply)]
+        return [noop(KIND, name)]
+    return [Step(KIND, name, Action.update if current else Action.create, changed,
+                 calls=[_put(spec, k, want[k], k in current) for k in changed])]
 
 
-def delete(ctx: DeployContext) -> list[str]:
-    names: list[str] = []
-    with aws_errors():  # everything under the prefix: outputs, and the release history/lock kept there
-        for page in ctx.aws.ssm.get_paginator("get_parameters_by_path").paginate(Path=ctx.names.ssm_prefix,
-                                                                                 Recursive=True):
-            names += [p["Name"] for p in page["Parameters"]]
-    for i in range(0, len(names), 10):
-        call(ctx.aws.ssm.delete_parameters, Names=names[i:i + 10])
-    return names
+def delete(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    """Every parameter under the prefix: the outputs, and the release history and lock kept there."""
+    names = [p["Name"] for p in remote.pages("ssm", "get_parameters_by_path", "Parameters",
+                                             Path=spec.names.ssm_prefix, Recursive=True)]
+    if not names:
+        return []
+    return [Step(KIND, spec.names.ssm_prefix, Action.delete, [f"{len(names)} parameters"], calls=[
+        ApiCall("ssm", "delete_parameters", {"Names": names[i:i + BATCH]}) for i in range(0, len(names), BATCH)])]

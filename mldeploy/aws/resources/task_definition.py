@@ -1,32 +1,61 @@
-"""Fargate task definition: size, platform, container health check, awslogs, environment, secrets, stopTimeout."""
+"""Fargate task definition: size, platform, container health check, awslogs, environment, secrets, stopTimeout.
+
+One family (``names.task_family``) holds both roles' revisions: ``up`` registers the stable ones, ``canary`` one
+per model version (tagged ``mldeploy:version``), so ``promote`` points the stable service at the canary's revision.
+Writes ``known[spec.key("task_definition_arn")]`` (concrete when a revision equal to the desired one exists,
+else a ``Ref`` to ``register_task_definition``'s output) and ``known[spec.key("image")]``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mldeploy.aws.clients import aws_errors, call
-from mldeploy.aws.context import CONTAINER_NAME, DeployContext
-from mldeploy.aws.plan import Action, Pending, Step, is_pending
-from mldeploy.errors import AwsError
+from mldeploy.aws.engine.model import Action, ApiCall, Ref, Step, is_unknown
+from mldeploy.aws.engine.remote import Remote
+from mldeploy.aws.engine.spec import CONTAINER_NAME, Known, StackSpec, tag_dict
+from mldeploy.aws.resources import service
 
+KIND = "task definition"
 ARCH = {"linux/amd64": "X86_64", "linux/arm64": "ARM64"}
 TMP_VOLUME = "tmp"
+VERSION_TAG = "mldeploy:version"
+BATCH = 10
+"""ECS DeleteTaskDefinitions: "You can specify up to 10 task definitions" (service-2.json)."""
+
+Revision = tuple[dict[str, Any], dict[str, str]]
+"""(taskDefinition, tags) as describe_task_definition answers them."""
 
 
-def current(ctx: DeployContext, family: str | None = None) -> dict | None:
-    """The latest ACTIVE revision of the family (None when there is none)."""
-    found = call(ctx.aws.ecs.describe_task_definition, taskDefinition=family or ctx.names.task_family,
-                 include=["TAGS"], missing=("ClientException",))
-    return found["taskDefinition"] if found else None
+def family(spec: StackSpec) -> str:
+    return spec.names.task_family
 
 
-def container(ctx: DeployContext, image: str) -> dict[str, Any]:
-    cfg = ctx.config
+def describe(spec: StackSpec, remote: Remote, ref: str) -> Revision | None:
+    """A revision by ARN or ``family:revision``, or the family's latest ACTIVE one when ``ref`` is the family
+    (ECS DescribeTaskDefinition: "The family for the latest ACTIVE revision")."""
+    found = remote.get("ecs", "describe_task_definition", taskDefinition=ref, include=["TAGS"],
+                       missing=("ClientException",))
+    return (found["taskDefinition"], tag_dict(found.get("tags"))) if found else None
+
+
+def running(spec: StackSpec, remote: Remote) -> Revision | None:
+    """The revision the role's ECS service runs (not the family's latest: during a canary that is the canary's)."""
+    svc = service.read(spec, remote)
+    return describe(spec, remote, svc["taskDefinition"]) if svc and svc.get("taskDefinition") else None
+
+
+def version(spec: StackSpec) -> str:
+    """The model version the role's containers carry (``spec.version`` for a canary, the config's otherwise)."""
+    return spec.version if spec.canary and spec.version else spec.config.model.version
+
+
+def container(spec: StackSpec, image: Any) -> dict[str, Any]:
+    cfg = spec.config
     port = cfg.runtime.port
     hc = cfg.aws.health_check
     probe = (f"python -c \"import urllib.request;urllib.request.urlopen('http://127.0.0.1:{port}{hc.path}',"
              f"timeout={max(1, hc.timeout_s - 1)})\" || exit 1")
-    env = {"MLDEPLOY_APP": ctx.names.app, "MLDEPLOY_ENV": ctx.names.env, "MLDEPLOY_MODEL_VERSION": cfg.model.version,
+    env = {"MLDEPLOY_APP": spec.names.app, "MLDEPLOY_ENV": spec.names.env, "MLDEPLOY_MODEL_VERSION": version(spec),
            **cfg.aws.environment}
     return {
         "name": CONTAINER_NAME,
@@ -36,8 +65,8 @@ def container(ctx: DeployContext, image: str) -> dict[str, Any]:
         "environment": [{"name": k, "value": v} for k, v in sorted(env.items())],
         "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(cfg.aws.secrets.items())],
         "logConfiguration": {"logDriver": "awslogs", "options": {
-            "awslogs-group": ctx.names.log_group, "awslogs-region": ctx.aws.region,
-            "awslogs-stream-prefix": ctx.names.app, "mode": "non-blocking", "max-buffer-size": "4m"}},
+            "awslogs-group": spec.names.log_group, "awslogs-region": spec.region,
+            "awslogs-stream-prefix": spec.names.app, "mode": "non-blocking", "max-buffer-size": "4m"}},
         "healthCheck": {"command": ["CMD-SHELL", probe], "interval": hc.interval_s, "timeout": hc.timeout_s,
                         "retries": hc.unhealthy_threshold, "startPeriod": min(300, hc.grace_period_s)},
         # ECS sends SIGTERM, waits stopTimeout, then SIGKILL: give the runtime's drain a margin
@@ -49,30 +78,33 @@ def container(ctx: DeployContext, image: str) -> dict[str, Any]:
     }
 
 
-def desired(ctx: DeployContext, image: str, family: str | None = None) -> dict[str, Any]:
-    """register_task_definition arguments for ``image``."""
-    aws = ctx.config.aws
+def tags(spec: StackSpec) -> list[dict[str, str]]:
+    """The app/env tags, plus ``mldeploy:version`` on a canary's revision. No ``mldeploy:role``: ``promote``
+    makes the canary's revision the stable one."""
+    out = spec.as_role("stable").tags
+    if spec.canary:
+        out = {**out, VERSION_TAG: version(spec)}
+    return [{"key": k, "value": v} for k, v in sorted(out.items())]
+
+
+def desired(spec: StackSpec, known: Known, image: Any) -> dict[str, Any]:
+    """register_task_definition arguments for ``image`` (a URI or a ``Ref``)."""
+    aws = spec.config.aws
     args: dict[str, Any] = {
-        "family": family or ctx.names.task_family,
+        "family": family(spec),
         "networkMode": "awsvpc",
         "requiresCompatibilities": ["FARGATE"],
         "cpu": str(aws.cpu),
         "memory": str(aws.memory),
-        "runtimePlatform": {"cpuArchitecture": ARCH[ctx.config.image.platform], "operatingSystemFamily": "LINUX"},
-        "executionRoleArn": ctx.outputs["exec_role_arn"],
-        "containerDefinitions": [container(ctx, image)],
+        "runtimePlatform": {"cpuArchitecture": ARCH[spec.config.image.platform], "operatingSystemFamily": "LINUX"},
+        "executionRoleArn": known["execution_role_arn"],
+        "containerDefinitions": [container(spec, image)],
         "volumes": [{"name": TMP_VOLUME}],  # Fargate task storage (ephemeral), writable even with a read-only root
-        "tags": ctx.tag_list("key", "value"),
+        "tags": tags(spec),
     }
-    if ctx.outputs.get("task_role_arn"):
-        args["taskRoleArn"] = ctx.outputs["task_role_arn"]
+    if known.get("task_role_arn"):
+        args["taskRoleArn"] = known["task_role_arn"]
     return args
-
-
-def register(ctx: DeployContext, image: str, family: str | None = None) -> str:
-    """Register a new revision for ``image``; returns its ARN (reused by the release commands)."""
-    td = call(ctx.aws.ecs.register_task_definition, **desired(ctx, image, family))["taskDefinition"]
-    return td["taskDefinitionArn"]
 
 
 def _norm_container(c: dict[str, Any]) -> dict[str, Any]:
@@ -91,11 +123,11 @@ def _norm_container(c: dict[str, Any]) -> dict[str, Any]:
 
 
 def diff(cur: dict[str, Any], want: dict[str, Any]) -> list[str]:
-    """Human-readable differences between the current revision and the desired arguments."""
+    """Human-readable differences between a revision and the desired arguments (empty: identical)."""
     changes = []
     for key in ("cpu", "memory", "executionRoleArn", "taskRoleArn"):
         if cur.get(key) != want.get(key):
-            if is_pending(want.get(key)) or key.endswith("Arn"):
+            if key.endswith("Arn"):
                 changes.append(key.removesuffix("Arn").replace("Role", " role"))
             else:
                 changes.append(f"{key} {cur.get(key)} → {want.get(key)}")
@@ -104,57 +136,84 @@ def diff(cur: dict[str, Any], want: dict[str, Any]) -> list[str]:
     containers = cur.get("containerDefinitions") or [{}]
     a, b = _norm_container(containers[0]), _norm_container(want["containerDefinitions"][0])
     for key in b:
-        if a.get(key) != b[key]:
+        if is_unknown(b[key]) or a.get(key) != b[key]:
             if key == "image":
                 changes.append(f"image {a.get('image')} → {b['image']}")
             elif key == "environment":
-                keys = {k for k, _ in set(a[key]) ^ set(b[key])}
-                changes.append(f"environment {', '.join(sorted(keys))}")
+                names = {k for k, _ in set(a[key]) ^ set(b[key])}
+                changes.append(f"environment {', '.join(sorted(names))}")
             else:
                 changes.append(key)
     return changes
 
 
-def plan(ctx: DeployContext) -> list[Step]:
-    family = ctx.names.task_family
-    cur = current(ctx)
-    image = ctx.image or (cur["containerDefinitions"][0]["image"] if cur else None)
-    if cur is not None:
-        ctx.outputs["task_definition_arn"] = cur["taskDefinitionArn"]
+def _reusable(spec: StackSpec, remote: Remote, want: dict[str, Any]) -> Revision | None:
+    """The family's latest ACTIVE revision when it equals ``want``: a run that died after registering it must not
+    leak one more revision per retry. The stable role never reuses a canary's revision (tagged with a version);
+    the canary never reuses the revision the stable service runs (it must be a revision of its own)."""
+    latest = describe(spec, remote, family(spec))
+    if latest is None or diff(latest[0], want):
+        return None
+    if spec.canary:
+        stable = service.read(spec.as_role("stable"), remote)
+        if stable and stable.get("taskDefinition") == latest[0]["taskDefinitionArn"]:
+            return None
+    elif VERSION_TAG in latest[1]:
+        return None
+    return latest
+
+
+def _name(td: dict[str, Any]) -> str:
+    return f"{td['family']}:{td['revision']}"
+
+
+def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    key = spec.key("task_definition_arn")
+    current = running(spec, remote)
+    image = spec.image
+    if image is None and current is not None:
+        image = current[0]["containerDefinitions"][0]["image"]  # keep what the service runs
     if image is None:
-        image = Pending("image built and pushed by `mldeploy up`")
-    ctx.outputs["image"] = image
-    want = desired(ctx, image)
+        image = Ref("image")  # supplied by `up` once it has built and pushed
+    known[spec.key("image")] = image
+    want = desired(spec, known, image)
+    if current is not None and not diff(current[0], want):
+        known[key] = current[0]["taskDefinitionArn"]
+        return [Step(KIND, _name(current[0]), Action.noop)]
+    reuse = None if is_unknown(want) else _reusable(spec, remote, want)
+    if reuse is not None:
+        known[key] = reuse[0]["taskDefinitionArn"]
+        return [Step(KIND, _name(reuse[0]), Action.noop, note="registered by an earlier run")]
+    known[key] = Ref(key)
+    register = ApiCall("ecs", "register_task_definition", want, outputs=((key, "taskDefinition.taskDefinitionArn"),))
+    role = " (canary)" if spec.canary else ""
+    base = current or describe(spec, remote, family(spec))
+    if base is None:
+        size = f"{spec.config.aws.cpu} CPU units, {spec.config.aws.memory} MiB, {spec.config.image.platform}"
+        return [Step(KIND, family(spec) + role, Action.create, [size, f"image {image}"], calls=[register])]
+    return [Step(KIND, family(spec) + role, Action.update, diff(base[0], want),
+                 note=f"new revision after {base[0]['revision']}", calls=[register])]
 
-    def apply(c: DeployContext) -> None:
-        if is_pending(c.outputs["image"]):
-            raise AwsError("no image to deploy", hint="run `mldeploy up` (it builds and pushes) or pass --image URI")
-        c.outputs["task_definition_arn"] = register(c, c.outputs["image"])
 
-    if cur is None:
-        ctx.outputs["task_definition_arn"] = Pending("task definition revision")
-        size = f"{ctx.config.aws.cpu} CPU units, {ctx.config.aws.memory} MiB, {ctx.config.image.platform}"
-        return [Step("task definition", family, Action.create, [size, f"image {image}"], apply=apply)]
-    changes = diff(cur, want)
-    if not changes:
-        return [Step("task definition", f"{family}:{cur['revision']}", Action.noop)]
-    ctx.outputs["task_definition_arn"] = Pending("new task definition revision")
-    return [Step("task definition", family, Action.update, changes, note=f"new revision after {cur['revision']}",
-                 apply=apply)]
+def revisions(spec: StackSpec, remote: Remote, status: str) -> list[str]:
+    """ARNs of the family's revisions in ``status``. ``familyPrefix`` also matches longer names ("demo-canary",
+    "demo-prod" for app "demo"): keep this family only."""
+    arns = remote.pages("ecs", "list_task_definitions", "taskDefinitionArns", familyPrefix=family(spec),
+                        status=status)
+    return [a for a in arns if a.rsplit("/", 1)[1].rsplit(":", 1)[0] == family(spec)]
 
 
-def deregister_all(ctx: DeployContext, family: str | None = None) -> int:
-    """Deregister (and delete, where the API allows) every revision of the family; returns how many."""
-    ecs = ctx.aws.ecs
-    family = family or ctx.names.task_family
-    arns: list[str] = []
-    with aws_errors():
-        for status in ("ACTIVE", "INACTIVE"):
-            for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status=status):
-                # familyPrefix also matches "demo-canary" etc.: keep this family only
-                arns += [a for a in page["taskDefinitionArns"] if a.rsplit("/", 1)[1].rsplit(":", 1)[0] == family]
-    for arn in arns:
-        call(ecs.deregister_task_definition, taskDefinition=arn, missing=("ClientException",))
-    for i in range(0, len(arns), 10):
-        call(ecs.delete_task_definitions, taskDefinitions=arns[i:i + 10], missing=("ClientException",))
-    return len(arns)
+def delete(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    """Deregister every ACTIVE revision, then delete them all (ECS: "You must deregister a task definition
+    revision before you delete it"), in batches of ``BATCH``. One family holds both roles: stable role only."""
+    if spec.canary:
+        return []
+    active = revisions(spec, remote, "ACTIVE")
+    every = active + [a for a in revisions(spec, remote, "INACTIVE") if a not in active]
+    if not every:
+        return []
+    calls = [ApiCall("ecs", "deregister_task_definition", {"taskDefinition": a}, missing=("ClientException",))
+             for a in active]
+    calls += [ApiCall("ecs", "delete_task_definitions", {"taskDefinitions": every[i:i + BATCH]},
+                      missing=("ClientException",)) for i in range(0, len(every), BATCH)]
+    return [Step(KIND, family(spec), Action.delete, [f"{len(every)} revisions"], calls=calls)]
