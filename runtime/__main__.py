@@ -23,8 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from runtime.auth import AuthConfigError
-    from runtime.logs import setup_logging
+    from runtime.repository import StartupError
     from runtime.settings import ENV_MAP, SettingsError, load_settings
+    from runtime.telemetry import setup_logging
 
     env_of = {v: k for k, v in ENV_MAP.items()}
     overrides = {"model_dir": args.model_dir, "models_dir": args.models_dir, "host": args.host, "port": args.port,
@@ -36,24 +37,17 @@ def main(argv: list[str] | None = None) -> int:
             if value is not None:
                 os.environ[env_of[key]] = str(value)
         setup_logging(settings.log_level)
-        from runtime.app import Server
+        from runtime.http.app import ModelServer
 
-        Server(settings)  # validate models folder + auth secrets before binding the port
+        ModelServer.build(settings)  # validate models folder + auth secrets before binding the port
         metrics_dir = None
         if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # set after the check above: only the (spawned) workers write metric files
             metrics_dir = tempfile.mkdtemp(prefix="mldeploy-prom-")
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    except (SettingsError, AuthConfigError) as e:
+    except (SettingsError, AuthConfigError, StartupError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except Exception as e:
-        from runtime.app import StartupError
-
-        if isinstance(e, StartupError):
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        raise
 
     import signal
 
@@ -64,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
     uvicorn.run(
-        "runtime.app:create_app_from_env",
+        "runtime.http.app:create_app_from_env",
         factory=True,
         host=settings.host,
         port=settings.port,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jwt
 
-from runtime.settings import Auth
+from runtime.contract.serving import Auth
 
 MIN_HS256_SECRET_BYTES = 32  # RFC 7518 §3.2: the key must be at least as long as the hash output
 
@@ -79,15 +79,18 @@ class Authenticator:
         return self.mode != "none"
 
     def authenticate(self, headers) -> str | None:
+        """Read ``X-API-Key`` / ``Authorization: Bearer`` from ``headers`` (as the HTTP security schemes do), verify."""
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        return self.verify(headers.get("x-api-key") or None, token if scheme.lower() == "bearer" and token else None)
+
+    def verify(self, api_key: str | None, bearer: str | None) -> str | None:
+        """A principal id (for rate limits and logs) from an API key or a bearer token; raises AuthError."""
         if self.mode == "none":
             return None
-        token = headers.get("x-api-key") if self.mode == "api_key" else None
-        if token is None:
-            authz = headers.get("authorization", "")
-            scheme, _, token = authz.partition(" ")
-            if scheme.lower() != "bearer" or not token:
-                raise AuthError("missing credentials: send 'Authorization: Bearer <token>'"
-                                + (" or 'X-API-Key: <key>'" if self.mode == "api_key" else ""))
+        token = api_key if self.mode == "api_key" and api_key else bearer
+        if not token:
+            raise AuthError("missing credentials: send 'Authorization: Bearer <token>'"
+                            + (" or 'X-API-Key: <key>'" if self.mode == "api_key" else ""))
         if self.mode == "api_key":
             digest = hash_key(token.strip()).encode()
             found = False

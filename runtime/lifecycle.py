@@ -1,4 +1,4 @@
-"""Process lifecycle: the draining flag set on SIGTERM (chained in front of uvicorn's own handler)."""
+"""Draining: set on SIGTERM/SIGINT (chained in front of uvicorn's own handler), owned by one app."""
 
 from __future__ import annotations
 
@@ -7,24 +7,32 @@ import signal
 import threading
 
 log = logging.getLogger("mldeploy.lifecycle")
-DRAINING = threading.Event()
 
 
-def install_drain_handler() -> None:
-    """On SIGTERM/SIGINT: readiness turns false at once, then uvicorn's graceful shutdown runs.
+class Drain:
+    """Readiness turns false and responses ask clients to close their connection once ``active``."""
 
-    Called from the app's startup, when uvicorn's handlers are already installed (main thread only).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous = signal.getsignal(sig)
+    def __init__(self) -> None:
+        self.active = False
 
-        def handler(signum, frame, previous=previous):
-            if not DRAINING.is_set():
-                DRAINING.set()
-                log.info("signal %s: draining (readiness false, finishing in-flight requests)", signum)
-            if callable(previous):
-                previous(signum, frame)
+    def begin(self, reason: str = "") -> None:
+        if not self.active:
+            self.active = True
+            log.info("%s: draining (readiness false, finishing in-flight requests)", reason or "drain")
 
-        signal.signal(sig, handler)
+    def install_signal_handlers(self) -> None:
+        """Chain ``begin`` in front of the current SIGTERM/SIGINT handlers (main thread only).
+
+        Called from the app's startup, when uvicorn's handlers are already installed.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(sig)
+
+            def handler(signum, frame, previous=previous):
+                self.begin(f"signal {signum}")
+                if callable(previous):
+                    previous(signum, frame)
+
+            signal.signal(sig, handler)

@@ -1,6 +1,6 @@
 """Server settings: ``runtime.json`` (the ``runtime:`` section of mldeploy.yaml) overridden by ``MLDEPLOY_*`` env vars.
 
-The models mirror ``mldeploy.config.schema.RuntimeSection`` (the runtime must not import the CLI package).
+The serving fields are ``runtime.contract.serving.ServingConfig`` (also the base of mldeploy.yaml's ``runtime:``).
 Secrets are never read from here: only the *names* of the env vars / files that hold them.
 """
 
@@ -11,73 +11,25 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from runtime.contract.serving import ServingConfig
 
 RUNTIME_FILE = "runtime.json"
 ROUTING_FILE = "routing.json"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+class Settings(ServingConfig):
+    """Everything the server process needs: the shared serving settings plus process knobs.
 
-
-class Batching(_Strict):
-    enabled: bool = True
-    max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
-    max_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 2.0
-
-
-class Auth(_Strict):
-    mode: Literal["none", "api_key", "jwt"] = "none"
-    api_keys_env: str = "MLDEPLOY_API_KEYS"
-    api_keys_file: str | None = None
-    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
-    jwt_secret_env: str = "MLDEPLOY_JWT_SECRET"
-    jwt_secret_file: str | None = None
-    jwt_audience: str | None = None
-    jwt_issuer: str | None = None
-
-
-class RateLimit(_Strict):
-    enabled: bool = False
-    limit: str = "100/second"
-
-
-class Cors(_Strict):
-    allow_origins: list[str] = Field(default_factory=list)
-    allow_methods: list[str] = Field(default_factory=lambda: ["GET", "POST"])
-    allow_headers: list[str] = Field(default_factory=lambda: ["Authorization", "Content-Type", "X-API-Key"])
-    allow_credentials: bool = False
-
-    @model_validator(mode="after")
-    def _no_wildcard_with_credentials(self) -> Cors:
-        if self.allow_credentials and "*" in self.allow_origins:
-            raise ValueError("cors.allow_origins '*' cannot be combined with allow_credentials; list the origins")
-        return self
-
-
-class Settings(_Strict):
-    """Everything the server process needs; ``model_dir``/``models_dir`` come from the CLI or env."""
+    ``model_dir``/``models_dir`` come from the CLI or env; the other knobs are not in mldeploy.yaml.
+    """
 
     model_dir: str | None = None
     models_dir: str | None = None
     host: str = "0.0.0.0"
-    port: Annotated[int, Field(ge=1, le=65535)] = 8080
-    workers: Annotated[int, Field(ge=1, le=64)] = 1
-    batching: Batching = Field(default_factory=Batching)
-    max_queue: Annotated[int, Field(ge=1, le=100000)] = 256
-    max_body_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
-    request_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
-    drain_timeout_s: Annotated[int, Field(ge=0, le=120)] = 25
-    auth: Auth = Field(default_factory=Auth)
-    rate_limit: RateLimit = Field(default_factory=RateLimit)
-    cors: Cors = Field(default_factory=Cors)
-    top_k: Annotated[int, Field(ge=1, le=100)] = 5
-    low_confidence_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    # runtime-only knobs (not in mldeploy.yaml)
     access_log: bool = True
     emf_namespace: str = "mldeploy"
     emf_interval_s: Annotated[float, Field(gt=0)] = 10.0
@@ -205,4 +157,5 @@ def cpu_quota() -> int:
 
 
 def inference_threads(settings: Settings) -> int:
+    """Inference threads per worker: ``threads``, else the CPU quota shared among the workers."""
     return settings.threads or max(1, cpu_quota() // settings.workers)

@@ -11,15 +11,15 @@ import time
 import numpy as np
 import pytest
 
-from runtime import lifecycle
 from runtime.auth import AuthConfigError, Authenticator, AuthError, hash_key
 from runtime.batching import Batcher, InferenceError, QueueFullError
+from runtime.contract.serving import Auth, ServingConfig
 from runtime.inputs import InputError, InputSpec, parse_json
-from runtime.logs import EMF_MAX_VALUES, EmfAggregator
 from runtime.manifest import Manifest, Tensor
 from runtime.metrics import DriftTracker, Metrics
 from runtime.routing import Router, UnknownVersionError
-from runtime.settings import Auth, SettingsError, cpu_quota, inference_threads, load_settings
+from runtime.settings import Settings, SettingsError, cpu_quota, inference_threads, load_settings
+from runtime.telemetry import EMF_MAX_VALUES, EmfAggregator
 
 
 def test_settings_file_then_env_then_overrides(tmp_path):
@@ -44,6 +44,17 @@ def test_runtime_json_written_by_the_cli_is_accepted(tmp_path):
     assert s.batching.max_batch_size == 4 and s.auth.mode == "jwt" and s.top_k == 2
     assert s.cors.allow_origins == ["https://x.example"]
     assert set(json.loads(RuntimeSection().model_dump_json())) <= set(s.model_fields)
+
+
+def test_serving_contract_is_declared_once():
+    from mldeploy.config.schema import RuntimeSection
+
+    assert issubclass(RuntimeSection, ServingConfig) and issubclass(Settings, ServingConfig)
+    assert set(RuntimeSection.model_fields) == set(ServingConfig.model_fields)
+    for name in ("auth", "rate_limit", "batching", "cors"):
+        assert RuntimeSection.model_fields[name].annotation is ServingConfig.model_fields[name].annotation
+    with pytest.raises(SettingsError, match=r"rate_limit.limit \(MLDEPLOY_RATE_LIMIT\).*not a rate"):
+        load_settings(environ={"MLDEPLOY_MODEL_DIR": "m", "MLDEPLOY_RATE_LIMIT": "lots"})
 
 
 def test_settings_errors_name_the_env_var_or_field(tmp_path):
@@ -213,21 +224,42 @@ def test_emf_lines_are_bounded_and_counted():
     assert doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["app", "env"], ["app", "env", "Version"]]
 
 
+def _iris_app(tmp_path, environ=None):
+    from benchmarks import models as ex
+    from runtime.http.app import create_app
+
+    ex.iris_sklearn(tmp_path / "m", "joblib")
+    env = environ or {}
+    return create_app(load_settings({"model_dir": str(tmp_path / "m")}, environ=env), environ=env)
+
+
 def test_readiness_turns_false_while_draining(tmp_path):
     from fastapi.testclient import TestClient
 
-    from benchmarks import models as ex
-    from runtime.app import create_app
-
-    ex.iris_sklearn(tmp_path / "m", "joblib")
-    app = create_app(load_settings({"model_dir": str(tmp_path / "m")}, environ={}))
+    app = _iris_app(tmp_path)
+    drain = app.state.server.drain
     with TestClient(app) as client:
         assert client.get("/ready").status_code == 200
-        lifecycle.DRAINING.set()
-        try:
-            r = client.get("/ready")
-            assert r.status_code == 503 and r.json()["draining"] is True
-            served = client.post("/predict", json={"inputs": [[5.1, 3.5, 1.4, 0.2]]})  # in-flight work still served
-            assert served.status_code == 200 and served.headers["connection"] == "close"
-        finally:
-            lifecycle.DRAINING.clear()
+        drain.begin("test")
+        r = client.get("/ready")
+        assert r.status_code == 503 and r.json()["draining"] is True
+        served = client.post("/predict", json={"inputs": [[5.1, 3.5, 1.4, 0.2]]})  # in-flight work still served
+        assert served.status_code == 200 and served.headers["connection"] == "close"
+    assert not _iris_app(tmp_path / "other").state.server.drain.active  # each app owns its drain state
+
+
+@pytest.mark.parametrize(("mode", "env", "schemes"), [
+    ("none", {}, None),
+    ("api_key", {"MLDEPLOY_API_KEYS": "k" * 20}, {"ApiKey", "ApiKeyBearer"}),
+    ("jwt", {"MLDEPLOY_JWT_SECRET": "s" * 40}, {"JWT"}),
+])
+def test_openapi_documents_the_auth_scheme(tmp_path, mode, env, schemes):
+    from fastapi.testclient import TestClient
+
+    app = _iris_app(tmp_path, {"MLDEPLOY_AUTH_MODE": mode, **env})
+    doc = TestClient(app).get("/openapi.json").json()
+    found = doc.get("components", {}).get("securitySchemes")
+    assert (set(found) if found else None) == schemes
+    security = doc["paths"]["/predict"]["post"].get("security")
+    assert (None if security is None else {k for req in security for k in req}) == schemes
+    assert "security" not in doc["paths"]["/health"]["get"] and "security" not in doc["paths"]["/ready"]["get"]

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-# One definition shared with the server (which reads runtime.json and cannot import this package).
-from runtime.settings import Batching, Cors
+# The serving contract is declared once, in the runtime (which reads runtime.json and cannot import this package).
+from runtime.contract.serving import ServingConfig
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 MAX_BASE_NAME = 28  # "<base>-tgc" target-group names must stay within AWS's 32 characters
@@ -104,51 +104,10 @@ class ModelSection(Strict):
         return v
 
 
-class AuthMode(StrEnum):
-    none = "none"
-    api_key = "api_key"
-    jwt = "jwt"
+class RuntimeSection(ServingConfig):
+    """Settings of the model server, written to runtime.json in the image (declared in runtime.contract)."""
 
-
-class Auth(Strict):
-    """Authentication. Secrets come from environment variables or files, never from this file."""
-
-    mode: AuthMode = AuthMode.none
-    api_keys_env: str = "MLDEPLOY_API_KEYS"
-    api_keys_file: str | None = None
-    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
-    jwt_secret_env: str = "MLDEPLOY_JWT_SECRET"
-    jwt_secret_file: str | None = None
-    jwt_audience: str | None = None
-    jwt_issuer: str | None = None
-
-
-class RateLimit(Strict):
-    enabled: bool = False
-    limit: str = Field(default="100/second", description="Per API key (or client IP), e.g. '100/second'.")
-
-    @field_validator("limit")
-    @classmethod
-    def _limit(cls, v: str) -> str:
-        if not re.fullmatch(r"\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*", v):
-            raise ValueError(f"{v!r} is not a rate like '100/second' or '1000/minute'")
-        return v
-
-
-class RuntimeSection(Strict):
-    port: Annotated[int, Field(ge=1, le=65535)] = 8080
-    workers: Annotated[int, Field(ge=1, le=64)] = 1
-    batching: Batching = Field(default_factory=Batching)
-    max_queue: Annotated[int, Field(ge=1, le=100000)] = 256
-    max_body_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
-    request_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
-    drain_timeout_s: Annotated[int, Field(ge=0, le=120)] = 25
-    auth: Auth = Field(default_factory=Auth)
-    rate_limit: RateLimit = Field(default_factory=RateLimit)
-    cors: Cors = Field(default_factory=Cors)
-    top_k: Annotated[int, Field(ge=1, le=100)] = 5
-    low_confidence_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    model_config = ConfigDict(validate_default=True)
 
 
 class ImageSection(Strict):

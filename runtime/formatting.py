@@ -1,4 +1,4 @@
-"""Model outputs → the JSON response: predictions (class labels for classifiers), probabilities, top-k."""
+"""Model outputs → the response fields: predictions (class labels for classifiers), probabilities, top-k."""
 
 from __future__ import annotations
 

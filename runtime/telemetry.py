@@ -7,6 +7,7 @@ confidence values are a uniform reservoir of at most 100 samples (EMF's per-line
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -137,3 +138,10 @@ class EmfAggregator:
         if lines:
             self.stream.flush()
         return lines
+
+
+async def flush_periodically(emf: EmfAggregator, interval_s: float) -> None:
+    """Flush ``emf`` every ``interval_s`` (off the event loop) until cancelled."""
+    while True:
+        await asyncio.sleep(interval_s)
+        await asyncio.to_thread(emf.flush)

@@ -1,5 +1,9 @@
-"""Pure-ASGI middleware (no BaseHTTPMiddleware overhead): request id, body limit (413), in-flight gauge,
-per-route/status/version metrics, EMF samples and the JSON access log line."""
+"""Pure-ASGI serving middleware (no BaseHTTPMiddleware overhead): request id, body limit (413), in-flight gauge,
+per-route/status/version metrics, EMF samples, ``Connection: close`` while draining and the JSON access log line.
+
+It shares two values with the app through the request state (``scope["state"]``): it sets ``request_id``, and
+reads ``model_version`` (set by the data plane) to label the metrics.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,18 @@ import logging
 import os
 import re
 import time
-from typing import TYPE_CHECKING
 
 import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runtime import lifecycle
-
-if TYPE_CHECKING:
-    from runtime.app import Server
+from runtime.lifecycle import Drain
+from runtime.metrics import Metrics
+from runtime.telemetry import EmfAggregator
 
 access = logging.getLogger("mldeploy.access")
 _RID_RE = re.compile(rb"^[\w.-]{1,64}$")
 _STATIC_ROUTES = {"/predict", "/health", "/ready", "/metrics", "/v1/models", "/docs", "/openapi.json", "/redoc"}
+_QUIET_ROUTES = ("/health", "/ready", "/metrics")
 
 
 class _BodyTooLargeError(Exception):
@@ -35,13 +39,16 @@ def route_label(path: str) -> str:
 
 
 class ServingMiddleware:
-    def __init__(self, app, server: Server) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, emf: EmfAggregator, max_body_bytes: int,
+                 access_log: bool, drain: Drain) -> None:
         self.app = app
-        self.server = server
-        self.limit = server.settings.max_body_bytes
-        self.access_log = server.settings.access_log
+        self.metrics = metrics
+        self.emf = emf
+        self.limit = max_body_bytes
+        self.access_log = access_log
+        self.drain = drain
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -54,21 +61,22 @@ class ServingMiddleware:
             elif k == b"content-length":
                 length = int(v) if v.isdigit() else None
         rid_s = rid.decode() if rid else os.urandom(8).hex()
-        scope["mldeploy_rid"] = rid_s
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid_s
         path = scope["path"]
         route = route_label(path)
         status = 500
         started = False
-        server = self.server
+        drain = self.drain
         extra_headers = [(b"x-request-id", rid_s.encode())]
 
-        async def send_wrapper(message) -> None:
+        async def send_wrapper(message: Message) -> None:
             nonlocal status, started
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
                 headers = list(message.get("headers", ())) + extra_headers
-                if lifecycle.DRAINING.is_set():
+                if drain.active:
                     headers.append((b"connection", b"close"))
                 message = {**message, "headers": headers}
             await send(message)
@@ -76,7 +84,7 @@ class ServingMiddleware:
         received = 0
         limit = self.limit
 
-        async def receive_wrapper():
+        async def receive_wrapper() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
@@ -85,7 +93,8 @@ class ServingMiddleware:
                     raise _BodyTooLargeError
             return message
 
-        server.metrics.in_flight.inc()
+        m = self.metrics
+        m.in_flight.inc()
         try:
             if length is not None and length > limit:
                 await self._too_large(send_wrapper, rid_s)
@@ -97,22 +106,21 @@ class ServingMiddleware:
                         raise
                     await self._too_large(send_wrapper, rid_s)
         finally:
-            server.metrics.in_flight.dec()
+            m.in_flight.dec()
             elapsed = time.perf_counter() - t0
-            version = scope.get("mldeploy_version", "")
-            m = server.metrics
+            version = state.get("model_version", "")
             m.requests.labels(route, str(status), version).inc()
             m.latency.labels(route, version).observe(elapsed)
             if version:
-                server.emf.request(version, elapsed * 1000.0, status < 500)
-            if self.access_log and route not in ("/health", "/ready", "/metrics"):
+                self.emf.request(version, elapsed * 1000.0, status < 500)
+            if self.access_log and route not in _QUIET_ROUTES:
                 access.info("%s %s %d", scope["method"], path, status, extra={
                     "request_id": rid_s, "route": route, "status": status, "version": version,
                     "latency_ms": round(elapsed * 1000.0, 3),
                     "client": scope["client"][0] if scope.get("client") else None})
 
-    async def _too_large(self, send, rid: str) -> None:
-        self.server.metrics.rejected.labels("body_too_large").inc()
+    async def _too_large(self, send: Send, rid: str) -> None:
+        self.metrics.rejected.labels("body_too_large").inc()
         body = orjson.dumps({"detail": f"request body exceeds max_body_bytes ({self.limit} bytes)",
                              "request_id": rid})
         await send({"type": "http.response.start", "status": 413,

@@ -1,0 +1,1 @@
+"""The HTTP layer: app assembly, routes, security dependency, exception handlers and ASGI middleware."""

@@ -1,0 +1,132 @@
+"""``create_app(settings)``: the FastAPI app serving one or several model versions.
+
+Assembled in three named steps, like KServe's REST server: register the endpoints, add the exception handlers,
+add the middlewares. The hot path avoids per-request pydantic models: bodies are parsed with orjson/numpy and
+answered with orjson bytes; middleware is pure ASGI. Inference runs in each version's batcher thread, never on
+the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from runtime.auth import Authenticator
+from runtime.dataplane import InferenceService
+from runtime.http.errors import HANDLERS
+from runtime.http.middleware import ServingMiddleware
+from runtime.http.routes import Endpoints
+from runtime.http.security import Guard
+from runtime.lifecycle import Drain
+from runtime.metrics import Metrics
+from runtime.ratelimit import RateLimiter
+from runtime.repository import ModelRepository
+from runtime.settings import Settings, inference_threads, load_settings
+from runtime.telemetry import EmfAggregator, flush_periodically
+
+log = logging.getLogger("mldeploy.server")
+_EXPOSED = ["X-Request-ID", "X-Model-Version", "X-RateLimit-Remaining"]
+
+
+@dataclass
+class ModelServer:
+    """Everything one app owns: settings, metrics, EMF, the model repository, the data plane, the guard, drain."""
+
+    settings: Settings
+    metrics: Metrics
+    emf: EmfAggregator
+    repository: ModelRepository
+    dataplane: InferenceService
+    guard: Guard
+    drain: Drain
+
+    @classmethod
+    def build(cls, settings: Settings, environ: dict[str, str] | None = None) -> ModelServer:
+        """Read manifests and auth secrets (nothing loads yet); raises StartupError / AuthConfigError."""
+        metrics = Metrics()
+        repository = ModelRepository(settings, metrics)
+        auth = Authenticator(settings.auth, environ)
+        rl = settings.rate_limit
+        guard = Guard(auth, RateLimiter(rl.limit) if rl.enabled else None, rl.limit, metrics)
+        emf = EmfAggregator(settings.emf_namespace, repository.name, settings.low_confidence_threshold)
+        dataplane = InferenceService(settings, repository, metrics, emf)
+        return cls(settings, metrics, emf, repository, dataplane, guard, Drain())
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        """Load + warm up every version, flush EMF periodically, drain on SIGTERM; stop gracefully."""
+        await self.repository.start(inference_threads(self.settings))
+        emf_task = asyncio.get_running_loop().create_task(
+            flush_periodically(self.emf, self.settings.emf_interval_s))
+        self.drain.install_signal_handlers()
+        self.metrics.ready.set(1)
+        try:
+            yield
+        finally:
+            self.metrics.ready.set(0)
+            await self.repository.stop(self.settings.drain_timeout_s)
+            emf_task.cancel()
+            self.emf.flush()
+            self.repository.publish_drift()
+            log.info("stopped")
+
+
+class RestServer:
+    """Builds the FastAPI application of one ``ModelServer``."""
+
+    def __init__(self, server: ModelServer) -> None:
+        self.server = server
+
+    def create_application(self) -> FastAPI:
+        srv = self.server
+        latest, versions = srv.repository.latest, srv.repository.router.versions
+        app = FastAPI(
+            title=f"{srv.repository.name} (mldeploy)", version=latest.version, lifespan=srv.lifespan,
+            description=f"{latest.task} model served by mldeploy; versions: {', '.join(versions)}",
+            default_response_class=Response,
+        )
+        app.state.server = srv
+        self._register_endpoints(app)
+        self._add_exception_handlers(app)
+        self._add_middlewares(app)
+        return app
+
+    def _register_endpoints(self, app: FastAPI) -> None:
+        # on the app's own APIRouter: FastAPI's include_router adds a routing hop (~100 calls) to every request
+        srv = self.server
+        Endpoints(srv.dataplane, srv.guard, srv.drain).register(app.router)
+
+    def _add_exception_handlers(self, app: FastAPI) -> None:
+        for exc_type, handler in HANDLERS.items():
+            app.add_exception_handler(exc_type, handler)
+
+    def _add_middlewares(self, app: FastAPI) -> None:
+        s = self.server.settings
+        if s.cors.allow_origins:
+            from starlette.middleware.cors import CORSMiddleware
+
+            c = s.cors
+            app.add_middleware(CORSMiddleware, allow_origins=c.allow_origins, allow_methods=c.allow_methods,
+                               allow_headers=c.allow_headers, allow_credentials=c.allow_credentials,
+                               expose_headers=_EXPOSED)
+        # added last, so outermost: it also times and counts CORS preflights and 413s
+        app.add_middleware(ServingMiddleware, metrics=self.server.metrics, emf=self.server.emf,
+                           max_body_bytes=s.max_body_bytes, access_log=s.access_log, drain=self.server.drain)
+
+
+def create_app(settings: Settings | None = None, environ: dict[str, str] | None = None) -> FastAPI:
+    """Build the app; raises StartupError / AuthConfigError when it must not start."""
+    settings = settings or load_settings(environ=environ)
+    return RestServer(ModelServer.build(settings, environ)).create_application()
+
+
+def create_app_from_env() -> FastAPI:
+    """uvicorn factory (``runtime.http.app:create_app_from_env``): settings from runtime.json + MLDEPLOY_* env."""
+    return create_app(load_settings(environ=dict(os.environ)))
