@@ -20,6 +20,15 @@ STATE_DIR = ".mldeploy"
 MODELS_DIR_ENV = "MLDEPLOY_MODELS_DIR"
 """Overrides where the local model versions live (tests, or a shared volume)."""
 
+BUILD_RECORD = "build.json"
+"""The last ``mldeploy build`` (mldeploy.image.api.BuiltImage + ``built_at``)."""
+PUSH_RECORD = "image.json"
+"""The last push (mldeploy.image.api.PushedImage + ``ref``, ``image_id``, ``pushed_at``)."""
+LOCAL_RECORD = "local.json"
+"""The local server of ``run``/``up --target local``/``serve`` (url, port, container…)."""
+CAPACITY_RECORD = "capacity.json"
+"""The per-task capacity ``mldeploy bench`` measured (read by ``mldeploy cost``)."""
+
 
 def atomic_write_json(path: Path, data: Any) -> Path:
     """Write ``data`` as indented JSON to ``path`` via write-then-rename (creates the parent folder)."""
@@ -79,6 +88,14 @@ class Workspace:
 
     def read_json(self, name: str) -> Any | None:
         return read_json(self.path(name))
+
+    def record(self, name: str) -> dict[str, Any] | None:
+        """A JSON object record, or None when it is missing, unreadable or not an object (never raises)."""
+        try:
+            data = read_json(self.path(name))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
 
     def write_json(self, name: str, data: Any) -> Path:
         return atomic_write_json(self.path(name), data)

@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from mldeploy.aws.clients import Clients
-from mldeploy.testing import aws_rules
+from mldeploy.testing import aws_rules, hooks_from_env
 from tests.test_aws_helpers import BASE_CONFIG, Project
 
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
@@ -23,7 +23,7 @@ TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "
 @pytest.fixture
 def strict(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Clients:
     monkeypatch.setenv("MLDEPLOY_STRICT_AWS", "1")
-    return Clients(boto3.Session(), "us-east-1")
+    return Clients(boto3.Session(), "us-east-1", hooks=hooks_from_env())  # as the CLI's session installs them
 
 
 @pytest.fixture

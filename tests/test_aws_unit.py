@@ -6,8 +6,8 @@ import pytest
 from botocore.exceptions import ClientError, NoCredentialsError
 
 from mldeploy.aws.clients import is_mutating, translate
+from mldeploy.aws.engine.model import Action, Plan, Ref, Step, is_unknown
 from mldeploy.aws.log_tail import parse_since
-from mldeploy.aws.plan import Action, Pending, Plan, Step, is_pending
 from mldeploy.errors import MldeployError
 
 
@@ -37,4 +37,4 @@ def test_plan_counts_and_json():
     assert plan.counts()["update"] == 1 and len(plan.changes) == 1 and not plan.empty
     doc = plan.to_json()
     assert doc["steps"][1]["message"] == "update ecs service demo: task definition demo:1 → demo:2"
-    assert is_pending(Pending("x")) and not is_pending("arn:aws:x")
+    assert is_unknown(Ref("x")) and is_unknown({"a": [Ref("x")]}) and not is_unknown("arn:aws:x")

@@ -210,15 +210,15 @@ def test_model_only_change_reuses_dependency_layers(iris, tmp_path, base_env, do
 
 
 def test_push_to_local_registry_and_pull_digest_back(iris, registry, docker_client):
-    from mldeploy.image import records
     from mldeploy.image.api import push_image
+    from mldeploy.workspace import PUSH_RECORD, Workspace
 
     project, built = iris
     pushed = push_image(project, built, registry=registry.url)
     assert pushed.uri == f"{registry.host}/t-iris:1.0.0" and pushed.digest.startswith("sha256:")
     assert registry.manifest_digest("t-iris", "1.0.0") == pushed.digest
     assert set(registry.tags("t-iris")) == set(built.tag_names)
-    assert records.read(project, records.PUSH)["digest"] == pushed.digest
+    assert Workspace.of(project).record(PUSH_RECORD)["digest"] == pushed.digest
     docker_client.api.remove_image(pushed.ref.split("@")[0] + ":latest", force=True)
     pulled = docker_client.images.pull(pushed.ref)
     assert pulled.id == built.image_id

@@ -270,17 +270,14 @@ def test_no_colours_or_cursor_control_in_ci_even_on_a_terminal(tmp_path: Path):
 
 
 def test_confirmation_in_ci_fails_with_a_clear_message_unless_yes(monkeypatch: pytest.MonkeyPatch):
-    from mldeploy.cli import state
+    from mldeploy.cli.session import Options, Session
     from mldeploy.errors import MldeployError
 
     monkeypatch.setenv("CI", "true")
-    state.reset()
     with pytest.raises(MldeployError) as e:
-        state.confirm("delete the service iris?")
+        Session().confirm("delete the service iris?")
     assert e.value.exit_code == ExitCode.USAGE and "--yes" in (e.value.hint or "")
-    state.options.yes = True
-    state.confirm("delete the service iris?")  # answered by --yes
-    state.reset()
+    Session(Options(yes=True)).confirm("delete the service iris?")  # answered by --yes
 
 
 def test_github_output_file_format_survives_multiline_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -317,7 +314,6 @@ def test_each_failure_class_maps_to_its_documented_exit_code_and_an_annotation(
     from mldeploy import errors
     from mldeploy.cli import app as app_module
     from mldeploy.cli import main as main_module
-    from mldeploy.cli import state
 
     cls = getattr(errors, error)
     probe = typer.Typer()
@@ -332,7 +328,6 @@ def test_each_failure_class_maps_to_its_documented_exit_code_and_an_annotation(
 
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setattr(app_module, "app", probe)
-    state.reset()
     assert main_module.main(["fail"]) == code
     err = capsys.readouterr().err
     assert "Traceback" not in err

@@ -96,13 +96,13 @@ def test_lock_held_exits_7_with_an_annotation(gh: Gh):
     """Another job holds the app/env lock (taken here in-process, through the release package's own lock)."""
     import boto3
 
+    from mldeploy.aws.clients import clients
     from mldeploy.config import load_project
-    from mldeploy.release.context import ReleaseContext
     from mldeploy.release.lock import DeployLock
 
     ok(gh("up", "--image", IMAGE_V1, "--no-wait"))
     project = load_project(gh.root / "mldeploy.yaml")
-    with DeployLock(ReleaseContext(project), "canary (another CI job)", ttl_s=600):
+    with DeployLock.for_project(project, clients(project), "canary (another CI job)", ttl_s=600):
         run = gh("canary", "--percent", "10", "--image", IMAGE_V2)
     assert run.code == ExitCode.LOCKED, run.stderr
     assert "::error::" in run.stderr and "Traceback" not in run.stderr

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import typer
+
 from mldeploy.cli.main import hoist_global_options
 
 HEAVY = ("boto3", "botocore", "docker", "torch", "onnx", "onnxruntime", "sklearn", "numpy", "fastapi",
@@ -54,3 +56,35 @@ def test_version_and_usage_errors():
     assert r.returncode == 0 and r.stdout.startswith("mldeploy ")
     r = subprocess.run([sys.executable, "-m", "mldeploy", "no-such-command"], capture_output=True, text=True)
     assert r.returncode == 2 and "No such command" in r.stderr
+
+
+def test_the_callback_builds_one_session_on_the_typer_context(tmp_path, monkeypatch):
+    """Global options land in one Session on ctx.obj; main() sees it (for --debug) through the Slot."""
+    from mldeploy.cli import app as app_module
+    from mldeploy.cli import main as main_module
+    from mldeploy.cli.session import Session
+
+    seen: list[Session] = []
+    probe = typer.Typer()
+    probe.callback()(app_module.main_options)
+
+    @probe.command()
+    def show(ctx: typer.Context) -> None:
+        seen.append(Session.of(ctx))
+
+    @probe.command()
+    def other() -> None:
+        pass
+
+    monkeypatch.setattr(app_module, "app", probe)
+    assert main_module.main(["--region", "eu-west-3", "--json", "-y", "show"]) == 0
+    (session,) = seen
+    assert session.options.region == "eu-west-3" and session.json and session.options.yes
+    assert session.region == "eu-west-3"  # --region beats aws.region without loading any config
+
+
+def test_session_settings_are_read_from_the_environment_once():
+    from mldeploy.cli.session import Settings
+
+    assert Settings.from_env({}) == Settings(ready_timeout_s=120.0, poll_s=None)
+    assert Settings.from_env({"MLDEPLOY_READY_TIMEOUT": "5", "MLDEPLOY_POLL_S": "0.2"}) == Settings(5.0, 0.2)

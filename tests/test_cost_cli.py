@@ -127,10 +127,8 @@ def test_cost_plot_png(project: Path):
 
 def in_process(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """The CLI's own entry point in this process (no interpreter start-up): exit code, stdout, stderr."""
-    from mldeploy.cli import state
     from mldeploy.cli.main import main
 
-    state.reset()
     code = main(list(args))
     out, err = capsys.readouterr()
     return code, out, err

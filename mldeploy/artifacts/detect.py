@@ -92,3 +92,30 @@ def missing_framework(fmt: str, module: str, extra: str) -> ArtifactError:
     """The error for a known format whose framework is not installed."""
     return ArtifactError(f"this is a {fmt} model but {module} is not installed",
                          hint=f"pip install 'mldeploy[{extra}]'")
+
+
+# --------------------------------------------------------------------------- guesses by name (``init``, CI)
+
+MODEL_SUFFIXES = {
+    ".pkl": "pickle", ".pickle": "pickle", ".joblib": "joblib", ".skops": "skops", ".onnx": "onnx",
+    ".pt": "torchscript", ".pth": "torch", ".torchscript": "torchscript", ".keras": "savedmodel",
+}
+
+
+def guess_format(path: Path) -> str:
+    """A cheap guess by name for ``init`` (``package`` detects for real by content)."""
+    if path.is_dir():
+        return "savedmodel" if (path / "saved_model.pb").exists() else "auto"
+    return MODEL_SUFFIXES.get(path.suffix.lower(), "auto")
+
+
+def find_model_files(folder: Path) -> list[Path]:
+    """Model files and SavedModel folders in ``folder`` (one level deep, then ``models/``/``model/``)."""
+    found: list[Path] = []
+    for base in (folder, folder / "model", folder / "models"):
+        if not base.is_dir():
+            continue
+        for p in sorted(base.iterdir()):
+            if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES or p.is_dir() and (p / "saved_model.pb").exists():
+                found.append(p)
+    return found

@@ -51,7 +51,10 @@ class PackageResult:
 
 
 def default_output(project: Project) -> Path:
-    return project.root / ".mldeploy" / project.env / "artifact"
+    """``.mldeploy/<env>/artifact`` (mldeploy.workspace)."""
+    from mldeploy.workspace import Workspace
+
+    return Workspace.of(project).artifact_dir
 
 
 def _cache_key(project: Project, source_sha: str) -> str:

@@ -14,7 +14,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +83,7 @@ def _params_hook(params: Any, model: Any, **_: Any) -> None:
 class Clients:
     """Lazily created, cached boto3 clients sharing one session and retry config; ``counter`` counts their calls."""
 
-    def __init__(self, session: boto3.Session, region: str) -> None:
+    def __init__(self, session: boto3.Session, region: str, hooks: Sequence[tuple[str, Any]] = ()) -> None:
         from botocore.config import Config
 
         self.session = session
@@ -95,6 +95,8 @@ class Clients:
         self._cache: dict[str, Any] = {}
         self._account: str | None = None
         self.counter = ApiCounter()
+        self.hooks = tuple(hooks)
+        """Extra botocore handlers (event, handler) on every client: the CLI's test seams (``mldeploy.testing``)."""
 
     def __getattr__(self, service: str) -> Any:
         if service.startswith("_"):
@@ -105,8 +107,8 @@ class Clients:
         if service not in self._cache:
             client = self.session.client(service, region_name=self.region, config=self._config)
             client.meta.events.register("before-call.*.*", functools.partial(_api_hook, counter=self.counter))
-            for hook in test_hooks():
-                client.meta.events.register(*hook)
+            for event, handler in self.hooks:
+                client.meta.events.register(event, handler)
             if os.environ.get("MLDEPLOY_API_LOG_PARAMS") == "1":
                 client.meta.events.register("before-parameter-build.*.*", _params_hook)
             self._cache[service] = client
@@ -122,20 +124,6 @@ class Clients:
     @property
     def partition(self) -> str:
         return self.session.get_partition_for_region(self.region)
-
-
-def test_hooks() -> list[tuple[str, Any]]:
-    """botocore handlers of the test seams in ``mldeploy.testing`` whose environment variable is set."""
-    hooks: list[tuple[str, Any]] = []
-    if os.environ.get("MLDEPLOY_FAULT_AFTER"):
-        from mldeploy.testing import faults
-
-        hooks.append(("after-call.*.*", faults.after_call))
-    if os.environ.get("MLDEPLOY_STRICT_AWS") == "1":
-        from mldeploy.testing import aws_rules
-
-        hooks.append(("before-call.*.*", aws_rules.before_call))
-    return hooks
 
 
 def make_session(region: str | None, profile: str | None) -> tuple[boto3.Session, str]:
@@ -154,13 +142,14 @@ def make_session(region: str | None, profile: str | None) -> tuple[boto3.Session
     return session, session.region_name
 
 
-def clients(project: Project | None = None, *, region: str | None = None, profile: str | None = None) -> Clients:
+def clients(project: Project | None = None, *, region: str | None = None, profile: str | None = None,
+            hooks: Sequence[tuple[str, Any]] = ()) -> Clients:
     """Clients for ``region``/``profile`` (the CLI's ``--region``/``--profile``), else the project's aws section,
     else boto3's standard chain."""
     region = region or (project.config.aws.region if project else None)
     profile = profile or (project.config.aws.profile if project else None)
     session, region = make_session(region, profile)
-    return Clients(session, region)
+    return Clients(session, region, hooks)
 
 
 def _action(service: str, op: str) -> str:

@@ -1,26 +1,39 @@
-"""``mldeploy status``: service, deployments, tasks, target health, URL and alarms."""
+"""``mldeploy status`` as data: service, deployments, tasks, target health, URL and alarms.
+
+Read-only calls only (no plan, no STS lookup); returns a JSON-able dict that the CLI renders
+(``mldeploy.cli.render.status``) or prints as ``--json``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mldeploy import console
 from mldeploy.aws.clients import call
-from mldeploy.aws.context import DeployContext
-from mldeploy.aws.resources import alb
-from mldeploy.aws.resources import service as service_mod
-from mldeploy.aws.resources import stack_outputs as outputs
-from mldeploy.aws.waiters import target_health
+from mldeploy.aws.waiters import describe_service, target_health
+
+if TYPE_CHECKING:
+    from mldeploy.aws.clients import Clients
+    from mldeploy.config import Project
+
+OUTPUT_KEYS = ("url", "image")
+ALARM_KINDS = ("5xx-rate", "p99-latency", "unhealthy-hosts")
 
 
-def collect(ctx: DeployContext) -> dict[str, Any]:
-    """Everything ``status`` shows, as a JSON-able dict."""
-    n = ctx.names
-    out: dict[str, Any] = {"app": n.app, "env": n.env, "region": ctx.aws.region, "deployed": False}
-    recorded = outputs.read(ctx)
+def outputs(project: Project, aws: Clients) -> dict[str, str]:
+    """The deployment outputs ``up`` stored in SSM under ``names.ssm_prefix`` (key → value)."""
+    prefix = project.names.ssm_prefix.rstrip("/") + "/"
+    found = call(aws.ssm.get_parameters, Names=[prefix + k for k in OUTPUT_KEYS])["Parameters"]
+    return {p["Name"].removeprefix(prefix): p["Value"] for p in found}
+
+
+def collect(project: Project, aws: Clients) -> dict[str, Any]:
+    """Everything ``status`` shows (``deployed`` False: only app/env/region/url/image)."""
+    n = project.names
+    out: dict[str, Any] = {"app": n.app, "env": n.env, "region": aws.region, "deployed": False}
+    recorded = outputs(project, aws)
     out["url"] = recorded.get("url")
     out["image"] = recorded.get("image")
-    svc = service_mod.describe(ctx)
+    svc = describe_service(aws, n.cluster, n.service)
     if svc is None:
         return out
     out["deployed"] = True
@@ -32,57 +45,16 @@ def collect(ctx: DeployContext) -> dict[str, Any]:
                            "desired": d.get("desiredCount"), "running": d.get("runningCount"),
                            "failed": d.get("failedTasks"), "updated": d.get("updatedAt")}
                           for d in svc.get("deployments", [])]
-    arns = call(ctx.aws.ecs.list_tasks, cluster=n.cluster, serviceName=n.service)["taskArns"]
-    tasks = call(ctx.aws.ecs.describe_tasks, cluster=n.cluster, tasks=arns[:100])["tasks"] if arns else []
+    arns = call(aws.ecs.list_tasks, cluster=n.cluster, serviceName=n.service)["taskArns"]
+    tasks = call(aws.ecs.describe_tasks, cluster=n.cluster, tasks=arns[:100])["tasks"] if arns else []
     out["tasks"] = [{"id": t["taskArn"].rsplit("/", 1)[-1], "status": t.get("lastStatus"),
                      "health": t.get("healthStatus"), "task_definition": t.get("taskDefinitionArn", "").rsplit("/")[-1],
                      "capacity": t.get("capacityProviderName"), "started": t.get("startedAt"),
                      "stopped_reason": t.get("stoppedReason")} for t in tasks]
-    tg = alb.describe_tg(ctx, n.target_group)
-    out["targets"] = target_health(ctx, tg["TargetGroupArn"]) if tg else {}
-    names = [n.alarm(k) for k in ("5xx-rate", "p99-latency", "unhealthy-hosts")]
-    alarms = call(ctx.aws.cloudwatch.describe_alarms, AlarmNames=names)["MetricAlarms"]
+    found = call(aws.elbv2.describe_target_groups, Names=[n.target_group], missing=("TargetGroupNotFound",))
+    groups = (found or {}).get("TargetGroups") or []
+    out["targets"] = target_health(aws, groups[0]["TargetGroupArn"]) if groups else {}
+    alarms = call(aws.cloudwatch.describe_alarms, AlarmNames=[n.alarm(k) for k in ALARM_KINDS])["MetricAlarms"]
     out["alarms"] = {a["AlarmName"]: a["StateValue"] for a in alarms}
     out["events"] = [e.get("message") for e in svc.get("events", [])[:5]]
     return out
-
-
-def show_status() -> dict[str, Any]:
-    from rich.table import Table
-
-    from mldeploy.aws.clients import clients
-    from mldeploy.aws.context import DeployContext
-    from mldeploy.cli import state
-
-    project = state.project()
-    ctx = DeployContext(project=project, aws=clients(project, region=state.options.region,
-                                                     profile=state.options.profile))
-    info = collect(ctx)
-    if state.options.json:
-        console.emit_json(info)
-        return info
-    c = console.console
-    if not info["deployed"]:
-        c.print(f"[yellow]{ctx.names.base} is not deployed in {ctx.aws.region}[/] (run `mldeploy up`)")
-        return info
-    s = info["service"]
-    c.print(f"[bold]{ctx.names.base}[/] ({ctx.aws.region})  {info['url'] or ''}")
-    c.print(f"service {s['name']}: {s['status']}, {s['running']}/{s['desired']} running, {s['pending']} pending")
-    c.print(f"image: {info['image']}")
-    table = Table("deployment", "status", "rollout", "running/desired", "task definition", box=None)
-    for d in info["deployments"]:
-        table.add_row(str(d["id"]), str(d["status"]), str(d["rollout"]), f"{d['running']}/{d['desired']}",
-                      str(d["task_definition"]).rsplit("/", 1)[-1])
-    c.print(table)
-    if info["tasks"]:
-        tt = Table("task", "status", "health", "revision", "capacity", box=None)
-        for t in info["tasks"]:
-            tt.add_row(t["id"], str(t["status"]), str(t["health"]), t["task_definition"], str(t["capacity"]))
-        c.print(tt)
-    else:
-        c.print("tasks: none running")
-    targets = ", ".join(f"{v} {k}" for k, v in sorted(info["targets"].items())) or "none registered"
-    c.print(f"targets: {targets}")
-    alarms = ", ".join(f"{k.removeprefix(f'mldeploy-{ctx.names.base}-')}: {v}" for k, v in info["alarms"].items())
-    c.print(f"alarms: {alarms or 'none'}")
-    return info

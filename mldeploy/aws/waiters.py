@@ -80,7 +80,8 @@ def progress_line(svc: dict[str, Any], health: dict[str, int]) -> str:
 
 def is_stable(svc: dict[str, Any], task_definition: str | None) -> bool:
     dep = primary(svc)
-    done = dep.get("rolloutState") == "COMPLETED" or ("rolloutState" not in dep and len(svc.get("deployments", [])) == 1)
+    done = dep.get("rolloutState") == "COMPLETED" or (
+        "rolloutState" not in dep and len(svc.get("deployments", [])) == 1)
     return bool(done and svc.get("runningCount", 0) == svc.get("desiredCount", 0)
                 and (task_definition is None or dep.get("taskDefinition") == task_definition))
 

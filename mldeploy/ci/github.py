@@ -79,7 +79,7 @@ def workflow_spec(project: Project, repo_root: Path | None = None) -> WorkflowSp
     steps = [s for s in cfg.release.steps if s < 100]
     fmt = cfg.model.format.value
     if fmt == "auto":  # the test job needs the framework's extra to load the model (the image does not)
-        from mldeploy.cli.cmd_config import guess_format
+        from mldeploy.artifacts.detect import guess_format
 
         fmt = guess_format(project.resolve(cfg.model.path))
     extra = EXTRAS.get(fmt)
@@ -117,10 +117,16 @@ def render_workflow(spec: WorkflowSpec) -> str:
     return text
 
 
-def write_workflow(project: Project, *, force: bool = False, repo_root: Path | None = None) -> Path:
-    """Write the workflow under ``<repository>/.github/workflows/``; refuses to overwrite without ``force``."""
-    from mldeploy import console
+@dataclass(frozen=True)
+class WrittenWorkflow:
+    """Where the workflow went and what it was rendered from (the CLI prints the next steps)."""
 
+    path: Path
+    spec: WorkflowSpec
+
+
+def write_workflow(project: Project, *, force: bool = False, repo_root: Path | None = None) -> WrittenWorkflow:
+    """Write the workflow under ``<repository>/.github/workflows/``; refuses to overwrite without ``force``."""
     root = (repo_root or git_root(project.root) or project.root).resolve()
     spec = workflow_spec(project, root)
     path = root / spec.workflow_path
@@ -129,11 +135,7 @@ def write_workflow(project: Project, *, force: bool = False, repo_root: Path | N
     text = render_workflow(spec)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    console.success(f"wrote {path} (environments: {', '.join(spec.environments)})")
-    console.info(f"next: set the repository variable [bold]{spec.role_variable}[/bold] to a deploy role's ARN — "
-                 "[bold]mldeploy iam-policy --github-oidc OWNER/REPO[/bold] prints its trust policy and permissions; "
-                 f"protect the GitHub environment(s) {', '.join(spec.environments)} with required reviewers")
-    return path
+    return WrittenWorkflow(path, spec)
 
 
 def parse_repo(owner_repo: str) -> tuple[str, str]:
@@ -204,23 +206,13 @@ def oidc_setup_commands(role_name: str = DEFAULT_ROLE_NAME, *, trust_file: str =
     ])
 
 
-def init_ci(config_file: Path, provider: str, *, force: bool = False) -> Path:
+def init_ci(config_file: Path, provider: str, *, force: bool = False) -> WrittenWorkflow:
     """``init --ci PROVIDER``: write the CI workflow for the (validated) project at ``config_file``."""
     from mldeploy.config import load_project
 
     if provider != "github":
         raise MldeployError(f"--ci {provider!r} is not supported", hint="use --ci github", exit_code=ExitCode.USAGE)
     return write_workflow(load_project(config_file), force=force)
-
-
-def _account_id(project: Project | None) -> str | None:
-    """The caller's account (STS), or None when no credentials answer (the placeholder is kept then)."""
-    try:
-        from mldeploy.aws.clients import clients
-
-        return clients(project).account
-    except MldeployError:
-        return None
 
 
 def merge_policies(documents: list[dict[str, Any]]) -> dict[str, Any]:
@@ -247,11 +239,16 @@ def json_key(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+def oidc_role_name(project: Project | None) -> str:
+    """The deploy role ``iam-policy --github-oidc`` suggests creating."""
+    return f"mldeploy-github-{project.config.name}" if project is not None else DEFAULT_ROLE_NAME
+
+
 def iam_policy_with_oidc(owner_repo: str, project: Project | None,
-                         permissions_for: Callable[[Project | None], dict[str, Any]]) -> dict[str, Any]:
-    """``iam-policy --github-oidc OWNER/REPO``: the deploy role's trust policy and its permissions for every
-    environment the workflow deploys (the project's overlays), plus the setup commands on stderr."""
-    from mldeploy import console
+                         permissions_for: Callable[[Project | None], dict[str, Any]],
+                         account_id: str | None = None) -> dict[str, Any]:
+    """``iam-policy --github-oidc OWNER/REPO``: the deploy role's trust policy (for ``account_id``; None keeps the
+    ``ACCOUNT_ID`` placeholder) and its permissions for every environment the workflow deploys (the overlays)."""
     from mldeploy.config import load_project
 
     parse_repo(owner_repo)
@@ -260,16 +257,6 @@ def iam_policy_with_oidc(owner_repo: str, project: Project | None,
     else:
         envs = list(project.config.environments) or ["default"]
         projects = [load_project(project.path, env) for env in envs]
-    account = _account_id(project)
-    if account is None:
-        console.warn("no AWS credentials answered: the trust policy names ACCOUNT_ID — replace it with your "
-                     "12-digit account id")
-    trust = oidc_trust_policy(owner_repo, envs, account_id=account)
-    role = f"mldeploy-github-{project.config.name}" if project is not None else DEFAULT_ROLE_NAME
-    console.console.print(
-        "[bold]GitHub Actions OIDC setup[/bold] (save the two documents first, e.g. with jq):\n"
-        f"  mldeploy iam-policy --github-oidc {owner_repo} | jq .trust_policy > trust.json\n"
-        f"  mldeploy iam-policy --github-oidc {owner_repo} | jq .permissions_policy > policy.json\n"
-        + "\n".join(f"  {line}" for line in oidc_setup_commands(role).splitlines()), soft_wrap=True)
-    return {"role_name": role, "environments": envs, "subjects": oidc_subjects(owner_repo, envs),
+    trust = oidc_trust_policy(owner_repo, envs, account_id=account_id)
+    return {"role_name": oidc_role_name(project), "environments": envs, "subjects": oidc_subjects(owner_repo, envs),
             "trust_policy": trust, "permissions_policy": merge_policies([permissions_for(p) for p in projects])}

@@ -1,7 +1,8 @@
 """Step outputs and markdown summaries for GitHub Actions, on top of :mod:`mldeploy.console`.
 
-Commands call :func:`report` once with what they produced; outside GitHub Actions it does nothing
-(``console.set_outputs``/``add_summary`` are no-ops without ``$GITHUB_OUTPUT``/``$GITHUB_STEP_SUMMARY``).
+The only writer of step outputs and summaries: commands call one ``*_report`` with what they produced; outside
+GitHub Actions it does nothing (``console.set_outputs``/``add_summary`` are no-ops without ``$GITHUB_OUTPUT``/
+``$GITHUB_STEP_SUMMARY``).
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ def digest_of(ref: str | None) -> str | None:
     return ref.split("@", 1)[1] if ref and "@sha256:" in ref else None
 
 
+def package_report(result: Any) -> None:
+    """``package``: the artifact folder (mldeploy.artifacts.PackageResult); outputs only."""
+    m = result.manifest
+    console.set_outputs({"artifact_dir": str(result.dir), "model_format": m.format, "model_sha256": m.sha256})
+
+
 def build_report(built: Any) -> None:
     """``build``: the local image (mldeploy.image.api.BuiltImage)."""
     report(f"mldeploy build `{built.repository}`",
@@ -93,8 +100,10 @@ def plan_report(base: str, plan: Mapping[str, Any]) -> None:
 
 
 def up_report(base: str, version: str, result: Mapping[str, Any]) -> None:
-    """``up --target aws``: outputs only (``up`` writes its own summary section)."""
+    """``up --target aws``: URL, image and changes applied (workflows.up.up_aws's result)."""
     image = result.get("image")
+    console.add_summary(f"### mldeploy up `{base}`\n\n- URL: {result.get('url')}\n- image: `{image}`\n"
+                        f"- changes applied: {len(result.get('applied') or [])}")
     console.set_outputs({"url": result.get("url"), "version": version, "image_uri": image,
                          "image_digest": digest_of(image), "task_definition_arn": result.get("task_definition")})
 

@@ -1,7 +1,8 @@
-"""The Typer application: global options and registration of every command module.
+"""The Typer application: global options (the callback builds the :class:`~mldeploy.cli.session.Session`) and
+the registration of every command module.
 
-Each ``cmd_*`` module owns a group of commands and exposes ``register(app)``. Command modules import
-only typer at module level; heavy libraries are imported inside the command functions.
+Each ``commands/*`` module owns a group of commands and exposes ``register(app)``. Command modules import only
+typer at module level; heavy libraries are imported inside the command functions.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Annotated
 import typer
 
 from mldeploy import __version__
-from mldeploy.cli import cmd_artifacts, cmd_aws, cmd_build, cmd_config, cmd_cost, cmd_release, cmd_up, state
+from mldeploy.cli.commands import MODULES
+from mldeploy.cli.session import Options, Session, Slot
 
 app = typer.Typer(
     name="mldeploy",
@@ -33,6 +35,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
+    ctx: typer.Context,
     config: Annotated[Path | None, typer.Option("--config", "-f", help="Path to mldeploy.yaml.",
                                                  envvar="MLDEPLOY_CONFIG")] = None,
     env: Annotated[str | None, typer.Option("--env", help="Environment overlay (dev, staging, prod…).",
@@ -46,13 +49,16 @@ def main_options(
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """Global options."""
-    state.options = state.Options(config=config, env=env, region=region, profile=profile, json=json, yes=yes,
-                                  debug=debug)
+    session = Session(Options(config=config, env=env, region=region, profile=profile, json=json, yes=yes,
+                              debug=debug))
+    if isinstance(ctx.obj, Slot):
+        ctx.obj.session = session
+    ctx.obj = session
     if debug:
         import logging
 
         logging.basicConfig(level=logging.DEBUG)
 
 
-for module in (cmd_config, cmd_artifacts, cmd_build, cmd_up, cmd_aws, cmd_release, cmd_cost):
+for module in MODULES:
     module.register(app)

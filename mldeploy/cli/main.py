@@ -63,14 +63,19 @@ def main(argv: list[str] | None = None) -> int:
         from click import ClickException
 
     from mldeploy import console
-    from mldeploy.cli import state
-    from mldeploy.cli.app import app
+    from mldeploy.cli import app as app_module
+    from mldeploy.cli.session import Slot
     from mldeploy.errors import ConfigError, ExitCode, MldeployError
 
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     code: int = 0
+    slot = Slot()  # the callback puts the session here; --debug decides about tracebacks below
+
+    def debug() -> bool:
+        return slot.session is not None and slot.session.options.debug
+
     try:
-        result = app(args=args, prog_name="mldeploy", standalone_mode=False)
+        result = app_module.app(args=args, prog_name="mldeploy", standalone_mode=False, obj=slot)
         code = result if isinstance(result, int) else 0
     except ConfigError as e:
         console.error(e.message, e.hint)
@@ -78,13 +83,13 @@ def main(argv: list[str] | None = None) -> int:
             console.gh_annotation("error", f"{p.field}: {p.message}" if p.field else p.message,
                                   p.location.file, p.location.line, p.location.column)
         code = e.exit_code
-        if state.options.debug:
+        if debug():
             console.console.print_exception()
     except MldeployError as e:
         console.error(e.message, e.hint)
         console.gh_annotation("error", e.message)
         code = e.exit_code
-        if state.options.debug:
+        if debug():
             console.console.print_exception()
     except typer.Abort:
         console.error("interrupted")
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         e.show()
         code = ExitCode.USAGE
     except Exception as e:  # an unexpected bug: short message unless --debug
-        if state.options.debug:
+        if debug():
             console.console.print_exception()
         else:
             console.error(f"unexpected {type(e).__name__}: {e}", "re-run with --debug for the traceback")

@@ -1,5 +1,7 @@
 """``mldeploy bench``: a bounded load test (duration, concurrency, warm-up) and the per-task capacity it implies.
 
+The server for ``bench --local`` is :class:`mldeploy.local.runtime_proc.LocalRuntime`.
+
 A closed-loop generator: ``concurrency`` workers each send one request, wait for the answer, send the next, until
 the duration (or ``max_requests``) is spent. Requests started during the warm-up are not measured. Percentiles are
 exact (nearest rank over the sorted latencies of the successful requests).
@@ -8,13 +10,9 @@ exact (nearest rank over the sorted latencies of the successful requests).
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
 import platform
-import subprocess
-import sys
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -22,12 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from mldeploy.errors import MldeployError, NotReadyError
+from mldeploy.errors import MldeployError
+from mldeploy.workspace import CAPACITY_RECORD, Workspace
 
 if TYPE_CHECKING:
     from mldeploy.config import Project
 
-CAPACITY_FILE = "capacity.json"
+CAPACITY_FILE = CAPACITY_RECORD
 MAX_DURATION_S = 600.0
 MAX_CONCURRENCY = 1024
 
@@ -146,7 +145,7 @@ def run(url: str, *, body: bytes = b"", content_type: str = "application/json", 
 
 
 def capacity_path(project: Project) -> Path:
-    return project.root / ".mldeploy" / project.env / CAPACITY_FILE
+    return Workspace.of(project).path(CAPACITY_RECORD)
 
 
 def save_capacity(project: Project, result: BenchResult, tasks: int, source: str, scale: float = 1.0,
@@ -164,91 +163,17 @@ def save_capacity(project: Project, result: BenchResult, tasks: int, source: str
         "client": {"machine": platform.machine(), "cpus": os.cpu_count()},
         "bench": result.to_dict(),
     }
-    path = capacity_path(project)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    Workspace.of(project).write_json(CAPACITY_RECORD, record)
     return record
 
 
 def load_capacity(project: Project) -> dict[str, Any] | None:
     """The stored measurement, or None (a broken file counts as none)."""
-    path = capacity_path(project)
+    record = Workspace.of(project).record(CAPACITY_RECORD)
+    if record is None:
+        return None
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
         float(record["capacity_rps_per_task"])
         return record
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
-
-
-# --------------------------------------------------------------------------- --local
-
-
-class LocalRuntime:
-    """``python -m runtime`` on a free loopback port, serving the packaged model; stopped on exit.
-
-    The server is pinned to ``ceil(vCPU)`` cores of this machine (Linux), the load generator keeps the rest;
-    ``scale`` (vCPU ÷ pinned cores) converts the measured rate to the task's fractional vCPU share, since a
-    Fargate task's CPU is a CFS quota and CPU-bound throughput is roughly proportional to it.
-    """
-
-    def __init__(self, project: Project, ready_timeout: float = 60.0) -> None:
-        self.project = project
-        self.ready_timeout = ready_timeout
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
-        vcpu = project.config.aws.cpu / 1024
-        available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-        self.cores = available[:max(1, math.ceil(vcpu))] if available else []
-        self.scale = vcpu / len(self.cores) if self.cores else 1.0
-        self.note = (f"local runtime pinned to {len(self.cores)} core(s) of {len(available)}; rate × {self.scale:g} "
-                     f"for a {vcpu:g} vCPU task" if self.cores else "local runtime not pinned (no CPU affinity)")
-
-    def __enter__(self) -> LocalRuntime:
-        import socket
-
-        import httpx
-
-        # the submodule, not ``mldeploy.artifacts.packager``: once the submodule is imported, that attribute
-        # of the package is the module, not the function
-        from mldeploy.artifacts.packager import package
-        from mldeploy.local.inprocess import serving_dir
-
-        model_dir = serving_dir(self.project, Path(package(self.project).dir))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        log = (self.project.root / ".mldeploy" / self.project.env / "bench-server.log").open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "runtime", "--model-dir", str(model_dir), "--host",
-                                      "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                                     preexec_fn=self._pin if self.cores else None)
-        log.close()
-        ready = self.url + self.project.config.aws.health_check.path
-        deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                if httpx.get(ready, timeout=2, trust_env=False).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.__exit__(None, None, None)
-        raise NotReadyError(f"the local runtime did not become ready at {ready} within {self.ready_timeout:g} s",
-                            hint=f"see {log.name}")
-
-    def _pin(self) -> None:
-        os.sched_setaffinity(0, self.cores)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()

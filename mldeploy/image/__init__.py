@@ -1,5 +1,6 @@
-"""Image build and local deployment: wheelhouse, build context, Dockerfile, Docker build/push/run, serve, predict.
+"""The serving image: wheelhouse, build context, Dockerfile, Docker build and registry push.
 
 The public entry points for other areas live in :mod:`mldeploy.image.api` (``build_image``, ``push_image``,
-``build_and_push``) and :mod:`mldeploy.local.container` (``up_local``). Nothing here imports docker at module level.
+``build_and_push``, ``last_build``); running the image locally is :mod:`mldeploy.local`. Nothing here imports
+docker at module level.
 """

@@ -1,4 +1,8 @@
-"""Public build API for other areas: ``build_image``, ``push_image``, ``build_and_push``."""
+"""Public image API for other areas: ``build_image``, ``push_image``, ``build_and_push``, ``last_build``.
+
+This module is the orchestration (package → context → ``builder.docker_build`` → tags → record); the Docker
+build stream itself lives in :mod:`mldeploy.image.builder`, the push in :mod:`mldeploy.image.registry`.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mldeploy import console
-from mldeploy.image import records
+from mldeploy.ui import Ui
+from mldeploy.workspace import BUILD_RECORD, PUSH_RECORD, Workspace
 
 if TYPE_CHECKING:
+    from mldeploy.aws.clients import Clients
     from mldeploy.config import Project
     from runtime.manifest import Manifest
 
@@ -79,20 +84,21 @@ def tag_names(version: str, commit: str | None) -> list[str]:
 
 
 def build_from_artifact(project: Project, artifact_dir: Path, manifest: Manifest, *, no_cache: bool = False,
-                        output: Path | None = None) -> BuiltImage:
-    """Assemble the context for an already packaged artifact and build it with Docker."""
+                        output: Path | None = None, ui: Ui | None = None) -> BuiltImage:
+    """Assemble the context for an already packaged artifact and build it with Docker (progress on ``ui``)."""
     from mldeploy.image.builder import docker_build
     from mldeploy.image.context import assemble
     from mldeploy.image.docker_client import build_platform, client, image_size
 
+    ui = ui or Ui()
     cfg = project.config
     client()  # fail fast (and clearly) when no daemon answers, before downloading wheels
-    ctx = assemble(project, artifact_dir, manifest, output, status=console.info)
+    ctx = assemble(project, artifact_dir, manifest, output, status=ui.info, warn=ui.warn)
     repo = local_repository(project)
     commit = ctx.spec.git_commit if ctx.spec.git_commit != "unknown" else None
     names = tag_names(manifest.version, commit)
     outcome = docker_build(ctx.dir, f"{repo}:{names[0]}", platform=build_platform(cfg.image.platform),
-                           no_cache=no_cache)
+                           no_cache=no_cache, ui=ui)
     api = client().api
     for name in names[1:]:
         api.tag(outcome.image_id, repository=repo, tag=name, force=True)
@@ -111,37 +117,45 @@ def build_from_artifact(project: Project, artifact_dir: Path, manifest: Manifest
         git_commit=commit,
         tag_names=names,
     )
-    records.write(project, records.BUILD, {**built.to_dict(), "built_at": time.time()})
+    Workspace.of(project).write_json(BUILD_RECORD, {**built.to_dict(), "built_at": time.time()})
     return built
 
 
-def build_image(project: Project, *, no_cache: bool = False, output: Path | None = None) -> BuiltImage:
+def build_image(project: Project, *, no_cache: bool = False, output: Path | None = None,
+                ui: Ui | None = None) -> BuiltImage:
     """Package the model (cached when unchanged), render the context and build the image."""
     from mldeploy.artifacts.packager import package  # the submodule shadows the re-export once imported
     from mldeploy.image.docker_client import client
 
     client()  # no daemon → a clear error before minutes of packaging
     result = package(project)
-    return build_from_artifact(project, Path(result.dir), result.manifest, no_cache=no_cache, output=output)
+    return build_from_artifact(project, Path(result.dir), result.manifest, no_cache=no_cache, output=output, ui=ui)
 
 
-def push_image(project: Project, built: BuiltImage, *, registry: str | None = None) -> PushedImage:
-    """Push ``built`` to ``registry`` (a URL), else ``registry.url``, else ECR; records the digest."""
+def push_image(project: Project, built: BuiltImage, *, registry: str | None = None, aws: Clients | None = None,
+               ui: Ui | None = None) -> PushedImage:
+    """Push ``built`` to ``registry`` (a URL), else ``registry.url``, else ECR (through ``aws``, default: the
+    project's region/profile); records the digest."""
     from mldeploy.image.registry import push
 
-    pushed = push(project, built, registry=registry)
-    records.write(project, records.PUSH, {**asdict(pushed), "ref": pushed.ref, "image_id": built.image_id,
-                                          "pushed_at": time.time()})
+    pushed = push(project, built, registry=registry, aws=aws, ui=ui or Ui())
+    Workspace.of(project).write_json(PUSH_RECORD, {**asdict(pushed), "ref": pushed.ref, "image_id": built.image_id,
+                                                   "pushed_at": time.time()})
     return pushed
 
 
-def build_and_push(project: Project, *, registry: str | None = None) -> PushedImage:
-    return push_image(project, build_image(project), registry=registry)
+def build_and_push(project: Project, *, registry: str | None = None, aws: Clients | None = None,
+                   ui: Ui | None = None) -> PushedImage:
+    """Build (cached when unchanged) and push; ``aws`` for ECR, ``ui`` for progress."""
+    return push_image(project, build_image(project, ui=ui), registry=registry, aws=aws, ui=ui)
 
 
-def last_build(project: Project) -> dict | None:
-    return records.read(project, records.BUILD)
+def last_build(project: Project) -> BuiltImage | None:
+    """The last recorded build whose image still exists in the Docker daemon (None otherwise)."""
+    from mldeploy.image.docker_client import image_size
 
-
-def last_push(project: Project) -> dict | None:
-    return records.read(project, records.PUSH)
+    record = Workspace.of(project).record(BUILD_RECORD)
+    if not record or image_size(record.get("image_id", "")) is None:
+        return None
+    fields = set(BuiltImage.__dataclass_fields__)
+    return BuiltImage(**{k: v for k, v in record.items() if k in fields})

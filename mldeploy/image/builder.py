@@ -11,9 +11,9 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from mldeploy import console
 from mldeploy.errors import BuildError
 from mldeploy.image.docker_client import client
+from mldeploy.ui import Ui
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 LOG_TAIL = 30
@@ -30,23 +30,24 @@ class BuildOutcome:
 
 
 def docker_build(context_dir: Path, tag: str, *, platform: str | None = None, no_cache: bool = False,
-                 pull: bool = False) -> BuildOutcome:
-    """Build ``context_dir`` and tag it ``tag``; raise BuildError with the last log lines on failure."""
+                 pull: bool = False, ui: Ui | None = None) -> BuildOutcome:
+    """Build ``context_dir`` and tag it ``tag`` (progress on ``ui``); raise BuildError with the last log lines."""
     from docker.errors import APIError
 
+    ui = ui or Ui()
     api = client().api
     log: deque[str] = deque(maxlen=2000)
     image_id: str | None = None
     step = total = cached = 0
     current = "sending build context"
     started = time.monotonic()
-    live = console.interactive()
-    status = console.console.status(f"[bold]docker build[/] {current}") if live else None
+    live = ui.interactive
+    status = ui.console.status(f"[bold]docker build[/] {current}") if live else None
     try:
         if status:
             status.start()
         else:
-            console.info(f"docker build {tag} ({context_dir})")
+            ui.info(f"docker build {tag} ({context_dir})")
         stream = api.build(path=str(context_dir), tag=tag, platform=platform, nocache=no_cache, pull=pull,
                            rm=True, forcerm=True, decode=True)
         for chunk in stream:
@@ -70,7 +71,7 @@ def docker_build(context_dir: Path, tag: str, *, platform: str | None = None, no
                     if status:
                         status.update(f"[bold]docker build[/] step {step}/{total}: {escape(current)}")
                     else:
-                        console.console.print(f"  step {step}/{total}: {current}", markup=False, emoji=False,
+                        ui.print(f"  step {step}/{total}: {current}", markup=False, emoji=False,
                                               highlight=False, overflow="ellipsis", no_wrap=True)
                 elif "Using cache" in line:
                     cached += 1

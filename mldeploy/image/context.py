@@ -24,6 +24,7 @@ from mldeploy.image.wheelhouse import (
     read_requirements,
 )
 from mldeploy.templating import template_dir
+from mldeploy.workspace import Workspace
 
 if TYPE_CHECKING:
     from mldeploy.config import Project
@@ -106,14 +107,21 @@ def _normalise_modes(folder: Path) -> None:
 
 
 def assemble(project: Project, artifact_dir: Path, manifest: Manifest, out_dir: Path | None = None,
-             status: Callable[[str], None] | None = None) -> BuildContext:
-    """Write the build context for ``artifact_dir`` (a packaged model folder) and return its description."""
-    from mldeploy import console
+             status: Callable[[str], None] | None = None,
+             warn: Callable[[str], None] | None = None) -> BuildContext:
+    """Write the build context for ``artifact_dir`` (a packaged model folder) and return its description.
+
+    ``status`` gets progress lines, ``warn`` the scan's warnings (default: ``mldeploy.console.warn``).
+    """
     from mldeploy.image import scan
 
+    if warn is None:
+        from mldeploy import console
+
+        warn = console.warn
     cfg = project.config
-    scan.check_tree(artifact_dir, "model artifact", warn=console.warn)  # before minutes of wheels and build
-    out = out_dir or project.root / ".mldeploy" / project.env / "context"
+    scan.check_tree(artifact_dir, "model artifact", warn=warn)  # before minutes of wheels and build
+    out = out_dir or Workspace.of(project).context_dir
     if out.exists():
         if not (out / "Dockerfile").exists() and any(out.iterdir()):
             raise BuildError(f"{out} exists and is not an mldeploy build context; choose an empty --output folder")

@@ -6,11 +6,12 @@ import base64
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mldeploy import console
 from mldeploy.errors import AwsError, BuildError
 from mldeploy.image.docker_client import client
+from mldeploy.ui import Ui
 
 if TYPE_CHECKING:
+    from mldeploy.aws.clients import Clients
     from mldeploy.config import Project
     from mldeploy.image.api import BuiltImage, PushedImage
 
@@ -36,24 +37,27 @@ def registry_target(url: str, name: str) -> Target:
     return Target(f"{host}/{name}", None)
 
 
-def ecr_target(project: Project, name: str) -> Target:
-    """Create the ECR repository if absent and log in with a token from ``ecr:GetAuthorizationToken``."""
-    import boto3
+def ecr_target(project: Project, name: str, aws: Clients | None = None, ui: Ui | None = None) -> Target:
+    """Create the ECR repository if absent and log in with a token from ``ecr:GetAuthorizationToken``.
+
+    ``aws``: the caller's clients (the CLI's ``--region``/``--profile``); default: the project's aws section,
+    else boto3's own chain (env, profile, SSO).
+    """
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from mldeploy.cli import state
-
     cfg = project.config
-    try:  # --region/--profile beat aws.region/aws.profile; unset → boto3's own chain (env, profile, SSO)
-        session = boto3.Session(profile_name=state.options.profile or cfg.aws.profile,
-                                region_name=state.options.region or cfg.aws.region)
-        ecr = session.client("ecr")
+    try:
+        if aws is None:
+            from mldeploy.aws.clients import clients
+
+            aws = clients(project)
+        ecr = aws.get("ecr")
         try:
             repo = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") != "RepositoryNotFoundException":
                 raise
-            console.info(f"creating ECR repository {name}")
+            (ui or Ui()).info(f"creating ECR repository {name}")
             tags = [{"Key": k, "Value": v} for k, v in project.names.tags(cfg.aws.tags).items()]
             repo = ecr.create_repository(
                 repositoryName=name, imageTagMutability="MUTABLE",
@@ -68,40 +72,43 @@ def ecr_target(project: Project, name: str) -> Target:
                                           "serveraddress": data.get("proxyEndpoint", "")})
 
 
-def push(project: Project, built: BuiltImage, *, registry: str | None = None) -> PushedImage:
+def push(project: Project, built: BuiltImage, *, registry: str | None = None, aws: Clients | None = None,
+         ui: Ui | None = None) -> PushedImage:
+    """Tag and push every tag of ``built`` (progress on ``ui``); ``aws`` only matters for ECR."""
     from mldeploy.image.api import PushedImage
 
+    ui = ui or Ui()
     name = repository_name(project)
     url = registry or project.config.registry.url
-    target = registry_target(url, name) if url else ecr_target(project, name)
+    target = registry_target(url, name) if url else ecr_target(project, name, aws, ui)
     api = client().api
     digest = ""
     for i, tag in enumerate(built.tag_names):
         api.tag(built.image_id, repository=target.repository, tag=tag, force=True)
-        d = _push_one(api, target, tag, show=(i == 0))
+        d = _push_one(api, target, tag, show=(i == 0), ui=ui)
         digest = digest or d
     if not digest:
         raise BuildError(f"push of {target.repository} finished without a digest")
     primary = built.tag_names[0]
-    console.success(f"pushed {target.repository}:{primary} ({digest[:19]}…)")
+    ui.success(f"pushed {target.repository}:{primary} ({digest[:19]}…)")
     return PushedImage(uri=f"{target.repository}:{primary}", digest=digest, tag=primary,
                        tags=[f"{target.repository}:{t}" for t in built.tag_names])
 
 
-def _push_one(api: Any, target: Target, tag: str, show: bool) -> str:
+def _push_one(api: Any, target: Target, tag: str, show: bool, ui: Ui) -> str:
     """Push one tag; a per-layer progress display for the first; returns the manifest digest."""
     from docker.errors import APIError
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-    live = show and console.interactive()
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=console.console,
+    live = show and ui.interactive
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=ui.console,
                         transient=True, disable=not live)
     layers: dict[str, Any] = {}
     digest = ""
     last: list[str] = []
     ref = f"{target.repository}:{tag}"
     if show and not live:
-        console.info(f"pushing {ref}")
+        ui.info(f"pushing {ref}")
     try:
         with progress:
             for ev in api.push(target.repository, tag=tag, stream=True, decode=True, auth_config=target.auth):

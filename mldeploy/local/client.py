@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mldeploy.errors import ConfigError, MldeployError, NotReadyError
-from mldeploy.image import records
+from mldeploy.workspace import BUILD_RECORD, LOCAL_RECORD, Workspace
 
 if TYPE_CHECKING:
     from mldeploy.config import Project
@@ -26,7 +26,7 @@ class Request:
 
 def default_url(project: Project) -> str:
     """The local run's URL (``mldeploy run``/``up --target local``), else localhost on the configured port."""
-    local = records.read(project, records.LOCAL)
+    local = Workspace.of(project).record(LOCAL_RECORD)
     return local["url"] if local and local.get("url") else f"http://127.0.0.1:{project.config.runtime.port}"
 
 
@@ -35,7 +35,7 @@ def sample_request(project: Project) -> Request:
     from runtime.manifest import Manifest
 
     manifest = None
-    build = records.read(project, records.BUILD)
+    build = Workspace.of(project).record(BUILD_RECORD)
     if build:
         try:
             manifest = Manifest.load(Path(build["context_dir"]) / "model")

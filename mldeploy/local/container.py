@@ -7,18 +7,22 @@ import json
 import os
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from mldeploy import console
 from mldeploy.errors import BuildError, NotReadyError
-from mldeploy.image import records
+from mldeploy.polling import PollTimeout, poll_until
+from mldeploy.workspace import BUILD_RECORD, LOCAL_RECORD, Workspace
 
 if TYPE_CHECKING:
     from mldeploy.config import Project
     from mldeploy.image.api import BuiltImage
+    from mldeploy.ui import Ui
 
-READY_TIMEOUT_S = float(os.environ.get("MLDEPLOY_READY_TIMEOUT", "120"))
+READY_TIMEOUT_S = 120.0
+"""Default wait for ``/ready``; the CLI passes ``$MLDEPLOY_READY_TIMEOUT`` (cli.session.Settings)."""
+READY_POLL_S = 0.05
 LOG_TAIL = 30
 
 
@@ -85,29 +89,39 @@ def wait_ready(url: str, container: Any | None = None, timeout: float = READY_TI
     import httpx
 
     start = time.monotonic()
-    deadline = start + timeout
     with httpx.Client(timeout=2.0) as http:
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             try:
                 if http.get(f"{url}/ready").status_code == 200:
-                    return time.monotonic() - start
+                    return True
             except httpx.HTTPError:
                 pass
             if container is not None:
-                container.reload()
-                if container.status in ("exited", "dead"):
-                    code = container.attrs.get("State", {}).get("ExitCode")
-                    raise NotReadyError(
-                        f"container {container.name} exited (code {code}) before it was ready; last log lines:\n"
-                        + _indent(container_logs(container)),
-                        hint=f"inspect with `docker logs {container.name}`",
-                    )
-            time.sleep(0.05)
-    logs = _indent(container_logs(container)) if container is not None else ""
-    raise NotReadyError(
-        f"{url}/ready did not answer 200 within {timeout:.0f}s" + (f"; last log lines:\n{logs}" if logs else ""),
-        hint="raise MLDEPLOY_READY_TIMEOUT for slow models",
-    )
+                _raise_if_exited(container)
+            return False
+
+        try:
+            poll_until(ready, timeout=timeout, interval=READY_POLL_S, what=f"{url}/ready")
+        except PollTimeout:
+            logs = _indent(container_logs(container)) if container is not None else ""
+            raise NotReadyError(
+                f"{url}/ready did not answer 200 within {timeout:.0f}s"
+                + (f"; last log lines:\n{logs}" if logs else ""),
+                hint="raise MLDEPLOY_READY_TIMEOUT for slow models",
+            ) from None
+    return time.monotonic() - start
+
+
+def _raise_if_exited(container: Any) -> None:
+    container.reload()
+    if container.status in ("exited", "dead"):
+        code = container.attrs.get("State", {}).get("ExitCode")
+        raise NotReadyError(
+            f"container {container.name} exited (code {code}) before it was ready; last log lines:\n"
+            + _indent(container_logs(container)),
+            hint=f"inspect with `docker logs {container.name}`",
+        )
 
 
 def _indent(text: str) -> str:
@@ -124,7 +138,7 @@ def sample_curl(project: Project, url: str) -> str:
 def _sample_body(project: Project) -> dict | None:
     from runtime.manifest import Manifest
 
-    build = records.read(project, records.BUILD)
+    build = Workspace.of(project).record(BUILD_RECORD)
     if not build:
         return None
     try:
@@ -144,63 +158,44 @@ def _round(value: Any) -> Any:
     return float(f"{value:.6g}") if isinstance(value, float) else value
 
 
-def run(project: Project, image: str, port: int | None = None, wait: bool = True) -> LocalRun:
+def run(project: Project, image: str, port: int | None = None, wait: bool = True,
+        ready_timeout: float = READY_TIMEOUT_S) -> LocalRun:
     """Start ``image`` as the app's local container and (optionally) wait for readiness."""
     container, host_port = start_container(project, image, port)
     url = f"http://127.0.0.1:{host_port}"
-    ready = wait_ready(url, container) if wait else None
+    ready = wait_ready(url, container, timeout=ready_timeout) if wait else None
     result = LocalRun(container=container.name, container_id=container.id, image=image, url=url, port=host_port,
                       ready_seconds=None if ready is None else round(ready, 3))
-    records.write(project, records.LOCAL, asdict(result))
+    Workspace.of(project).write_json(LOCAL_RECORD, asdict(result))
     return result
 
 
-def report(project: Project, result: LocalRun, built: BuiltImage | None = None) -> None:
-    """Human summary on stderr, or a JSON document on stdout with ``--json``."""
-    from mldeploy.cli import state
+def run_last_build(project: Project, port: int | None = None, wait: bool = True,
+                   ready_timeout: float = READY_TIMEOUT_S, ui: Ui | None = None) -> tuple[LocalRun, BuiltImage | None]:
+    """``mldeploy run``: the last built image, or a fresh build when there is none (returned second)."""
+    from mldeploy.image.api import build_image, last_build
+    from mldeploy.image.docker_client import client
 
-    if state.options.json:
-        console.emit_json({"local": asdict(result), "image": built.to_dict() if built else None})
-        return
-    if result.ready_seconds is not None:
-        console.success(f"{project.config.name} is ready at [bold]{result.url}[/] "
-                        f"(container {result.container}, ready in {result.ready_seconds:.1f}s)")
-    else:
-        console.info(f"{project.config.name} is starting at {result.url} (container {result.container})")
-    for line in (f"  try:   {sample_curl(project, result.url)}",
-                 f"  or:    mldeploy predict    docs: {result.url}/docs    stop: docker rm -f {result.container}"):
-        console.console.print(line, markup=False, soft_wrap=True, highlight=False)
-
-
-def run_last_build(project: Project, port: int | None = None, wait: bool = True) -> LocalRun:
-    """``mldeploy run``: the last built image, or a fresh build when there is none."""
-    from mldeploy.image.docker_client import client, image_size
-
-    build = records.read(project, records.BUILD)
+    client()
     built = None
-    if not build or image_size(build["image_id"]) is None:
-        from mldeploy.image.api import build_image
-
-        built = build_image(project)
-        image = built.image_id
+    previous = last_build(project)
+    if previous is not None:
+        image = previous.image_id
     else:
-        client()
-        image = build["image_id"]
-    result = run(project, image, port, wait)
-    report(project, result, built)
-    return result
+        built = build_image(project, ui=ui)
+        image = built.image_id
+    return run(project, image, port, wait, ready_timeout), built
 
 
-def up_local(project: Project, port: int | None = None, wait: bool = True) -> LocalRun:
-    """``mldeploy up --target local``: build (cached layers make this fast) + run + wait for ``/ready``."""
+def up_local(project: Project, port: int | None = None, wait: bool = True, ready_timeout: float = READY_TIMEOUT_S,
+             on_built: Callable[[BuiltImage], None] | None = None, ui: Ui | None = None) -> tuple[LocalRun, BuiltImage]:
+    """``mldeploy up --target local``: build (cached layers make this fast) + run + wait for ``/ready``.
+
+    ``on_built(built)`` runs between the build and the start (the CLI prints the build summary there).
+    """
     from mldeploy.image.api import build_image
-    from mldeploy.image.summary import print_build
 
-    built = build_image(project)
-    from mldeploy.cli import state
-
-    if not state.options.json:
-        print_build(built)
-    result = run(project, built.image_id, port, wait)
-    report(project, result, built)
-    return result
+    built = build_image(project, ui=ui)
+    if on_built is not None:
+        on_built(built)
+    return run(project, built.image_id, port, wait, ready_timeout), built

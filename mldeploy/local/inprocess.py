@@ -5,11 +5,12 @@ from __future__ import annotations
 import runpy
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mldeploy import console
 from mldeploy.image.context import link_or_copy
+from mldeploy.workspace import LOCAL_RECORD, Workspace
 
 if TYPE_CHECKING:
     from mldeploy.config import Project
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 def serving_dir(project: Project, artifact_dir: Path) -> Path:
     """``.mldeploy/<env>/serve``: the artifact (hard-linked) plus ``runtime.json``, as in the image."""
-    out = project.root / ".mldeploy" / project.env / "serve"
+    out = Workspace.of(project).serve_dir
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(artifact_dir, out, copy_function=link_or_copy)
@@ -25,18 +26,34 @@ def serving_dir(project: Project, artifact_dir: Path) -> Path:
     return out
 
 
-def serve(project: Project, port: int | None = None, host: str = "127.0.0.1") -> None:
-    """Package the model and run ``python -m runtime`` in-process until Ctrl-C/SIGTERM."""
+@dataclass(frozen=True)
+class Serving:
+    """What ``prepare`` set up: the model folder, where it will listen, and the version served."""
+
+    model_dir: Path
+    host: str
+    port: int
+    version: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def prepare(project: Project, port: int | None = None, host: str = "127.0.0.1") -> Serving:
+    """Package the model, lay out the serving folder and record the local URL (for ``predict``)."""
     from mldeploy.artifacts.packager import package  # the submodule shadows the re-export once imported
 
     result = package(project)
-    model_dir = serving_dir(project, Path(result.dir))
-    port = port or project.config.runtime.port
-    console.info(f"serving {project.config.name} {result.manifest.version} on http://{host}:{port} "
-                 f"(no Docker; Ctrl-C stops)")
-    from mldeploy.image import records
+    serving = Serving(serving_dir(project, Path(result.dir)), host, port or project.config.runtime.port,
+                      result.manifest.version)
+    Workspace.of(project).write_json(LOCAL_RECORD, {"url": serving.url, "port": serving.port, "container": None,
+                                                    "image": None, "container_id": None, "ready_seconds": None})
+    return serving
 
-    records.write(project, records.LOCAL, {"url": f"http://{host}:{port}", "port": port, "container": None,
-                                           "image": None, "container_id": None, "ready_seconds": None})
-    sys.argv = ["runtime", "--model-dir", str(model_dir), "--host", host, "--port", str(port)]
+
+def serve(serving: Serving) -> None:
+    """Run ``python -m runtime`` in this process until Ctrl-C/SIGTERM."""
+    sys.argv = ["runtime", "--model-dir", str(serving.model_dir), "--host", serving.host, "--port",
+                str(serving.port)]
     runpy.run_module("runtime", run_name="__main__", alter_sys=True)

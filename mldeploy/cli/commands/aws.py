@@ -9,71 +9,90 @@ from typing import Annotated
 
 import typer
 
+from mldeploy.cli.session import Session
+
 
 def plan(
+    ctx: typer.Context,
     image: Annotated[str | None, typer.Option("--image", help="Plan for this image (default: the deployed one).")]
     = None,
     all_: Annotated[bool, typer.Option("--all", help="Also list unchanged resources.")] = False,
 ) -> None:
     """Show what `up` would create, change or delete on AWS (a diff; nothing is changed)."""
     from mldeploy import console
-    from mldeploy.aws import planner
-    from mldeploy.aws.clients import clients
-    from mldeploy.aws.context import DeployContext
-    from mldeploy.cli import state
-
-    project = state.project()
-    ctx = DeployContext(project=project, aws=clients(project, region=state.options.region,
-                                                     profile=state.options.profile), image=image)
-    result = planner.make_plan(ctx)
     from mldeploy.ci.outputs import plan_report
+    from mldeploy.cli.render.plan import print_plan
+    from mldeploy.workflows.plan import plan_aws
 
-    plan_report(project.names.base, result.to_json())  # step summary: changes + cost (GitHub Actions only)
-    if state.options.json:
-        console.emit_json(result.to_json())
+    session = Session.of(ctx)
+    project = session.project
+    result = plan_aws(project, session.clients(), image=image).plan.to_json()
+    plan_report(project.names.base, result)  # step summary: changes + cost (GitHub Actions only)
+    if session.json:
+        console.emit_json(result)
     else:
-        result.render(show_noop=all_)
+        print_plan(result, show_noop=all_)
 
 
-def status() -> None:
+def status(ctx: typer.Context) -> None:
     """Service, deployments, tasks, target health, URL and alarms."""
-    from mldeploy.aws.status import show_status
+    from mldeploy import console
+    from mldeploy.aws.status import collect
     from mldeploy.ci.outputs import status_report
-    from mldeploy.cli import state
+    from mldeploy.cli.render.status import print_status
 
-    status_report(state.project().names.base, show_status())  # url, deployed, task_definition_arn + summary
+    session = Session.of(ctx)
+    project, aws = session.project, session.clients()
+    info = collect(project, aws)
+    if session.json:
+        console.emit_json(info)
+    else:
+        print_status(project.names.base, aws.region, info)
+    status_report(project.names.base, info)  # url, deployed, task_definition_arn + summary
 
 
 def logs(
+    ctx: typer.Context,
     follow: Annotated[bool, typer.Option("--follow", "-F", help="Keep printing new lines (Ctrl-C stops).")] = False,
     since: Annotated[str, typer.Option("--since", help="How far back: 30s, 10m, 2h, 1d.")] = "10m",
     filter_: Annotated[str | None, typer.Option("--filter", help="CloudWatch Logs filter pattern.")] = None,
 ) -> None:
     """Print the containers' logs from CloudWatch Logs."""
-    from mldeploy.aws.log_tail import show_logs
+    from mldeploy import console
+    from mldeploy.aws.log_tail import FOLLOW_POLL_S, tail
+    from mldeploy.cli.render.logs import print_event
 
-    show_logs(since=since, follow=follow, pattern=filter_)
+    session = Session.of(ctx)
+    interval = min(session.settings.poll_s or FOLLOW_POLL_S, FOLLOW_POLL_S)
+    try:
+        for event in tail(session.project, session.clients(), since=since, follow=follow, pattern=filter_,
+                          interval=interval):
+            if session.json:
+                console.emit_json(event)
+            else:
+                print_event(event)
+    except KeyboardInterrupt:
+        return
 
 
 def down(
+    ctx: typer.Context,
     purge: Annotated[bool, typer.Option("--purge", help="Also delete the ECR repository and its images.")] = False,
 ) -> None:
     """Delete every AWS resource of this app/env (keeps the ECR repository unless --purge)."""
     from mldeploy import console
-    from mldeploy.aws.clients import clients
-    from mldeploy.cli import state
-    from mldeploy.ui import Ui
     from mldeploy.workflows.down import down_aws, question
 
-    project = state.project()
-    aws = clients(project, region=state.options.region, profile=state.options.profile)
-    state.confirm(question(project, aws, purge))
-    result = down_aws(project, aws, Ui(), purge=purge)
-    if state.options.json:
+    session = Session.of(ctx)
+    project, aws = session.project, session.clients()
+    session.confirm(question(project, aws, purge))
+    result = down_aws(project, aws, session.ui, purge=purge)
+    if session.json:
         console.emit_json(result)
 
 
 def iam_policy(
+    ctx: typer.Context,
     github_oidc: Annotated[str | None, typer.Option("--github-oidc", metavar="OWNER/REPO", help="Print the trust "
                                                     "policy and permissions of a role GitHub Actions assumes with "
                                                     "OIDC (no long-lived keys), and how to create it.")] = None,
@@ -81,16 +100,24 @@ def iam_policy(
     """Print the least-privilege IAM policy the caller needs for plan/up/status/logs/down/canary."""
     from mldeploy import console
     from mldeploy.aws.iam_policy import policy_for
-    from mldeploy.cli import state
 
+    session = Session.of(ctx)
     try:
-        project = state.project()
+        project = session.project
     except Exception:  # usable without a config: scoped to any mldeploy app
         project = None
     if github_oidc:
-        from mldeploy.ci.github import iam_policy_with_oidc
+        from mldeploy.ci import github
+        from mldeploy.cli.render.ci import print_oidc_setup
 
-        console.emit_json(iam_policy_with_oidc(github_oidc, project, policy_for))
+        github.parse_repo(github_oidc)
+        account = session.account_id()
+        if account is None:
+            console.warn("no AWS credentials answered: the trust policy names ACCOUNT_ID — replace it with your "
+                         "12-digit account id")
+        doc = github.iam_policy_with_oidc(github_oidc, project, policy_for, account_id=account)
+        print_oidc_setup(github_oidc, doc["role_name"])
+        console.emit_json(doc)
         return
     console.emit_json(policy_for(project))
 

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from mldeploy.cli.session import Session
+
 DEFAULT_LEVELS = "100,1000,10000"
 
 
@@ -72,47 +74,29 @@ def cost(
     without FILE.
     """
     from mldeploy import console
-    from mldeploy.cli import state
+    from mldeploy.cli.render import cost as render
+    from mldeploy.cost import capacity as capacities
     from mldeploy.cost import model, prices, report
     from mldeploy.cost import plot as plots
-    from mldeploy.cost.bench import capacity_path, load_capacity
 
+    session = Session.of(ctx)
     plot = _plot_arg(list(ctx.args))
-    project = state.project()
+    project = session.project
     config = project.config
-    region = state.region() or prices.DEFAULT_REGION
-    table = prices.load(live=live, region=region, profile=state.profile() if live else None)
+    region = session.region or prices.DEFAULT_REGION
+    table = prices.load(live=live, region=region, profile=session.profile if live else None)
     if live and table.origin != "bundled":
         missing = sorted(set(prices.LIVE_ITEMS) - set(table.live_items))
         console.info(f"prices: AWS Pricing API ({table.origin}) for {len(table.live_items)} items"
                      + (f"; bundled for {', '.join(missing)}" if missing else ""))
 
-    source = None
-    if capacity is not None:
-        source = "--capacity"
-    elif config.cost.capacity_rps_per_task is not None:
-        capacity, source = config.cost.capacity_rps_per_task, "cost.capacity_rps_per_task"
-    else:
-        measured = load_capacity(project)
-        if measured:
-            capacity = float(measured["capacity_rps_per_task"])
-            source = f"bench {measured.get('measured_at', '')} ({capacity_path(project).relative_to(project.root)})"
-            size = measured.get("task_size") or {}
-            if (size.get("cpu"), size.get("memory")) != (config.aws.cpu, config.aws.memory):
-                console.warn(f"the bench measured a {size.get('cpu')}/{size.get('memory')} task but aws.cpu/"
-                             f"memory are {config.aws.cpu}/{config.aws.memory}; re-run `mldeploy bench`")
+    known = capacities.resolve(project, capacity)
+    render.measured_size_warning(known, config.aws.cpu, config.aws.memory)
+    levels = capacities.levels(_levels(rps) if rps is not None else None, known)
+    if levels == [None]:
+        render.no_capacity_warning()
 
-    levels: list[float | None]
-    if rps is not None:
-        levels = list(_levels(rps))
-    elif capacity is not None:
-        levels = list(_levels(DEFAULT_LEVELS))
-    else:
-        levels = [None]
-        console.warn("no per-task capacity known: showing the cost before traffic only; run `mldeploy bench` or "
-                     "set cost.capacity_rps_per_task for costs per traffic level")
-
-    kw = {"capacity": capacity, "capacity_source": source, "region": region, "prices": table}
+    kw = {"capacity": known.rps_per_task, "capacity_source": known.source, "region": region, "prices": table}
     if compare:
         by_variant = {name: [model.estimate(config, r, arch=arch, spot=spot, **kw) for r in levels]
                       for name, arch, spot in model.variants(config)}
@@ -121,18 +105,11 @@ def cost(
         by_variant = {ests[0].variant: ests}
 
     first = next(iter(by_variant.values()))
-    if state.options.json:
+    if session.json:
         doc = report.to_json(by_variant)
         doc["notes"] = report.notes(first)
     else:
-        console.out.print(report.estimates_table(first))
-        if explain:
-            for est in first:
-                console.out.print(report.arithmetic_table(est))
-        if compare:
-            console.out.print(report.compare_table(by_variant))
-        for note in report.notes(first):
-            console.info(f"[dim]{note}[/dim]")
+        render.print_estimates(by_variant, explain=explain, compare=compare)
 
     if plot is not None:
         numeric = [r for r in levels if r]
@@ -150,20 +127,21 @@ def cost(
             return model.estimate(config, x, **kw)
 
         if plot == "-":  # with --json, stdout carries only the JSON document
-            target = console.console if state.options.json else console.out
+            target = console.console if session.json else console.out
             target.print(plots.terminal(plots.curves_for(at, names, numeric)))
         else:
             curves = plots.curves_for(at, names, plots.sweep_points(numeric))
             path = plots.png(curves, numeric, Path(plot), f"{config.name}: monthly cost, {region}, "
                              f"{config.aws.cpu / 1024:g} vCPU / {config.aws.memory / 1024:g} GB tasks")
             console.success(f"plot written to {path}")
-            if state.options.json:
+            if session.json:
                 doc["plot"] = str(path)
-    if state.options.json:
+    if session.json:
         console.emit_json(doc)
 
 
 def bench(
+    ctx: typer.Context,
     url: Annotated[str | None, typer.Option("--url", help="Endpoint URL (default: the local run's).")] = None,
     local: Annotated[bool, typer.Option("--local", help="Package the model and start the runtime locally "
                                         "(python -m runtime) for the test.")] = False,
@@ -181,19 +159,22 @@ def bench(
     import contextlib
 
     from mldeploy import console
-    from mldeploy.cli import state
+    from mldeploy.cli.render.cost import print_bench
     from mldeploy.cost import bench as b
     from mldeploy.errors import MldeployError
     from mldeploy.local import client as p
 
     if url and local:
         raise MldeployError("--url and --local exclude each other")
-    project = state.project()
+    session = Session.of(ctx)
+    project = session.project
     request = p.file_request(input_file) if input_file else p.sample_request(project)
     with contextlib.ExitStack() as stack:
         scale, note = 1.0, None
         if local:
-            server = stack.enter_context(b.LocalRuntime(project))
+            from mldeploy.local.runtime_proc import LocalRuntime
+
+            server = stack.enter_context(LocalRuntime(project))
             target, source, scale, note = b.endpoint(server.url), "local", server.scale, server.note
             console.info(f"[dim]{note}[/dim]")
         else:
@@ -206,22 +187,10 @@ def bench(
     record = None
     if save and result.ok:
         record = b.save_capacity(project, result, tasks, source, scale=scale, note=note)
-    if state.options.json:
+    if session.json:
         console.emit_json({**result.to_dict(), "capacity": record})
     else:
-        from rich.table import Table
-
-        def ms(x: float | None) -> str:
-            return "—" if x is None else f"{x:,.1f} ms"
-
-        t = Table(title=f"bench {target}", title_justify="left")
-        for col in ("req/s", "p50", "p95", "p99", "requests", "errors", "status"):
-            t.add_column(col, justify="right")
-        t.add_row(f"{result.rps:,.1f}", ms(result.p50_ms), ms(result.p95_ms), ms(result.p99_ms), str(result.requests),
-                  f"{result.errors} ({result.error_rate:.1%})", " ".join(f"{k}×{v}" for k, v in result.status.items()))
-        console.out.print(t)
-        for sample in result.error_samples:
-            console.warn(sample)
+        print_bench(target, result)
         if record:
             console.success(f"capacity {record['capacity_rps_per_task']:g} req/s per task stored in "
                             f"{b.capacity_path(project).relative_to(project.root)} (used by `mldeploy cost`)")

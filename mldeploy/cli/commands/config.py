@@ -9,35 +9,11 @@ from typing import Annotated
 
 import typer
 
-from mldeploy.cli import state
-
-MODEL_SUFFIXES = {
-    ".pkl": "pickle", ".pickle": "pickle", ".joblib": "joblib", ".skops": "skops", ".onnx": "onnx",
-    ".pt": "torchscript", ".pth": "torch", ".torchscript": "torchscript", ".keras": "savedmodel",
-}
+from mldeploy.cli.session import Session
 
 
 class CiProvider(StrEnum):
     github = "github"
-
-
-def guess_format(path: Path) -> str:
-    """A cheap guess by name for ``init`` (``package`` detects for real by content)."""
-    if path.is_dir():
-        return "savedmodel" if (path / "saved_model.pb").exists() else "auto"
-    return MODEL_SUFFIXES.get(path.suffix.lower(), "auto")
-
-
-def find_model_files(folder: Path) -> list[Path]:
-    """Model files and SavedModel folders in ``folder`` (one level deep, then ``models/``/``model/``)."""
-    found: list[Path] = []
-    for base in (folder, folder / "model", folder / "models"):
-        if not base.is_dir():
-            continue
-        for p in sorted(base.iterdir()):
-            if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES or p.is_dir() and (p / "saved_model.pb").exists():
-                found.append(p)
-    return found
 
 
 def default_name(folder: Path) -> str:
@@ -48,6 +24,7 @@ def default_name(folder: Path) -> str:
 
 
 def init(
+    ctx: typer.Context,
     model: Annotated[Path | None, typer.Option("--model", "-m", help="Model file or SavedModel folder.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="App name (lowercase, hyphens).")] = None,
     format: Annotated[str | None, typer.Option("--format", help="Model format (default: detect).")] = None,
@@ -60,24 +37,24 @@ def init(
 ) -> None:
     """Write a commented mldeploy.yaml (interactive on a terminal, scriptable with flags)."""
     from mldeploy import console
+    from mldeploy.artifacts.detect import find_model_files, guess_format
     from mldeploy.config import parse_text
     from mldeploy.config.schema import ModelFormat
     from mldeploy.errors import ExitCode, MldeployError
     from mldeploy.templating import render
 
-    target = state.options.config or Path("mldeploy.yaml")
+    session = Session.of(ctx)
+    target = session.options.config or Path("mldeploy.yaml")
     if target.is_dir():
         target = target / "mldeploy.yaml"
     folder = target.parent
     if target.exists() and ci is not None and model is None:  # add CI to an existing project (yaml untouched)
-        from mldeploy.ci.github import init_ci
-
-        init_ci(target, ci.value, force=force)
+        _init_ci(target, ci, force)
         return
     if target.exists() and not force:
         raise MldeployError(f"{target} already exists", hint="pass --force to overwrite it",
                             exit_code=ExitCode.USAGE)
-    ask = console.interactive() and not state.options.yes
+    ask = console.interactive() and not session.options.yes
     if model is None:
         candidates = find_model_files(folder)
         if ask and candidates:
@@ -131,20 +108,32 @@ def init(
     console.success(f"wrote {target} (model {model_path}, format {fmt})")
     console.info("next: [bold]mldeploy validate[/bold], then [bold]mldeploy up --target local[/bold]")
     if ci is not None:
-        from mldeploy.ci.github import init_ci
-
-        init_ci(target, ci.value, force=force)
+        _init_ci(target, ci, force)
 
 
-def validate() -> None:
+def _init_ci(target: Path, ci: CiProvider, force: bool) -> None:
+    from mldeploy import console
+    from mldeploy.ci.github import init_ci
+
+    written = init_ci(target, ci.value, force=force)
+    spec = written.spec
+    console.success(f"wrote {written.path} (environments: {', '.join(spec.environments)})")
+    console.info(f"next: set the repository variable [bold]{spec.role_variable}[/bold] to a deploy role's ARN — "
+                 "[bold]mldeploy iam-policy --github-oidc OWNER/REPO[/bold] prints its trust policy and permissions; "
+                 f"protect the GitHub environment(s) {', '.join(spec.environments)} with required reviewers")
+
+
+def validate(ctx: typer.Context) -> None:
     """Check mldeploy.yaml (every environment overlay) and the model path."""
     from mldeploy import console
-    from mldeploy.config.loader import load_project, validate_all_envs
+    from mldeploy.artifacts.detect import guess_format
+    from mldeploy.config.loader import validate_all_envs
     from mldeploy.errors import ConfigError, Location, Problem
 
-    opts = state.options
+    session = Session.of(ctx)
+    opts = session.options
     envs = [opts.env] if opts.env else validate_all_envs(opts.config)
-    project = state.project()
+    project = session.project
     cfg = project.config
     model_path = project.resolve(cfg.model.path)
     if not model_path.exists():
@@ -184,7 +173,6 @@ def validate() -> None:
     if opts.json:
         console.emit_json({"valid": True, **summary})
         return
-    del load_project
     console.success(f"{project.path.name} is valid ({', '.join(envs)}): app {cfg.name}, model {cfg.model.path} "
                     f"({fmt}), Fargate {cfg.aws.cpu} CPU / {cfg.aws.memory} MiB")
 
@@ -202,6 +190,7 @@ def schema() -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
     app.command()(init)
     app.command()(validate)
     app.command()(schema)

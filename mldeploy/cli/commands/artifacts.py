@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
-from mldeploy.cli import state
+from mldeploy.cli.session import Session
 
 
 def package(
+    ctx: typer.Context,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Artifact folder (default: "
                                                  ".mldeploy/<env>/artifact next to mldeploy.yaml).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-package even if the model is unchanged.")] = False,
@@ -19,22 +20,16 @@ def package(
     from mldeploy import console
     from mldeploy.artifacts import package as build_artifact
     from mldeploy.artifacts.summary import as_dict, render
+    from mldeploy.ci.outputs import package_report
 
-    project = state.project()
-    with console.console.status("packaging the model…") if console.interactive() else _null():
-        result = build_artifact(project, output, force=force)
-    m = result.manifest
-    console.set_outputs({"artifact_dir": str(result.dir), "model_format": m.format, "model_sha256": m.sha256})
-    if state.options.json:
+    session = Session.of(ctx)
+    with session.ui.status("packaging the model…"):
+        result = build_artifact(session.project, output, force=force)
+    package_report(result)
+    if session.json:
         console.emit_json(as_dict(result))
     else:
         render(result)
-
-
-def _null():  # noqa: ANN202 - a no-op context manager
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def register(app: typer.Typer) -> None:
