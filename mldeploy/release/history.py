@@ -1,23 +1,15 @@
-"""Durable deployment history: one SSM parameter per deployment under ``<ssm_prefix>/releases/NNNNNN``.
+"""Deployment records (``Record``), the stable lineage, and the ``HistoryStore`` protocol the stores implement.
 
-SSM (not local disk) because CI runners are ephemeral. Each record is a small JSON document (< 4 KB, a standard
-parameter); ids are allocated with a conditional write (``Overwrite=False``) so two writers never share one.
-At most ``MAX_RECORDS`` are kept; older ones are deleted.
+AWS keeps one SSM parameter per record (``stores.SsmHistory``: CI runners are ephemeral); the local target keeps
+them in ``.mldeploy/<env>/release-local.json`` (``stores.LocalHistory``).
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-
-from mldeploy.errors import AwsError
-
-if TYPE_CHECKING:
-    from mldeploy.release.context import ReleaseContext
-
-MAX_RECORDS = 100
+from typing import Any, Protocol
 
 # actions that leave the stable service on ``task_definition`` when they succeed
 STABLE_ACTIONS = ("up", "deploy", "observed", "promote", "rollback")
@@ -88,112 +80,54 @@ def digest_of(image: str | None) -> str | None:
     return None
 
 
-class History:
-    """Read and write deployment records in SSM Parameter Store."""
-
-    def __init__(self, ctx: ReleaseContext) -> None:
-        self.ctx = ctx
-        self.path = f"{ctx.names.ssm_prefix}/releases"
-
-    @property
-    def _ssm(self) -> Any:
-        return self.ctx.client("ssm")
-
-    def _name(self, record_id: int) -> str:
-        return f"{self.path}/{record_id:06d}"
+class HistoryStore(Protocol):
+    """Where deployment records live: SSM on AWS (``stores.SsmHistory``), ``release-local.json`` locally
+    (``stores.LocalHistory``). The store stamps who deploys and from which commit on every new record."""
 
     def list(self) -> list[Record]:
         """All records, oldest first."""
-        from mldeploy.aws.clients import aws_errors
-
-        records: list[Record] = []
-        with aws_errors(f"ssm:GetParametersByPath {self.path}"):
-            pages = self._ssm.get_paginator("get_parameters_by_path").paginate(Path=self.path, Recursive=False)
-            for page in pages:
-                for param in page.get("Parameters", []):
-                    try:
-                        records.append(Record.from_json(json.loads(param["Value"])))
-                    except (ValueError, TypeError):
-                        continue  # a record someone edited by hand: skip rather than fail every command
-        return sorted(records, key=lambda r: r.id)
+        ...
 
     def add(self, record: Record, existing: list[Record] | None = None) -> Record:
-        """Store a new record with the next free id (conditional write; retried on a collision)."""
-        from botocore.exceptions import ClientError
-
-        from mldeploy.aws.clients import aws_errors, error_code
-
-        records = self.list() if existing is None else existing
-        record.id = (records[-1].id if records else 0) + 1
-        record.actor = record.actor or self.ctx.actor
-        record.git_commit = record.git_commit or self.ctx.git_commit
-        with aws_errors(f"ssm:PutParameter {self.path}/…"):
-            for _ in range(10):
-                try:
-                    self._put(record, overwrite=False)
-                    break
-                except ClientError as e:
-                    if error_code(e) != "ParameterAlreadyExists":
-                        raise
-                    record.id += 1
-            else:
-                raise AwsError(f"could not allocate a history record under {self.path} (10 collisions)",
-                               hint="another deployment is writing history at the same time; retry")
-        self._prune(records + [record])
-        return record
+        """Store a new record with the next free id (``existing``: the records already read)."""
+        ...
 
     def update(self, record: Record, **changes: Any) -> Record:
-        """Change fields of a stored record (outcome, percent, finished_at …)."""
-        from mldeploy.aws.clients import aws_errors
-
-        for key, value in changes.items():
-            setattr(record, key, value)
-        if record.outcome not in (Outcome.in_progress, Outcome.active) and not record.finished_at:
-            record.finished_at = now_iso()
-        with aws_errors(f"ssm:PutParameter {self._name(record.id)}"):
-            self._put(record, overwrite=True)
-        return record
-
-    def _put(self, record: Record, *, overwrite: bool) -> None:
-        value = json.dumps(record.to_json(), separators=(",", ":"), sort_keys=True)
-        kwargs: dict[str, Any] = {"Name": self._name(record.id), "Value": value, "Type": "String",
-                                  "Overwrite": overwrite}
-        if not overwrite:  # tags cannot be combined with Overwrite=True
-            kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in sorted(self.ctx.tags.items())]
-            kwargs["Description"] = f"mldeploy deployment #{record.id} of {self.ctx.names.base}"
-        self._ssm.put_parameter(**kwargs)
-
-    def _prune(self, records: list[Record]) -> None:
-        from mldeploy.aws.clients import aws_errors
-
-        old = [self._name(r.id) for r in records[:-MAX_RECORDS]] if len(records) > MAX_RECORDS else []
-        with aws_errors("ssm:DeleteParameters"):
-            for i in range(0, len(old), 10):
-                self._ssm.delete_parameters(Names=old[i:i + 10])
-
-    def latest(self, action: str | None = None, outcome: str | None = None) -> Record | None:
-        for record in reversed(self.list()):
-            if (action is None or record.action == action) and (outcome is None or record.outcome == outcome):
-                return record
-        return None
+        """Change fields of a stored record; a final outcome stamps ``finished_at``."""
+        ...
 
 
-def stable_lineage(records: list[Record]) -> list[Record]:
+def finish(record: Record, changes: dict[str, Any]) -> Record:
+    """Apply ``changes`` to ``record``; a final outcome stamps ``finished_at`` (shared by the stores)."""
+    for key, value in changes.items():
+        setattr(record, key, value)
+    if record.outcome not in (Outcome.in_progress, Outcome.active) and not record.finished_at:
+        record.finished_at = now_iso()
+    return record
+
+
+def by_task_definition(record: Record) -> str | None:
+    """What identifies a deployment on AWS: its task-definition ARN."""
+    return record.task_definition
+
+
+def stable_lineage(records: list[Record], key: Callable[[Record], str | None] = by_task_definition) -> list[Record]:
     """The stack of stable versions: a deploy/promote pushes, a rollback pops back to its target.
 
     ``[v1, v2, v3]`` then "rollback" → ``[v1, v2]``; "rollback" again → ``[v1]`` (no ping-pong back to v3).
+    ``key`` names a deployment (task-definition ARN on AWS, the version locally).
     """
     stack: list[Record] = []
     for record in records:
-        if not record.stable or not record.task_definition:
+        ref = key(record)
+        if not record.stable or not ref:
             continue
         if record.action == "rollback":
-            idx = next((i for i in range(len(stack) - 1, -1, -1)
-                        if stack[i].task_definition == record.task_definition), None)
+            idx = next((i for i in range(len(stack) - 1, -1, -1) if key(stack[i]) == ref), None)
             if idx is not None:
                 del stack[idx + 1:]
                 continue
-        if not stack or stack[-1].task_definition != record.task_definition:
+        if not stack or key(stack[-1]) != ref:
             stack.append(record)
     return stack
 

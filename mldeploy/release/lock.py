@@ -23,9 +23,13 @@ from typing import TYPE_CHECKING, Any
 from mldeploy.errors import AwsError, LockHeldError
 
 if TYPE_CHECKING:
-    from mldeploy.release.context import ReleaseContext
+    from mldeploy.aws.clients import Clients
+    from mldeploy.config import Project
+    from mldeploy.config.names import ResourceNames
+    from mldeploy.ui import Ui
 
 DEFAULT_TTL_S = 900
+LOCK_MARGIN_S = 600  # beyond release.stability_timeout_s: the lock outlives a full rollout wait
 
 
 @dataclass
@@ -68,32 +72,51 @@ def _fmt(ts: float) -> str:
 
 
 class DeployLock:
-    """Context manager: hold the app/env deployment lock for the duration of a release command."""
+    """Context manager: hold the app/env deployment lock for the duration of a release command (or ``up``).
 
-    def __init__(self, ctx: ReleaseContext, command: str, *, ttl_s: int = DEFAULT_TTL_S,
-                 force_unlock: bool = False) -> None:
-        self.ctx = ctx
-        self.name = f"{ctx.names.ssm_prefix}/lock"
+    ``holder`` names who takes it (default: ``stores.aws_actor``, looked up when acquiring); ``ui`` reports a
+    lock broken because its process is gone.
+    """
+
+    def __init__(self, clients: Clients, names: ResourceNames, command: str, *, ttl_s: int = DEFAULT_TTL_S,
+                 force_unlock: bool = False, holder: str | None = None, ui: Ui | None = None) -> None:
+        self.clients = clients
+        self.base = names.base
+        self.name = f"{names.ssm_prefix}/lock"
         self.command = command
+        self.holder = holder
+        self.ui = ui
         self.ttl_s = ttl_s
         self.force_unlock = force_unlock
         self.info: LockInfo | None = None
         self.broken: LockInfo | None = None  # the lock --force-unlock replaced
 
+    @classmethod
+    def for_project(cls, project: Project, clients: Clients, command: str, *, force_unlock: bool = False,
+                    ttl_s: int | None = None, ui: Ui | None = None) -> DeployLock:
+        """The lock of ``project``'s app/env; the TTL covers a full rollout wait (``release.stability_timeout_s``)
+        plus ``LOCK_MARGIN_S``."""
+        ttl = ttl_s if ttl_s is not None else project.config.release.stability_timeout_s + LOCK_MARGIN_S
+        return cls(clients, project.names, command, ttl_s=ttl, force_unlock=force_unlock, ui=ui)
+
     @property
     def _ssm(self) -> Any:
-        return self.ctx.client("ssm")
+        return self.clients.get("ssm")
 
     def _new_info(self) -> LockInfo:
+        if self.holder is None:
+            from mldeploy.release.stores import aws_actor
+
+            self.holder = aws_actor(self.clients)
         now = time.time()
-        return LockInfo(holder=self.ctx.actor, pid=os.getpid(), host=socket.gethostname(), command=self.command,
+        return LockInfo(holder=self.holder, pid=os.getpid(), host=socket.gethostname(), command=self.command,
                         token=secrets.token_hex(8), acquired_at=now, expires_at=now + self.ttl_s)
 
     def _put(self, info: LockInfo, overwrite: bool) -> None:
         kwargs: dict[str, Any] = {"Name": self.name, "Value": json.dumps(asdict(info)), "Type": "String",
                                   "Overwrite": overwrite}
         if not overwrite:
-            kwargs["Description"] = f"mldeploy deployment lock for {self.ctx.names.base}"
+            kwargs["Description"] = f"mldeploy deployment lock for {self.base}"
         self._ssm.put_parameter(**kwargs)
 
     def read(self) -> LockInfo | None:
@@ -134,15 +157,15 @@ class DeployLock:
                 continue  # released between our put and our read: try again
             if self.force_unlock or held.orphaned:
                 if not self.force_unlock:
-                    from mldeploy import console
+                    from mldeploy.ui import Ui
 
-                    console.warn(f"breaking the deployment lock left by {held.describe()}: that process no longer "
-                                 "exists on this machine")
+                    (self.ui or Ui()).warn(f"breaking the deployment lock left by {held.describe()}: that process "
+                                           "no longer exists on this machine")
                 self._delete()
                 self.broken = held
                 self.force_unlock = False  # break at most one lock
                 continue
-            base = self.ctx.names.base
+            base = self.base
             if held.expired:
                 raise LockHeldError(
                     f"the deployment lock for {base} is stale: held by {held.describe()}, expired at "

@@ -9,19 +9,18 @@ step the canary is promoted.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mldeploy import console
 from mldeploy.errors import RolledBackError
-from mldeploy.release import fleet as fl
-from mldeploy.release.canary import canary
-from mldeploy.release.current import load
-from mldeploy.release.promote import promote
-from mldeploy.release.rollback import rollback_canary
+from mldeploy.polling import PollTimeout, poll_until
+from mldeploy.release import ops
 
 if TYPE_CHECKING:
-    from mldeploy.release.context import ReleaseContext
+    from mldeploy.release.history import HistoryStore
     from mldeploy.release.lock import DeployLock
+    from mldeploy.release.targets.aws import AwsTarget
+    from mldeploy.ui import Ui
 
 
 def steps_from(configured: list[int], first: int | None) -> list[int]:
@@ -36,45 +35,51 @@ def poll_interval(bake_s: float) -> float:
     return max(0.5, min(10.0, bake_s / 10))
 
 
-def bake(ctx: ReleaseContext, alarms: list[str], seconds: float, lock: DeployLock | None) -> tuple[str, str] | None:
-    """Watch ``alarms`` for ``seconds``; return (alarm, reason) of the first one in ALARM, else None."""
-    deadline = time.monotonic() + seconds
-    interval = poll_interval(seconds)
-    last_refresh = time.monotonic()
-    while True:
-        firing = fl.firing_alarms(ctx, alarms)
-        if firing:
-            return firing[0]
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return None
-        if lock is not None and time.monotonic() - last_refresh > lock.ttl_s / 3:
+def bake(firing: Callable[[], list[tuple[str, str]]], seconds: float, lock: DeployLock | None,
+         sleep: Callable[[float], None] = time.sleep) -> tuple[str, str] | None:
+    """Watch ``firing()`` for ``seconds``; return (alarm, reason) of the first one in ALARM, else None.
+
+    The deployment lock is refreshed every third of its TTL, so a long bake never lets it expire.
+    """
+    last_refresh = [time.monotonic()]
+
+    def refresh(_elapsed: float) -> None:
+        if lock is not None and time.monotonic() - last_refresh[0] > lock.ttl_s / 3:
             lock.refresh()
-            last_refresh = time.monotonic()
-        time.sleep(min(interval, remaining))
+            last_refresh[0] = time.monotonic()
+
+    def check() -> tuple[str, str] | None:
+        found = firing()
+        return found[0] if found else None
+
+    try:
+        return poll_until(check, timeout=seconds, interval=poll_interval(seconds), what="bake", on_tick=refresh,
+                          sleep=sleep)
+    except PollTimeout:
+        return None
 
 
-def progressive(ctx: ReleaseContext, image: str | None = None, first: int | None = None,
+def progressive(target: AwsTarget, history: HistoryStore, ui: Ui, *, steps: list[int], bake_s: float,
+                version: str, image: str | None = None, build: Callable[[], tuple[str, str | None]] | None = None,
                 lock: DeployLock | None = None) -> dict[str, Any]:
-    steps = steps_from(ctx.config.release.steps, first)
-    bake_s = ctx.config.release.bake_time_s
-    alarms = fl.canary_alarm_names(ctx)
-    console.info(f"progressive delivery: {' → '.join(f'{s}%' for s in steps)}, {bake_s}s bake per step, "
-                 f"watching {', '.join(alarms)}")
+    """Canary through ``steps`` with a bake each; roll back on an alarm, promote after the last step."""
+    alarms = target.alarm_names()
+    ui.info(f"progressive delivery: {' → '.join(f'{s}%' for s in steps)}, {bake_s}s bake per step, "
+            f"watching {', '.join(alarms)}")
     done: list[dict[str, Any]] = []
     for i, percent in enumerate(steps):
-        canary(ctx, percent, image=image if i == 0 else None)
-        console.info(f"step {i + 1}/{len(steps)}: {percent}% — baking {bake_s}s")
-        fired = bake(ctx, alarms, bake_s, lock)
+        ops.canary(target, history, ui, percent=percent, image=image if i == 0 else None, version=version,
+                   build=build)
+        ui.info(f"step {i + 1}/{len(steps)}: {percent}% — baking {bake_s}s")
+        fired = bake(lambda: target.firing(alarms), bake_s, lock)
         if fired is not None:
             name, reason = fired
-            cur = load(ctx)
-            rollback_canary(ctx, cur, f"alarm {name} fired at {percent}%: {reason}")
+            ops.rollback_canary(ops.load(target, history), ui, f"alarm {name} fired at {percent}%: {reason}")
             raise RolledBackError(f"alarm {name} fired at {percent}% of traffic: the canary was rolled back "
                                   f"({reason})" if reason else f"alarm {name} fired at {percent}%: rolled back",
                                   hint="see `mldeploy logs` and the alarm in CloudWatch; `mldeploy history` "
                                        "records the outcome")
         done.append({"percent": percent, "baked_s": bake_s})
-    result = promote(ctx)
+    result = ops.promote(target, history, ui)
     result["steps"] = done
     return result
