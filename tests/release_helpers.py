@@ -59,11 +59,9 @@ def ok(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedP
 
 def cli_in_process(args: list[str], cwd: Path, monkeypatch: Any, capsys: Any) -> subprocess.CompletedProcess[str]:
     """``mldeploy.cli.main.main(args)`` in this process (os.environ is the test's), output captured."""
-    from mldeploy.cli import state
     from mldeploy.cli.main import main
 
-    monkeypatch.chdir(cwd)
-    state.reset()
+    monkeypatch.chdir(cwd)  # every main() call builds a fresh Session: no process-wide CLI state to reset
     capsys.readouterr()
     code = main(list(args))
     out, err = capsys.readouterr()
