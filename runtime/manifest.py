@@ -59,6 +59,33 @@ class ParityReport(BaseModel):
     passed: bool
 
 
+# Names that construct or call code from data, or touch files, processes or the network. No skops file may use them,
+# whoever lists them (mldeploy's safe set, model.trusted_types, a model.json): a backstop, not the allow-list.
+_NEVER_TRUSTED_MODULES = (
+    "os", "posix", "nt", "subprocess", "sys", "importlib", "runpy", "pickle", "_pickle", "copyreg", "marshal",
+    "shelve", "dill", "cloudpickle", "joblib", "shutil", "tempfile", "pathlib", "io", "_io", "ctypes", "socket",
+    "ssl", "http", "urllib", "webbrowser", "code", "codeop", "pty", "multiprocessing", "threading", "_thread",
+    "asyncio", "signal", "inspect", "types", "gc", "ast", "pdb", "bdb", "timeit", "trace", "cProfile", "profile",
+)
+_NEVER_TRUSTED = frozenset({
+    "builtins.exec", "builtins.eval", "builtins.compile", "builtins.__import__", "builtins.getattr",
+    "builtins.setattr", "builtins.delattr", "builtins.open", "builtins.input", "builtins.breakpoint",
+    "builtins.globals", "builtins.locals", "builtins.vars", "builtins.exit", "builtins.quit", "builtins.help",
+    "builtins.type", "builtins.object", "builtins.memoryview", "builtins.print", "operator.attrgetter",
+    "operator.methodcaller", "_operator.attrgetter", "_operator.methodcaller", "functools.partial",
+    "functools.reduce", "_functools.partial", "_functools.reduce", "collections.namedtuple",
+    "numpy.load", "numpy.save", "numpy.savez", "numpy.savez_compressed", "numpy.savetxt", "numpy.loadtxt",
+    "numpy.genfromtxt", "numpy.fromfile", "numpy.memmap", "numpy.fromregex",
+})
+
+
+def never_trusted(type_name: str) -> bool:
+    """True for a type or function that no skops file may construct or call, e.g. ``builtins.exec``."""
+    root, *rest = type_name.split(".")
+    return (type_name in _NEVER_TRUSTED or root in _NEVER_TRUSTED_MODULES
+            or any(part.startswith("__") for part in rest))  # __import__, __reduce__, __globals__, …
+
+
 class Manifest(BaseModel):
     """Everything the server needs to load, verify, describe and serve one model version."""
 
@@ -84,6 +111,9 @@ class Manifest(BaseModel):
     parity: ParityReport | None = None
     framework_versions: dict[str, str] = Field(default_factory=dict)
     requirements: list[str] = Field(default_factory=list)  # pip requirements the server needs for this model
+    # skops only: the exact types beyond skops' defaults that `mldeploy package` vetted in this file; the server
+    # loads with exactly these and refuses a file holding any other (None, as in older artifacts: skops' defaults)
+    trusted_types: list[str] | None = None
     created_at: str
     git_commit: str | None = None
 

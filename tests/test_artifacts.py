@@ -266,8 +266,10 @@ def test_skops_with_unknown_types_is_refused(tmp_path: Path) -> None:
 
     sio.dump(FunctionTransformer(func=json.dumps).fit([[1.0]]), tmp_path / "f.skops")
     (tmp_path / "mldeploy.yaml").write_text("name: fx\nmodel:\n  path: f.skops\n")
-    with pytest.raises(ArtifactError, match=r"contains types skops does not trust: json\.dumps"):
+    with pytest.raises(ArtifactError, match=r"f\.skops is a skops file with types mldeploy does not trust: "
+                                            r"json\.dumps") as e:
         package(project(tmp_path))
+    assert "model:\n    trusted_types:\n    - json.dumps" in (e.value.hint or "")
 
 
 def test_missing_framework_message(tmp_path: Path) -> None:

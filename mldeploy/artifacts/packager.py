@@ -234,6 +234,7 @@ def _manifest(project: Project, handler: Handler, sig: Signature, served: Served
         feature_names=sig.feature_names, image=image, sample_input=samples.embeddable(sample),
         baseline=samples.baseline(sample, layout), parity=parity, framework_versions=handler.framework_versions(),
         requirements=handler.requirements(served.format),
+        trusted_types=handler.trusted_types if served.format == "skops" else None,
         created_at=datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         git_commit=git_commit(project.root),
     )

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 # The serving contract is declared once, in the runtime (which reads runtime.json and cannot import this package).
 from runtime.contract.serving import ServingConfig
+from runtime.manifest import never_trusted
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 MAX_BASE_NAME = 28  # "<base>-tgc" target-group names must stay within AWS's 32 characters
@@ -88,6 +89,24 @@ class ModelSection(Strict):
     )
     torch_class_kwargs: dict[str, Any] = Field(default_factory=dict)
     parity: Parity = Field(default_factory=Parity)
+    trusted_types: list[str] = Field(
+        default_factory=list,
+        description="skops only: fully qualified types or functions (as `skops.io.get_untrusted_types` names them, "
+        "e.g. 'mypkg.features.Scaler') that the model file may construct beyond scikit-learn, NumPy and SciPy "
+        "estimators and containers. Each one runs with the file's data at `mldeploy package` and at server start: "
+        "list only code you have read.",
+    )
+
+    @field_validator("trusted_types")
+    @classmethod
+    def _trusted_types(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+", name):
+                raise ValueError(f"{name!r} is not a fully qualified name like 'package.module.Class'")
+            if never_trusted(name):
+                raise ValueError(f"{name!r} can run arbitrary code or reach files, processes or the network; "
+                                 "mldeploy never trusts it")
+        return sorted(set(v))
 
     @field_validator("version")
     @classmethod

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from runtime.loaders.base import ModelLoadError
-from runtime.manifest import Manifest
+from runtime.manifest import Manifest, never_trusted
 
 
 class EstimatorModel:
@@ -37,16 +37,29 @@ class EstimatorModel:
 
 def _read(manifest: Manifest, path: Path) -> Any:
     if manifest.format == "skops":
-        import skops.io as sio
-
-        # the types were audited by `mldeploy package` and the file's sha256 was verified against model.json
-        return sio.load(path, trusted=sio.get_untrusted_types(file=path))
+        return _read_skops(manifest, path)
     if manifest.format == "joblib":
         import joblib
 
         return joblib.load(path)
     with path.open("rb") as f:
         return pickle.load(f)  # noqa: S301 - the artifact's sha256 was verified against model.json
+
+
+def _read_skops(manifest: Manifest, path: Path) -> Any:
+    """Load with exactly the types `mldeploy package` vetted (model.json ``trusted_types``), nothing more."""
+    import skops.io as sio
+
+    trusted = list(manifest.trusted_types or [])
+    if forbidden := sorted(t for t in trusted if never_trusted(t)):
+        raise ModelLoadError(f"{path}: model.json trusts types that run code or touch the system "
+                             f"({', '.join(forbidden)}); refusing to load it")
+    found = sio.get_untrusted_types(file=path)  # reads the schema only; constructs nothing
+    if extra := sorted(set(found) - set(trusted)):
+        raise ModelLoadError(f"{path}: the skops file contains types that model.json does not trust "
+                             f"({', '.join(extra)}); refusing to load it (the file changed after `mldeploy "
+                             "package`, or this server's skops differs from the one that packaged it: re-package)")
+    return sio.load(path, trusted=trusted)
 
 
 def load(manifest: Manifest, path: Path, threads: int) -> EstimatorModel:

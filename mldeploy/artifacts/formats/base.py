@@ -72,6 +72,7 @@ class Handler(ABC):
         self.cfg = cfg
         self.root = root
         self.notes: list[str] = []  # warnings for the package summary
+        self.trusted_types: list[str] | None = None  # skops: the audited types, recorded in model.json
 
     @abstractmethod
     def load(self) -> None:

@@ -11,13 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from mldeploy.artifacts.detect import missing_framework
+from mldeploy.artifacts import skops_trust
 from mldeploy.artifacts.formats.base import Handler, Served, Signature, on_path, pinned, version_of
 from mldeploy.errors import ArtifactError
 from runtime.manifest import Tensor
-
-# skops: types outside these packages must be trusted explicitly (they could run arbitrary code)
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.", "xgboost.", "lightgbm.")
 
 
 def pickle_modules(path: Path, limit: int = 256 * 1024 * 1024) -> set[str] | None:
@@ -75,6 +72,8 @@ class SklearnHandler(Handler):
         except ImportError as e:  # a core dependency of mldeploy: only a broken install gets here
             raise ArtifactError(f"this is a {self.format} model but joblib is not installed",
                                 hint="pip install joblib scikit-learn") from e
+        if self.format == "skops":  # before anything in the file is constructed
+            self.trusted_types = skops_trust.audit(self.path, self.cfg.trusted_types)
         try:
             with warnings.catch_warnings(), on_path(self.root):
                 warnings.simplefilter("ignore")
@@ -97,16 +96,9 @@ class SklearnHandler(Handler):
                                 hint="save the fitted model/pipeline itself")
 
     def _load_skops(self) -> Any:
-        try:
-            import skops.io as sio
-        except ImportError as e:
-            raise missing_framework("skops", "skops", "skops") from e
-        untrusted = sio.get_untrusted_types(file=self.path)
-        unsafe = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
-        if unsafe:
-            raise ArtifactError(f"{self.path} contains types skops does not trust: {', '.join(unsafe)}",
-                                hint="only deploy skops files whose types you know; re-save with plain estimators")
-        return sio.load(self.path, trusted=untrusted)
+        import skops.io as sio  # importable: audit() checked
+
+        return sio.load(self.path, trusted=self.trusted_types)  # exactly the audited types
 
     # -- description --------------------------------------------------------------------------------------
     def signature(self) -> Signature:

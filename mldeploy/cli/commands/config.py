@@ -155,10 +155,16 @@ def validate(ctx: typer.Context) -> None:
         warnings.append(f"{e.message}" + (f" ({e.hint})" if e.hint else ""))
         if fmt == "auto":
             fmt = guess_format(model_path)
+    if fmt == "skops":  # refuse a file that would construct untrusted types, before anything is loaded
+        from mldeploy.artifacts.skops_trust import audit
+
+        audit(model_path, cfg.model.trusted_types)
     if fmt in ("pickle", "joblib"):
         warnings.append(
-            f"{cfg.model.path} is a {fmt} file: loading it executes code. mldeploy pins its sha256 and the "
-            "server refuses a changed file, but prefer skops or ONNX (convert: onnx) for files you did not make."
+            f"{cfg.model.path} is a {fmt} file: loading it executes code. `mldeploy package` unpickles it on this "
+            "machine (or on the CI runner that runs it) and every server unpickles it again at start, so package "
+            "only files you made or fully trust; the sha256 pin only makes the server refuse a file changed after "
+            "packaging. Prefer skops or ONNX (convert: onnx): mldeploy checks a skops file's types before loading it."
         )
     if cfg.runtime.auth.mode.value == "none":
         warnings.append("runtime.auth.mode is 'none': anyone who can reach the endpoint can call it")
