@@ -57,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     # then exits 0 (ECS treats a SIGTERM death as exit code 143)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
+    endpoint = None
+    if metrics_dir and settings.metrics_port:  # several workers: the supervisor serves their shared metrics
+        from runtime.http.metrics_endpoint import MetricsEndpoint
+        from runtime.metrics import render_multiprocess
+
+        endpoint = MetricsEndpoint(render_multiprocess, settings.host, settings.metrics_port)
+        endpoint.start()
     uvicorn.run(
         "runtime.http.app:create_app_from_env",
         factory=True,
@@ -69,10 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         timeout_keep_alive=75,  # above the ALB's 60 s idle timeout, so the ALB closes first
         limit_max_requests=None,
         server_header=False,
+        proxy_headers=False,  # X-Forwarded-For is read by runtime.http.clientip, from trusted proxies only
         loop="auto",
         http="auto",
         lifespan="on",
     )
+    if endpoint is not None:
+        endpoint.stop()
     if metrics_dir:
         import shutil
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import time
 from pathlib import Path
 
 import jwt
@@ -16,6 +17,7 @@ import jwt
 from runtime.contract.serving import Auth
 
 MIN_HS256_SECRET_BYTES = 32  # RFC 7518 §3.2: the key must be at least as long as the hash output
+MAX_TOKEN_BYTES = 8192  # JWTs and API keys; longer credentials are refused before any hashing/parsing
 
 
 class AuthConfigError(Exception):
@@ -40,7 +42,7 @@ def _read_secret(env_name: str, file: str | None, environ: dict[str, str]) -> st
 
 
 class Authenticator:
-    """``authenticate(headers)`` returns a principal id (for rate limits and logs) or raises AuthError."""
+    """``verify`` returns a principal id (for rate limits and logs; None without one) or raises AuthError."""
 
     def __init__(self, cfg: Auth, environ: dict[str, str] | None = None) -> None:
         env = dict(os.environ if environ is None else environ)
@@ -91,6 +93,8 @@ class Authenticator:
         if not token:
             raise AuthError("missing credentials: send 'Authorization: Bearer <token>'"
                             + (" or 'X-API-Key: <key>'" if self.mode == "api_key" else ""))
+        if len(token) > MAX_TOKEN_BYTES:
+            raise AuthError(f"credentials longer than {MAX_TOKEN_BYTES} bytes")
         if self.mode == "api_key":
             digest = hash_key(token.strip()).encode()
             found = False
@@ -99,12 +103,22 @@ class Authenticator:
             if not found:
                 raise AuthError("invalid API key")
             return "key:" + digest[:12].decode()
+        cfg = self.cfg
+        require = ["exp", "aud"] + (["iss"] if cfg.jwt_issuer else []) + (["iat"] if cfg.jwt_max_lifetime_s else [])
         try:
-            claims = jwt.decode(
-                token.strip(), self._key, algorithms=[self.cfg.jwt_algorithm],
-                audience=self.cfg.jwt_audience, issuer=self.cfg.jwt_issuer,
-                options={"require": ["exp"], "verify_aud": self.cfg.jwt_audience is not None},
-            )
+            claims = jwt.decode(token.strip(), self._key, algorithms=[cfg.jwt_algorithm], audience=cfg.jwt_audience,
+                                issuer=cfg.jwt_issuer, options={"require": require})
         except jwt.PyJWTError as e:
             raise AuthError(f"invalid token: {e}") from None
-        return "sub:" + str(claims.get("sub", "?"))
+        self._check_times(claims)
+        sub = claims.get("sub")
+        return "sub:" + sub if isinstance(sub, str) and sub else None
+
+    def _check_times(self, claims: dict) -> None:
+        """``exp``/``iat`` must be numbers (PyJWT also takes numeric strings); lifetime ≤ ``jwt_max_lifetime_s``."""
+        times = {k: claims[k] for k in ("exp", "iat", "nbf") if k in claims}
+        if any(isinstance(v, bool) or not isinstance(v, int | float) for v in times.values()):
+            raise AuthError("invalid token: exp, iat and nbf must be NumericDate numbers")
+        limit = self.cfg.jwt_max_lifetime_s
+        if limit and (times["exp"] - times["iat"] > limit or times["exp"] - time.time() > limit):
+            raise AuthError(f"invalid token: lifetime above jwt_max_lifetime_s ({limit}s)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,16 +17,27 @@ import numpy as np
 from starlette.requests import Request
 
 from runtime.batching import InferenceError, Inputs, QueueFullError
-from runtime.inputs import InputError, decode_image, images_to_inputs, parse_json, parse_npy, parse_raw
+from runtime.images import decode_images, images_to_inputs
+from runtime.inputs import (
+    IMAGE_TYPES,
+    InputError,
+    UnsupportedMediaTypeError,
+    check_npy_length,
+    npy_header,
+    parse_json,
+    parse_npy,
+    parse_raw,
+)
 from runtime.metrics import Metrics
 from runtime.repository import ModelRepository, ModelVersion
-from runtime.settings import Settings
+from runtime.settings import Settings, cpu_quota
 from runtime.telemetry import EmfAggregator
 
 log = logging.getLogger("mldeploy.server")
 JSON = "application/json"
 NPY = "application/x-npy"
 _BIG_JSON = 64 * 1024
+BIG_ROWS = 2048  # answers with more rows are formatted and serialised off the event loop
 
 
 class ModelNotServedError(Exception):
@@ -34,10 +46,6 @@ class ModelNotServedError(Exception):
 
 class NotReadyError(Exception):
     """503 + Retry-After: the model is still loading."""
-
-
-class UnsupportedMediaTypeError(Exception):
-    """415: the body's Content-Type is not one the runtime decodes."""
 
 
 class ServerBusyError(Exception):
@@ -56,6 +64,7 @@ class Prediction:
     fields: dict[str, Any]
     outputs: Inputs
     mv: ModelVersion
+    rows: int = 0
 
     def primary(self) -> np.ndarray:
         """The array returned to ``Accept: application/x-npy`` clients."""
@@ -71,37 +80,70 @@ class InferenceService:
         self.metrics = metrics
         self.emf = emf
         self.name = repository.name
+        self._images: ThreadPoolExecutor | None = None
 
     async def decode(self, request: Request, mv: ModelVersion) -> Inputs:
         """Body → named input arrays; JSON above 64 KiB and images are decoded off the event loop."""
         ctype = request.headers.get("content-type", JSON).split(";", 1)[0].strip().lower()
-        if ctype == "multipart/form-data":
-            try:
-                form = await request.form(max_files=256, max_fields=16)
-            except Exception as e:  # python-multipart / starlette raise several types for bad bodies
-                raise InputError(["body"], f"invalid multipart body: {e}") from None
-            files = [(k, v) for k, v in form.multi_items() if hasattr(v, "read")]
-            if not files:
-                raise InputError(["body"], "multipart upload has no file; send the image in a 'file' field")
-            blobs = [(await f.read(), [k, i]) for i, (k, f) in enumerate(files)]
-            # JPEG/PNG decoding + resizing takes milliseconds: keep it off the event loop
-            images = await asyncio.to_thread(lambda: [decode_image(b, mv.spec, loc) for b, loc in blobs])
-            return images_to_inputs(images, mv.spec)
+        if ctype == "multipart/form-data" or ctype in IMAGE_TYPES:
+            return await self._decode_images(request, mv, ctype)
+        if ctype == NPY:
+            return parse_npy(await self._read_npy(request, mv), mv.spec)
         body = await request.body()
         if ctype in (JSON, "text/json") or ctype.endswith("+json"):
             if len(body) > _BIG_JSON:  # nested-list tensors: parse off the event loop
                 return await asyncio.to_thread(parse_json, body, mv.spec)
             return parse_json(body, mv.spec)
-        if ctype == NPY:
-            return parse_npy(body, mv.spec)
         if ctype == "application/octet-stream":
             return parse_raw(body, request.headers, mv.spec)
-        if ctype in ("image/jpeg", "image/png"):
-            image = await asyncio.to_thread(decode_image, body, mv.spec, ["body"])
-            return images_to_inputs([image], mv.spec)
         raise UnsupportedMediaTypeError(f"unsupported Content-Type {ctype!r}; use application/json, "
-                                        "application/x-npy, application/octet-stream, multipart/form-data or "
-                                        "image/jpeg|png")
+                                        "application/x-npy, application/octet-stream"
+                                        + (", multipart/form-data or image/jpeg|png" if mv.manifest.image else ""))
+
+    async def _read_npy(self, request: Request, mv: ModelVersion) -> bytes:
+        """Stream the body; the row count in the ``.npy`` header is checked (413) before the rest is read."""
+        spec = mv.spec
+        if spec.single is None:
+            raise InputError(["body"], "application/x-npy carries one tensor; this model has several inputs")
+        chunks: list[bytes] = []
+        checked = False
+        async for chunk in request.stream():
+            chunks.append(chunk)
+            if not checked:
+                header = npy_header(b"".join(chunks))
+                if header is not None:
+                    length = request.headers.get("content-length", "")
+                    if length.isdigit():  # a header inconsistent with the body is malformed (422), not large
+                        check_npy_length(header, int(length))
+                    spec.check_rows(spec.rows_of_shape(spec.single.name, header[0]))
+                    checked = True
+        return b"".join(chunks)
+
+    async def _decode_images(self, request: Request, mv: ModelVersion, ctype: str) -> Inputs:
+        """Multipart uploads or one raw JPEG/PNG; 415 for models without an image spec (Pillow never imported)."""
+        if mv.manifest.image is None:
+            raise UnsupportedMediaTypeError(f"this model does not take images ({ctype}); send application/json, "
+                                            "application/x-npy or application/octet-stream")
+        if ctype in IMAGE_TYPES:
+            blobs = [(await request.body(), ["body"])]
+        else:
+            try:
+                form = await request.form(max_files=min(256, mv.spec.max_rows), max_fields=16)
+            except Exception as e:  # python-multipart / starlette raise several types for bad bodies
+                raise InputError(["body"], f"invalid multipart body: {str(e)[:200]}") from None
+            files = [(k, v) for k, v in form.multi_items() if hasattr(v, "read")]
+            if not files:
+                raise InputError(["body"], "multipart upload has no file; send the image in a 'file' field")
+            blobs = [(await f.read(), [k, i]) for i, (k, f) in enumerate(files)]
+        # header checks + decoding take milliseconds: a bounded pool, off the event loop
+        images = await asyncio.get_running_loop().run_in_executor(self._image_pool(), decode_images, blobs,
+                                                                  mv.spec)
+        return images_to_inputs(images, mv.spec)
+
+    def _image_pool(self) -> ThreadPoolExecutor:
+        if self._images is None:
+            self._images = ThreadPoolExecutor(max_workers=max(1, min(4, cpu_quota())), thread_name_prefix="image")
+        return self._images
 
     async def predict(self, request: Request, name: str | None = None, version: str | None = None) -> Prediction:
         """Route (weights, pin header or ``version``) → decode → batch → format; raises the errors above."""
@@ -138,10 +180,18 @@ class InferenceService:
             k = int(top_k) if top_k else None
         except ValueError:
             raise InputError(["query", "top_k"], "must be an integer") from None
+        rows = next(iter(inputs.values())).shape[0]
+        if rows > BIG_ROWS:  # top-k dicts + one histogram observation per row: keep the loop free
+            fields = await asyncio.to_thread(self._format, chosen, mv, outputs, k)
+        else:
+            fields = self._format(chosen, mv, outputs, k)
+        return Prediction(chosen, fields, outputs, mv, rows)
+
+    def _format(self, version: str, mv: ModelVersion, outputs: Inputs, k: int | None) -> dict[str, Any]:
         fields, confidence = mv.formatter.format(outputs, k)
         if confidence is not None:
-            self._observe(chosen, confidence.tolist())
-        return Prediction(chosen, fields, outputs, mv)
+            self._observe(version, confidence.tolist())
+        return fields
 
     def _observe(self, version: str, conf: list[float]) -> None:
         hist = self.metrics.confidence.labels(version)

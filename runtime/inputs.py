@@ -3,7 +3,9 @@
 Accepted: JSON rows / records / columns / named tensors, ``application/x-npy``, raw bytes
 (``application/octet-stream`` + ``X-Tensor-Dtype``/``X-Tensor-Shape``) and images (multipart upload or a raw
 ``image/jpeg``/``image/png`` body, decoded and resized per the manifest's image spec). Every failure raises
-``InputError`` naming the offending field, which the app answers with 422.
+``InputError`` naming the offending field, which the app answers with 422. Sizes are checked before anything is
+allocated: rows from the JSON list length / ``.npy`` header / ``X-Tensor-Shape``, pixels from the image header
+(``PayloadTooLargeError``, 413).
 """
 
 from __future__ import annotations
@@ -19,6 +21,16 @@ from runtime.manifest import Manifest, Tensor
 
 Inputs = dict[str, np.ndarray]
 MAX_IMAGE_PIXELS = 40_000_000
+NPY_MAX_HEADER = 65536 + 12
+IMAGE_TYPES = ("image/jpeg", "image/png")
+
+
+class PayloadTooLargeError(Exception):
+    """413: more rows, pixels or response bytes than this server accepts per request."""
+
+
+class UnsupportedMediaTypeError(Exception):
+    """415: the body's Content-Type is not one the runtime decodes for this model."""
 
 
 class InputError(Exception):
@@ -40,6 +52,20 @@ class InputSpec:
         self.single = manifest.inputs[0] if len(manifest.inputs) == 1 else None
         self.dtypes = {t.name: np.dtype(t.dtype) if t.dtype != "string" else np.dtype(object) for t in self.tensors}
         self.features = manifest.feature_names or []
+        self.max_rows = 1 << 62  # set by the repository (runtime.limits)
+        self.max_image_pixels = MAX_IMAGE_PIXELS
+        self.max_request_pixels = 2 * MAX_IMAGE_PIXELS
+
+    def check_rows(self, rows: int, what: str = "rows") -> None:
+        """Refuse more than ``max_rows`` rows (413) before the array is built."""
+        if rows > self.max_rows:
+            raise PayloadTooLargeError(f"{rows} {what} in one request; this server accepts at most "
+                                       f"{self.max_rows} (runtime.max_rows_per_request): split the request")
+
+    def rows_of_shape(self, name: str, shape: tuple[int, ...] | list[int]) -> int:
+        """Rows a tensor of ``shape`` holds for input ``name`` (1 when sent without the batch axis)."""
+        want = len(self.by_name[name].shape)
+        return int(shape[0]) if len(shape) >= want and shape else 1
 
     def check(self, name: str, arr: np.ndarray, loc: list[str | int]) -> np.ndarray:
         t = self.by_name[name]
@@ -103,7 +129,18 @@ def parse_json(body: bytes, spec: InputSpec) -> Inputs:
         names = ", ".join(spec.by_name)
         raise InputError([key], f"this model has several inputs ({names}); send an object keyed by input name")
     name = spec.single.name
+    spec.check_rows(_json_rows(value, len(spec.single.shape)))
     return {name: spec.check(name, _array(value, [key], spec.dtypes[name]), [key])}
+
+
+def _json_rows(value: Any, rank: int) -> int:
+    """Rows of a nested JSON list for an input of ``rank`` dims: its length, or 1 for a row without batch axis."""
+    if not isinstance(value, list):
+        return 1
+    depth, v = 0, value
+    while isinstance(v, list) and v and depth < rank:
+        depth, v = depth + 1, v[0]
+    return len(value) if depth >= rank else 1
 
 
 def _from_mapping(value: dict[str, Any], spec: InputSpec, key: str) -> Inputs:
@@ -111,6 +148,8 @@ def _from_mapping(value: dict[str, Any], spec: InputSpec, key: str) -> Inputs:
         missing = [n for n in spec.by_name if n not in value]
         if missing:
             raise InputError([key, missing[0]], "missing input")
+        for n, v in value.items():
+            spec.check_rows(_json_rows(v, len(spec.by_name[n].shape)))
         out = {n: spec.check(n, _array(v, [key, n], spec.dtypes[n]), [key, n]) for n, v in value.items()}
         rows = {a.shape[0] for a in out.values()}
         if len(rows) > 1:
@@ -123,6 +162,7 @@ def _from_mapping(value: dict[str, Any], spec: InputSpec, key: str) -> Inputs:
             raise InputError([key, extra[0]], f"unknown feature; expected {spec.features}")
         if missing:
             raise InputError([key, missing[0]], "missing feature column")
+        spec.check_rows(max((len(v) if isinstance(v, list) else 1) for v in value.values()))
         cols = []
         for f in spec.features:
             col = _array(value[f], [key, f], spec.dtypes[spec.single.name])
@@ -141,6 +181,7 @@ def _from_mapping(value: dict[str, Any], spec: InputSpec, key: str) -> Inputs:
 def _from_records(rows: list[Any], spec: InputSpec, key: str) -> Inputs:
     if not spec.features or spec.single is None:
         raise InputError([key, 0], "records (objects per row) need feature_names in model.json")
+    spec.check_rows(len(rows))
     table = []
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
@@ -159,7 +200,11 @@ def _from_records(rows: list[Any], spec: InputSpec, key: str) -> Inputs:
 def parse_npy(body: bytes, spec: InputSpec) -> Inputs:
     if spec.single is None:
         raise InputError(["body"], "application/x-npy carries one tensor; this model has several inputs")
-    _check_npy_size(body)
+    header = npy_header(body)
+    if header is None:
+        raise InputError(["body"], "not a valid .npy array: truncated header")
+    check_npy_length(header, len(body))
+    spec.check_rows(spec.rows_of_shape(spec.single.name, header[0]))
     try:
         arr = np.load(io.BytesIO(body), allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
@@ -169,12 +214,35 @@ def parse_npy(body: bytes, spec: InputSpec) -> Inputs:
     return {spec.single.name: spec.check(spec.single.name, arr, ["body"])}
 
 
-def _check_npy_size(body: bytes) -> None:
-    """The header's shape × itemsize must equal the bytes that follow it: ``np.load`` allocates what the header
-    declares before reading, so a 100-byte body claiming 10^12 elements would otherwise exhaust memory."""
+def check_npy_length(header: tuple[tuple[int, ...], np.dtype, int], body_length: int) -> None:
+    """422 unless the header's shape × itemsize is exactly the bytes that follow it."""
+    shape, dtype, offset = header
+    declared = math.prod(shape) * dtype.itemsize
+    if declared != body_length - offset:
+        raise InputError(["body"], f"the .npy header declares shape {list(shape)} of {dtype} ({declared} bytes) "
+                                   f"but {body_length - offset} bytes follow it")
+
+
+def npy_header(prefix: bytes) -> tuple[tuple[int, ...], np.dtype, int] | None:
+    """(shape, dtype, data offset) from the start of a ``.npy`` body; ``None`` while the header is incomplete.
+
+    ``np.load`` allocates what the header declares before reading, so the caller checks the shape (rows, and
+    shape × itemsize against the bytes that follow) first. Raises InputError for anything but a v1/v2 header of
+    a numeric dtype.
+    """
     from numpy.lib import format as npy_format
 
-    fp = io.BytesIO(body)
+    if len(prefix) < 12:
+        if len(prefix) >= 6 and not prefix.startswith(b"\x93NUMPY"):
+            raise InputError(["body"], "not a valid .npy array: bad magic string")
+        return None
+    size = 2 if prefix[6:8] == b"\x01\x00" else 4
+    offset = 8 + size + int.from_bytes(prefix[8:8 + size], "little")
+    if offset > NPY_MAX_HEADER:
+        raise InputError(["body"], f"not a valid .npy array: header of {offset} bytes")
+    if len(prefix) < offset:
+        return None
+    fp = io.BytesIO(prefix[:offset])
     try:
         version = npy_format.read_magic(fp)
         reader = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}.get(version)
@@ -185,10 +253,7 @@ def _check_npy_size(body: bytes) -> None:
         raise InputError(["body"], f"not a valid .npy array: {e}") from None
     if dtype.hasobject:
         raise InputError(["body"], "object arrays are not accepted; send numbers")
-    declared = math.prod(shape) * dtype.itemsize
-    if declared != len(body) - fp.tell():
-        raise InputError(["body"], f"the .npy header declares shape {list(shape)} of {dtype} ({declared} bytes) "
-                                   f"but {len(body) - fp.tell()} bytes follow it")
+    return tuple(shape), dtype, offset
 
 
 def parse_raw(body: bytes, headers, spec: InputSpec) -> Inputs:
@@ -209,6 +274,7 @@ def parse_raw(body: bytes, headers, spec: InputSpec) -> Inputs:
         shape = [int(s) for s in shape_s.replace("x", ",").split(",") if s.strip()]
     except ValueError:
         raise InputError(["header", "X-Tensor-Shape"], f"{shape_s!r} is not a comma-separated list of ints") from None
+    spec.check_rows(spec.rows_of_shape(name, shape))
     if len(body) % dtype.itemsize:
         raise InputError(["body"], f"{len(body)} bytes is not a whole number of {dtype.name} values")
     count = len(body) // dtype.itemsize
@@ -218,37 +284,3 @@ def parse_raw(body: bytes, headers, spec: InputSpec) -> Inputs:
         raise InputError(["header", "X-Tensor-Shape"], f"shape {shape} does not fit {count} {dtype.name} values") \
             from None
     return {name: spec.check(name, arr, ["body"])}
-
-
-def decode_image(data: bytes, spec: InputSpec, loc: list[str | int]) -> np.ndarray:
-    """One JPEG/PNG → a float32 tensor laid out per the manifest's image spec (without the batch axis)."""
-    from PIL import Image, UnidentifiedImageError
-
-    img_spec = spec.manifest.image
-    if img_spec is None:
-        raise InputError(loc, "this model does not take images (model.json has no 'image' section)")
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.format not in ("JPEG", "PNG"):
-                raise InputError(loc, f"unsupported image format {img.format}; send JPEG or PNG")
-            img = img.convert("RGB" if img_spec.channels == 3 else "L")
-            img = img.resize((img_spec.width, img_spec.height), Image.Resampling.BILINEAR)
-            arr = np.asarray(img, dtype=np.float32)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as e:
-        raise InputError(loc, f"cannot decode image: {e}") from None
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    arr = arr * np.float32(img_spec.scale)
-    if img_spec.mean and img_spec.std:
-        arr = (arr - np.asarray(img_spec.mean, np.float32)) / np.asarray(img_spec.std, np.float32)
-    if img_spec.layout == "NCHW":
-        arr = arr.transpose(2, 0, 1)
-    return np.ascontiguousarray(arr)
-
-
-def images_to_inputs(images: list[np.ndarray], spec: InputSpec) -> Inputs:
-    if spec.single is None:
-        raise InputError(["body"], "image upload needs a single-input model")
-    name = spec.single.name
-    return {name: spec.check(name, np.stack(images), ["file"])}

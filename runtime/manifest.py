@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 MANIFEST_FILE = "model.json"
 SCHEMA_VERSION = 1
 
-ServedFormat = Literal["onnx", "torchscript", "pickle", "joblib", "skops", "savedmodel"]
+ServedFormat = Literal["onnx", "torchscript", "pickle", "joblib", "skops", "savedmodel", "xgboost", "lightgbm",
+                       "catboost"]
 OutputRole = Literal["label", "probabilities", "logits", "prediction", "other"]
 
 

@@ -74,20 +74,26 @@ class Metrics:
 
     def render(self) -> bytes:
         if multiprocess_enabled():
-            registry = CollectorRegistry()
-            mp.MultiProcessCollector(registry)
-            return generate_latest(registry)
+            return render_multiprocess()
         return generate_latest(self.registry)
+
+
+def render_multiprocess() -> bytes:
+    """Every worker's samples from ``PROMETHEUS_MULTIPROC_DIR`` (served by the supervisor with several workers)."""
+    registry = CollectorRegistry()
+    mp.MultiProcessCollector(registry)
+    return generate_latest(registry)
 
 
 class DriftTracker:
     """Running per-feature mean/std (Chan's parallel update, per batch) compared with the manifest baseline.
 
-    Gauges are refreshed at most once per ``interval_s`` so wide inputs cost nothing per request.
+    Gauges are refreshed at most once per ``interval_s`` so wide inputs cost nothing per request. Nothing is
+    published (nor shown by ``stats``) before ``min_count`` rows: with few rows the means are the callers' inputs.
     """
 
     def __init__(self, metrics: Metrics, version: str, names: list[str], baseline_mean: list[float] | None,
-                 baseline_std: list[float] | None, interval_s: float = 1.0) -> None:
+                 baseline_std: list[float] | None, interval_s: float = 1.0, min_count: int = 100) -> None:
         self.metrics, self.version, self.names = metrics, version, names
         self.base_mean = np.asarray(baseline_mean, dtype=np.float64) if baseline_mean else None
         self.base_std = np.asarray(baseline_std, dtype=np.float64) if baseline_std else None
@@ -95,6 +101,7 @@ class DriftTracker:
         self.mean = np.zeros(len(names))
         self.m2 = np.zeros(len(names))
         self.interval_s = interval_s
+        self.min_count = min_count
         self._last = 0.0
         self._lock = threading.Lock()
 
@@ -120,15 +127,20 @@ class DriftTracker:
         with self._lock:
             std = np.sqrt(self.m2 / max(self.n - 1, 1))
             mean = self.mean.copy()
+            n = self.n
+        if n < self.min_count:
+            return {name: {"count": n} for name in self.names}
         out = {}
         for i, name in enumerate(self.names):
-            entry = {"mean": float(mean[i]), "std": float(std[i]), "count": self.n}
+            entry = {"mean": float(mean[i]), "std": float(std[i]), "count": n}
             if self.base_mean is not None and self.base_std is not None and i < len(self.base_mean):
                 entry["drift_z"] = float(abs(mean[i] - self.base_mean[i]) / max(self.base_std[i], 1e-12))
             out[name] = entry
         return out
 
     def publish(self) -> None:
+        if self.n < self.min_count:
+            return
         for name, s in self.stats().items():
             self.metrics.feature_mean.labels(self.version, name).set(s["mean"])
             self.metrics.feature_std.labels(self.version, name).set(s["std"])

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from runtime.batching import Batcher, Inputs
 from runtime.formatting import OutputFormatter
 from runtime.inputs import InputError, InputSpec
+from runtime.limits import default_max_rows, input_row_bytes, memory_limit_bytes
 from runtime.loaders import load_model
 from runtime.manifest import MANIFEST_FILE, Manifest
 from runtime.metrics import DriftTracker, Metrics
@@ -67,10 +69,27 @@ def discover(settings: Settings) -> tuple[dict[str, ModelVersion], Path | None]:
         if m.version in versions:
             raise StartupError(f"{folder}: version {m.version} is also in {versions[m.version].folder}")
         names.add(m.name)
-        versions[m.version] = ModelVersion(m, folder, InputSpec(m), OutputFormatter(m, settings.top_k))
+        versions[m.version] = ModelVersion(m, folder, limited_spec(m, settings), OutputFormatter(m, settings.top_k))
     if len(names) > 1:
         raise StartupError(f"versions in {settings.models_dir} belong to different models: {sorted(names)}")
     return versions, routing
+
+
+def limited_spec(m: Manifest, settings: Settings) -> InputSpec:
+    """The manifest's InputSpec with this server's per-request limits (rows derived from memory when unset)."""
+    spec = InputSpec(m)
+    memory = memory_limit_bytes(settings.memory_mib) // settings.workers
+    spec.max_rows = settings.max_rows_per_request or default_max_rows(memory, input_row_bytes(m))
+    spec.max_image_pixels = settings.max_image_pixels
+    spec.max_request_pixels = max(settings.max_request_pixels, settings.max_image_pixels)
+    return spec
+
+
+def response_row_bytes(mv: ModelVersion, outputs: Inputs) -> int:
+    """JSON bytes of one formatted answer row (from the warm-up), top-k at its maximum, +25 % for longer labels."""
+    fields, _ = mv.formatter.format(outputs, 100)
+    rows = max(1, len(next(iter(outputs.values()))) if outputs else 1)
+    return max(16, int(len(orjson.dumps(fields, option=orjson.OPT_SERIALIZE_NUMPY)) / rows * 1.25))
 
 
 def warmup_inputs(mv: ModelVersion) -> Inputs:
@@ -107,9 +126,11 @@ class ModelRepository:
         s, m = self.settings, mv.manifest
         if m.baseline and len(m.inputs) == 1 and len(m.inputs[0].shape) == 2:
             names = m.feature_names or [f"f{i}" for i in range(len(m.baseline.mean))]
-            mv.drift = DriftTracker(self.metrics, m.version, names, m.baseline.mean, m.baseline.std)
+            mv.drift = DriftTracker(self.metrics, m.version, names, m.baseline.mean, m.baseline.std,
+                                    min_count=s.drift_min_count)
         elif len(m.inputs) == 1 and len(m.inputs[0].shape) == 2 and m.feature_names:
-            mv.drift = DriftTracker(self.metrics, m.version, m.feature_names, None, None)
+            mv.drift = DriftTracker(self.metrics, m.version, m.feature_names, None, None,
+                                    min_count=s.drift_min_count)
         mv.batcher = Batcher(
             model,
             max_batch_size=s.batching.max_batch_size if s.batching.enabled else 1,
@@ -118,11 +139,14 @@ class ModelRepository:
             after_batch=self._after_batch(mv),
             name=m.version,
         )
-        mv.batcher.predict_sync(warmup_inputs(mv))  # warm-up: one inference before reporting ready
+        warm = mv.batcher.predict_sync(warmup_inputs(mv))  # warm-up: one inference before reporting ready
+        with contextlib.suppress(Exception):  # a model whose outputs cannot be estimated keeps the row limit
+            by_response = s.max_response_bytes // response_row_bytes(mv, warm)
+            mv.spec.max_rows = max(1, min(mv.spec.max_rows, by_response))
         mv.load_seconds = time.perf_counter() - t0
         self.metrics.load_seconds.labels(m.version).set(mv.load_seconds)
         log.info("loaded %s %s (%s) in %.3fs", m.name, m.version, m.format, mv.load_seconds,
-                 extra={"version": m.version, "threads": threads})
+                 extra={"version": m.version, "threads": threads, "max_rows_per_request": mv.spec.max_rows})
 
     def _after_batch(self, mv: ModelVersion) -> Callable[[Inputs, Inputs, int, float], None]:
         batch_hist = self.metrics.batch_size.labels(mv.manifest.version)

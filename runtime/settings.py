@@ -34,6 +34,7 @@ class Settings(ServingConfig):
     emf_namespace: str = "mldeploy"
     emf_interval_s: Annotated[float, Field(gt=0)] = 10.0
     threads: Annotated[int, Field(ge=0)] = 0  # inference threads per worker; 0 = CPU quota / workers
+    memory_mib: Annotated[int, Field(ge=64)] | None = None  # the task's memory; default: cgroup memory.max
 
     @model_validator(mode="after")
     def _one_model_source(self) -> Settings:
@@ -73,8 +74,17 @@ ENV_MAP: dict[str, str] = {
     "MLDEPLOY_EMF_NAMESPACE": "emf_namespace",
     "MLDEPLOY_EMF_INTERVAL_S": "emf_interval_s",
     "MLDEPLOY_THREADS": "threads",
+    "MLDEPLOY_MEMORY_MIB": "memory_mib",
+    "MLDEPLOY_MAX_ROWS": "max_rows_per_request",
+    "MLDEPLOY_MAX_RESPONSE_BYTES": "max_response_bytes",
+    "MLDEPLOY_MAX_IMAGE_PIXELS": "max_image_pixels",
+    "MLDEPLOY_TRUSTED_PROXIES": "trusted_proxies",
+    "MLDEPLOY_METRICS_PORT": "metrics_port",
+    "MLDEPLOY_DOCS": "docs",
+    "MLDEPLOY_JWT_MAX_LIFETIME_S": "auth.jwt_max_lifetime_s",
+    "MLDEPLOY_AUTH_FAILURE_LIMIT": "auth.failure_limit",
 }
-_LISTS = {"cors.allow_origins"}
+_LISTS = {"cors.allow_origins", "trusted_proxies"}
 
 
 class SettingsError(Exception):

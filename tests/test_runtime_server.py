@@ -35,8 +35,8 @@ def free_port() -> int:
 
 
 class Proc:
-    def __init__(self, popen: subprocess.Popen, url: str, log: Path) -> None:
-        self.popen, self.url, self.log = popen, url, log
+    def __init__(self, popen: subprocess.Popen, url: str, log: Path, metrics_url: str = "") -> None:
+        self.popen, self.url, self.log, self.metrics_url = popen, url, log, metrics_url
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
@@ -50,15 +50,15 @@ class Proc:
 @contextmanager
 def serve(tmp: Path, model_dir: Path | None = None, *, models_dir: Path | None = None, env: dict | None = None,
           workers: int = 1, wait_ready: bool = True):
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     args = [sys.executable, "-m", "runtime", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     args += ["--model-dir", str(model_dir)] if model_dir else ["--models-dir", str(models_dir)]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLDEPLOY_", "PROMETHEUS_"))}
-    full_env.update({"MLDEPLOY_EMF_INTERVAL_S": "0.5", **(env or {})})
+    full_env.update({"MLDEPLOY_EMF_INTERVAL_S": "0.5", "MLDEPLOY_METRICS_PORT": str(metrics_port), **(env or {})})
     log = tmp / f"server-{port}.log"
     with log.open("wb") as out:
         popen = subprocess.Popen(args, cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT)
-    proc = Proc(popen, f"http://127.0.0.1:{port}", log)
+    proc = Proc(popen, f"http://127.0.0.1:{port}", log, f"http://127.0.0.1:{metrics_port}")
     try:
         if wait_ready:
             deadline = time.monotonic() + 60
@@ -220,12 +220,13 @@ def test_metadata_docs_probes_and_metrics(onnx_server):
     assert "sepal_length" in json.dumps(body["application/json"]["schema"])
     assert "/v1/models/{name}/versions/{version}/predict" in spec["paths"]
     assert httpx.get(url + "/docs").status_code == 200
-    # traffic with a clear drift: petal_length far above the iris mean
+    # traffic with a clear drift: petal_length far above the iris mean (published from 100 rows on)
     for _ in range(5):
-        httpx.post(url + "/predict", json={"inputs": [[5.0, 3.0, 50.0, 1.0]] * 4})
+        httpx.post(url + "/predict", json={"inputs": [[5.0, 3.0, 50.0, 1.0]] * 20})
     time.sleep(1.1)  # drift gauges refresh at most once per second
     httpx.post(url + "/predict", json={"inputs": [[5.0, 3.0, 50.0, 1.0]]})
-    text = httpx.get(url + "/metrics").text
+    assert httpx.get(url + "/metrics").status_code == 404  # only on the metrics port
+    text = httpx.get(onnx_server.metrics_url + "/metrics").text
     assert 'mldeploy_requests_total{route="/predict",status="200",version="1.0.0"}' in text
     assert 'mldeploy_requests_total{route="/predict",status="422",version="1.0.0"}' in text
     assert "mldeploy_request_latency_seconds_bucket" in text and "mldeploy_batch_size_bucket" in text
@@ -306,7 +307,7 @@ def test_timeout_504_and_queue_full_503(tmp_path):
         assert all(c.headers["retry-after"] == "1" for c in codes if c.status_code == 503)
         assert set(statuses) <= {503, 504}
         time.sleep(1.5)
-        metrics = httpx.get(proc.url + "/metrics").text
+        metrics = httpx.get(proc.metrics_url + "/metrics").text
         assert 'mldeploy_rejected_total{reason="queue_full"}' in metrics
         assert proc.stop() == 0
 
@@ -361,23 +362,26 @@ def test_jwt_hs256_and_rs256(artifacts, tmp_path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     (tmp_path / "jwt.pub").write_bytes(pem)
-    env = {"MLDEPLOY_AUTH_MODE": "jwt", "MLDEPLOY_JWT_ALGORITHM": "RS256",
+    env = {"MLDEPLOY_AUTH_MODE": "jwt", "MLDEPLOY_JWT_ALGORITHM": "RS256", "MLDEPLOY_JWT_AUDIENCE": "iris-api",
            "MLDEPLOY_JWT_SECRET_FILE": str(tmp_path / "jwt.pub")}
     with serve(tmp_path, artifacts["onnx"], env=env) as proc:
         def call(token: str) -> int:
             return httpx.post(proc.url + "/predict", json={"inputs": IRIS_ROWS[:1]},
                               headers={"authorization": f"Bearer {token}"}).status_code
 
-        assert call(jwt.encode({"sub": "svc", "exp": now + 60}, key, "RS256")) == 200
-        assert call(jwt.encode({"sub": "svc", "exp": now + 60}, "k" * 40, "HS256")) == 401  # HS256 refused
+        claims = {"sub": "svc", "exp": now + 60, "aud": "iris-api"}
+        assert call(jwt.encode(claims, key, "RS256")) == 200
+        assert call(jwt.encode({**claims, "aud": "totally-other-service"}, key, "RS256")) == 401
+        assert call(jwt.encode(claims, "k" * 40, "HS256")) == 401  # HS256 refused
         other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        assert call(jwt.encode({"sub": "svc", "exp": now + 60}, other, "RS256")) == 401  # wrong signer
+        assert call(jwt.encode(claims, other, "RS256")) == 401  # wrong signer
 
 
 @pytest.mark.parametrize(("env", "message"), [
     ({"MLDEPLOY_AUTH_MODE": "api_key"}, "MLDEPLOY_API_KEYS"),
-    ({"MLDEPLOY_AUTH_MODE": "jwt"}, "MLDEPLOY_JWT_SECRET"),
-    ({"MLDEPLOY_AUTH_MODE": "jwt", "MLDEPLOY_JWT_SECRET": "short"}, "at least 32"),
+    ({"MLDEPLOY_AUTH_MODE": "jwt", "MLDEPLOY_JWT_AUDIENCE": "a"}, "MLDEPLOY_JWT_SECRET"),
+    ({"MLDEPLOY_AUTH_MODE": "jwt", "MLDEPLOY_JWT_AUDIENCE": "a", "MLDEPLOY_JWT_SECRET": "short"}, "at least 32"),
+    ({"MLDEPLOY_AUTH_MODE": "jwt", "MLDEPLOY_JWT_SECRET": "s" * 40}, "jwt_audience is required"),
     ({"MLDEPLOY_MAX_QUEUE": "zero"}, "MLDEPLOY_MAX_QUEUE"),
 ])
 def test_refuses_to_start_without_secrets_or_with_bad_settings(artifacts, tmp_path, env, message):
@@ -441,7 +445,7 @@ def test_versions_weighted_sticky_pinned_and_reloaded(artifacts, tmp_path):
             routing.write_text("{broken")  # kept: previous weights
             time.sleep(1.2)
             assert {c.post(url, json=body).json()["version"] for _ in range(10)} == {"1.1.0"}
-            text = c.get(proc.url + "/metrics").text
+            text = c.get(proc.metrics_url + "/metrics").text
             assert 'version="1.0.0"' in text and 'version="1.1.0"' in text
         assert "ignoring" in proc.logs()
 
@@ -452,7 +456,7 @@ def test_two_workers_share_metrics(artifacts, tmp_path):
         with cf.ThreadPoolExecutor(8) as pool:
             codes = list(pool.map(lambda _: httpx.post(url, json={"inputs": IRIS_ROWS[:1]}).status_code, range(40)))
         assert codes == [200] * 40
-        text = httpx.get(proc.url + "/metrics").text
+        text = httpx.get(proc.metrics_url + "/metrics").text
         line = next(li for li in text.splitlines()
                     if li.startswith('mldeploy_requests_total{route="/predict",status="200"'))
         assert float(line.rsplit(" ", 1)[1]) == 40.0  # summed over both workers

@@ -35,7 +35,8 @@ def test_settings_file_then_env_then_overrides(tmp_path):
 def test_runtime_json_written_by_the_cli_is_accepted(tmp_path):
     from mldeploy.config.schema import RuntimeSection
 
-    section = RuntimeSection.model_validate({"batching": {"max_batch_size": 4}, "auth": {"mode": "jwt"},
+    section = RuntimeSection.model_validate({"batching": {"max_batch_size": 4},
+                                             "auth": {"mode": "jwt", "jwt_audience": "a"},
                                              "cors": {"allow_origins": ["https://x.example"]}, "top_k": 2})
     doc = json.loads(section.model_dump_json())
     doc["a_future_field"] = 1  # a newer CLI: ignored with a warning, not fatal
@@ -192,14 +193,14 @@ def test_api_keys_are_kept_hashed_and_compared():
     with pytest.raises(AuthConfigError, match="MY_KEYS"):
         Authenticator(Auth(mode="api_key", api_keys_env="MY_KEYS"), {})
     with pytest.raises(AuthConfigError, match="PEM public key"):
-        Authenticator(Auth(mode="jwt", jwt_algorithm="RS256"), {"MLDEPLOY_JWT_SECRET": "x" * 64})
+        Authenticator(Auth(mode="jwt", jwt_algorithm="RS256", jwt_audience="a"), {"MLDEPLOY_JWT_SECRET": "x" * 64})
     assert Authenticator(Auth(), {}).authenticate({}) is None
 
 
 def test_drift_tracker_matches_numpy():
     rng = np.random.default_rng(1)
     batches = [rng.normal(3, 2, size=(n, 2)) for n in (1, 7, 30, 2)]
-    d = DriftTracker(Metrics(), "1", ["a", "b"], [0.0, 3.0], [1.0, 2.0])
+    d = DriftTracker(Metrics(), "1", ["a", "b"], [0.0, 3.0], [1.0, 2.0], min_count=40)
     for b in batches:
         d.update(b)
     allx = np.concatenate(batches)
@@ -251,7 +252,7 @@ def test_readiness_turns_false_while_draining(tmp_path):
 @pytest.mark.parametrize(("mode", "env", "schemes"), [
     ("none", {}, None),
     ("api_key", {"MLDEPLOY_API_KEYS": "k" * 20}, {"ApiKey", "ApiKeyBearer"}),
-    ("jwt", {"MLDEPLOY_JWT_SECRET": "s" * 40}, {"JWT"}),
+    ("jwt", {"MLDEPLOY_JWT_SECRET": "s" * 40, "MLDEPLOY_JWT_AUDIENCE": "a"}, {"JWT"}),
 ])
 def test_openapi_documents_the_auth_scheme(tmp_path, mode, env, schemes):
     from fastapi.testclient import TestClient

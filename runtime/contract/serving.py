@@ -5,6 +5,7 @@ Secrets are never settings: only the *names* of the env vars / files that hold t
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -12,6 +13,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _RATE_RE = re.compile(r"\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*")
+
+
+def _rate(v: str) -> str:
+    if not _RATE_RE.fullmatch(v):
+        raise ValueError(f"{v!r} is not a rate like '100/second' or '1000/minute'")
+    return v
 
 
 class Strict(BaseModel):
@@ -41,8 +48,23 @@ class Auth(Strict):
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
     jwt_secret_env: str = "MLDEPLOY_JWT_SECRET"
     jwt_secret_file: str | None = None
-    jwt_audience: str | None = None
-    jwt_issuer: str | None = None
+    jwt_audience: str | None = Field(default=None, description="Required with mode jwt: the 'aud' tokens must carry.")
+    jwt_issuer: str | None = Field(default=None, description="When set, tokens must carry this 'iss'.")
+    jwt_max_lifetime_s: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="When set, tokens need 'iat' and 'exp - iat' (and 'exp - now') at most this.")
+    failure_limit: str = Field(default="30/minute", description="Failed auth attempts per client IP before 429.")
+
+    @field_validator("failure_limit")
+    @classmethod
+    def _failure_limit(cls, v: str) -> str:
+        return _rate(v)
+
+    @model_validator(mode="after")
+    def _jwt_needs_audience(self) -> Auth:
+        if self.mode == AuthMode.jwt and not self.jwt_audience:
+            raise ValueError("jwt_audience is required when auth.mode is jwt (tokens issued for another service "
+                             "would otherwise be accepted)")
+        return self
 
 
 class RateLimit(Strict):
@@ -52,9 +74,7 @@ class RateLimit(Strict):
     @field_validator("limit")
     @classmethod
     def _limit(cls, v: str) -> str:
-        if not _RATE_RE.fullmatch(v):
-            raise ValueError(f"{v!r} is not a rate like '100/second' or '1000/minute'")
-        return v
+        return _rate(v)
 
 
 class Cors(Strict):
@@ -86,3 +106,33 @@ class ServingConfig(Strict):
     top_k: Annotated[int, Field(ge=1, le=100)] = 5
     low_confidence_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_rows_per_request: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="Rows (or images) per request, checked before the array is built (413). "
+        "Default: derived from the task memory and the model's row size (runtime.limits.default_max_rows).")
+    max_response_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
+    max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 32 * 1024
+    max_image_pixels: Annotated[int, Field(ge=1)] = 40_000_000
+    max_request_pixels: Annotated[int, Field(ge=1)] = 80_000_000
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="CIDRs whose X-Forwarded-For is believed (on ECS: the VPC CIDR).")
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=9090, description="Prometheus /metrics on its own port (0 = off); never on the main port.")
+    drift_min_count: Annotated[int, Field(ge=1)] = 100
+    docs: bool = Field(default=True, description="Serve /docs and /openapi.json (Swagger UI from local assets).")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        for cidr in v:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not an IP network like 10.0.0.0/16") from None
+        return v
+
+    @model_validator(mode="after")
+    def _metrics_port_differs(self) -> ServingConfig:
+        if self.metrics_port and self.metrics_port == self.port:
+            raise ValueError(f"metrics_port {self.metrics_port} must differ from port (metrics stay off the "
+                             "public port)")
+        return self

@@ -20,7 +20,10 @@ from starlette.responses import Response
 
 from runtime.auth import Authenticator
 from runtime.dataplane import InferenceService
+from runtime.http.clientip import ClientIP
+from runtime.http.docs import add_docs
 from runtime.http.errors import HANDLERS
+from runtime.http.metrics_endpoint import MetricsEndpoint
 from runtime.http.middleware import ServingMiddleware
 from runtime.http.routes import Endpoints
 from runtime.http.security import Guard
@@ -46,6 +49,7 @@ class ModelServer:
     dataplane: InferenceService
     guard: Guard
     drain: Drain
+    client_ip: ClientIP
 
     @classmethod
     def build(cls, settings: Settings, environ: dict[str, str] | None = None) -> ModelServer:
@@ -54,10 +58,24 @@ class ModelServer:
         repository = ModelRepository(settings, metrics)
         auth = Authenticator(settings.auth, environ)
         rl = settings.rate_limit
-        guard = Guard(auth, RateLimiter(rl.limit) if rl.enabled else None, rl.limit, metrics)
+        client_ip = ClientIP(settings.trusted_proxies)
+        guard = Guard(auth, RateLimiter(rl.limit) if rl.enabled else None, rl.limit, metrics, client_ip,
+                      settings.auth.failure_limit)
         emf = EmfAggregator(settings.emf_namespace, repository.name, settings.low_confidence_threshold)
         dataplane = InferenceService(settings, repository, metrics, emf)
-        return cls(settings, metrics, emf, repository, dataplane, guard, Drain())
+        return cls(settings, metrics, emf, repository, dataplane, guard, Drain(), client_ip)
+
+    def render_metrics(self) -> bytes:
+        """The Prometheus text (queue depths refreshed first); called from the metrics port's thread."""
+        self.repository.sync_queue_depths()
+        return self.metrics.render()
+
+    def metrics_endpoint(self) -> MetricsEndpoint | None:
+        """This process's metrics port; with several workers the supervisor (``__main__``) serves it instead."""
+        s = self.settings
+        if not s.metrics_port or s.workers > 1:
+            return None
+        return MetricsEndpoint(self.render_metrics, s.host, s.metrics_port)
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
@@ -66,11 +84,16 @@ class ModelServer:
         emf_task = asyncio.get_running_loop().create_task(
             flush_periodically(self.emf, self.settings.emf_interval_s))
         self.drain.install_signal_handlers()
+        endpoint = self.metrics_endpoint()
+        if endpoint is not None:
+            endpoint.start()
         self.metrics.ready.set(1)
         try:
             yield
         finally:
             self.metrics.ready.set(0)
+            if endpoint is not None:
+                endpoint.stop()
             await self.repository.stop(self.settings.drain_timeout_s)
             emf_task.cancel()
             self.emf.flush()
@@ -90,10 +113,13 @@ class RestServer:
         app = FastAPI(
             title=f"{srv.repository.name} (mldeploy)", version=latest.version, lifespan=srv.lifespan,
             description=f"{latest.task} model served by mldeploy; versions: {', '.join(versions)}",
-            default_response_class=Response,
+            default_response_class=Response, docs_url=None, redoc_url=None,  # no CDN-loaded pages
+            openapi_url="/openapi.json" if srv.settings.docs else None,
         )
         app.state.server = srv
         self._register_endpoints(app)
+        if srv.settings.docs:
+            add_docs(app)
         self._add_exception_handlers(app)
         self._add_middlewares(app)
         return app
@@ -118,7 +144,9 @@ class RestServer:
                                expose_headers=_EXPOSED)
         # added last, so outermost: it also times and counts CORS preflights and 413s
         app.add_middleware(ServingMiddleware, metrics=self.server.metrics, emf=self.server.emf,
-                           max_body_bytes=s.max_body_bytes, access_log=s.access_log, drain=self.server.drain)
+                           max_body_bytes=s.max_body_bytes, access_log=s.access_log, drain=self.server.drain,
+                           max_header_bytes=s.max_header_bytes,
+                           client_ip=self.server.client_ip if s.trusted_proxies else None)
 
 
 def create_app(settings: Settings | None = None, environ: dict[str, str] | None = None) -> FastAPI:

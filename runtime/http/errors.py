@@ -11,20 +11,14 @@ from starlette.responses import Response
 
 from runtime.auth import AuthError
 from runtime.batching import InferenceError
-from runtime.dataplane import (
-    JSON,
-    InferenceTimeoutError,
-    ModelNotServedError,
-    NotReadyError,
-    ServerBusyError,
-    UnsupportedMediaTypeError,
-)
+from runtime.dataplane import JSON, InferenceTimeoutError, ModelNotServedError, NotReadyError, ServerBusyError
 from runtime.http.security import RateLimitedError
-from runtime.inputs import InputError
+from runtime.inputs import InputError, PayloadTooLargeError, UnsupportedMediaTypeError
 from runtime.routing import UnknownVersionError
 
 Handler = Callable[..., Awaitable[Response]]  # (request, exc) -> response
 _RETRY = {"Retry-After": "1"}
+_UNEXPECTED = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
 def error_response(request: Request, status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:
@@ -53,12 +47,26 @@ async def unsupported_media_type(request: Request, exc: UnsupportedMediaTypeErro
     return error_response(request, 415, str(exc))
 
 
+async def payload_too_large(request: Request, exc: PayloadTooLargeError) -> Response:
+    return error_response(request, 413, str(exc))
+
+
 async def invalid_input(request: Request, exc: InputError) -> Response:
     return error_response(request, 422, exc.detail())
 
 
 async def inference_failed(request: Request, exc: InferenceError) -> Response:
-    return error_response(request, 500, f"the model failed on this input: {exc}")
+    # the model's own message can hold file paths and internals: it is logged (by the data plane), not returned
+    return error_response(request, 500, "the model failed on this input; the server log has the details "
+                                        "under this request_id")
+
+
+async def unexpected(request: Request, exc: Exception) -> Response:
+    """Any other exception: a JSON 500 with the request id, nothing about the cause (Starlette logs it).
+
+    Sent by Starlette's outermost ServerErrorMiddleware, past the serving middleware: it sets its own headers.
+    """
+    return error_response(request, 500, "internal server error", _UNEXPECTED)
 
 
 async def not_ready(request: Request, exc: NotReadyError) -> Response:
@@ -79,9 +87,11 @@ HANDLERS: dict[type[Exception], Handler] = {
     ModelNotServedError: model_not_served,
     UnknownVersionError: unknown_version,
     UnsupportedMediaTypeError: unsupported_media_type,
+    PayloadTooLargeError: payload_too_large,
     InputError: invalid_input,
     InferenceError: inference_failed,
     NotReadyError: not_ready,
     ServerBusyError: server_busy,
     InferenceTimeoutError: inference_timeout,
+    Exception: unexpected,
 }

@@ -1,5 +1,7 @@
-"""Pure-ASGI serving middleware (no BaseHTTPMiddleware overhead): request id, body limit (413), in-flight gauge,
-per-route/status/version metrics, EMF samples, ``Connection: close`` while draining and the JSON access log line.
+"""Pure-ASGI serving middleware (no BaseHTTPMiddleware overhead): request id, header (431) and body (413) limits,
+``X-Content-Type-Options: nosniff`` and ``Cache-Control: no-store`` on every response (static docs assets keep
+their own), in-flight gauge, per-route/status/version metrics, EMF samples, ``Connection: close`` while draining
+and the JSON access log line.
 
 It shares two values with the app through the request state (``scope["state"]``): it sets ``request_id``, and
 reads ``model_version`` (set by the data plane) to label the metrics.
@@ -11,6 +13,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,8 +24,10 @@ from runtime.telemetry import EmfAggregator
 
 access = logging.getLogger("mldeploy.access")
 _RID_RE = re.compile(rb"^[\w.-]{1,64}$")
-_STATIC_ROUTES = {"/predict", "/health", "/ready", "/metrics", "/v1/models", "/docs", "/openapi.json", "/redoc"}
-_QUIET_ROUTES = ("/health", "/ready", "/metrics")
+_STATIC_ROUTES = {"/predict", "/health", "/ready", "/v1/models", "/docs", "/openapi.json"}
+_QUIET_ROUTES = ("/health", "/ready")
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_NO_STORE = (b"cache-control", b"no-store")
 
 
 class _BodyTooLargeError(Exception):
@@ -40,8 +45,11 @@ def route_label(path: str) -> str:
 
 class ServingMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics, emf: EmfAggregator, max_body_bytes: int,
-                 access_log: bool, drain: Drain) -> None:
+                 access_log: bool, drain: Drain, max_header_bytes: int = 32 * 1024,
+                 client_ip: Callable[[Scope], str] | None = None) -> None:
         self.app = app
+        self.max_header_bytes = max_header_bytes
+        self.client_ip = client_ip
         self.metrics = metrics
         self.emf = emf
         self.limit = max_body_bytes
@@ -55,7 +63,9 @@ class ServingMiddleware:
         t0 = time.perf_counter()
         rid = b""
         length = None
+        header_bytes = 0
         for k, v in scope["headers"]:
+            header_bytes += len(k) + len(v)
             if k == b"x-request-id" and _RID_RE.match(v):
                 rid = v
             elif k == b"content-length":
@@ -68,7 +78,7 @@ class ServingMiddleware:
         status = 500
         started = False
         drain = self.drain
-        extra_headers = [(b"x-request-id", rid_s.encode())]
+        extra_headers = [(b"x-request-id", rid_s.encode()), _NOSNIFF]
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, started
@@ -76,6 +86,8 @@ class ServingMiddleware:
                 started = True
                 status = message["status"]
                 headers = list(message.get("headers", ())) + extra_headers
+                if not any(k == b"cache-control" for k, _ in headers):
+                    headers.append(_NO_STORE)
                 if drain.active:
                     headers.append((b"connection", b"close"))
                 message = {**message, "headers": headers}
@@ -96,7 +108,10 @@ class ServingMiddleware:
         m = self.metrics
         m.in_flight.inc()
         try:
-            if length is not None and length > limit:
+            if header_bytes > self.max_header_bytes:
+                await self._refuse(send_wrapper, rid_s, 431, "header_too_large",
+                                   f"request headers exceed max_header_bytes ({self.max_header_bytes} bytes)")
+            elif length is not None and length > limit:
                 await self._too_large(send_wrapper, rid_s)
             else:
                 try:
@@ -117,13 +132,21 @@ class ServingMiddleware:
                 access.info("%s %s %d", scope["method"], path, status, extra={
                     "request_id": rid_s, "route": route, "status": status, "version": version,
                     "latency_ms": round(elapsed * 1000.0, 3),
-                    "client": scope["client"][0] if scope.get("client") else None})
+                    "client": self._client(scope)})
+
+    def _client(self, scope: Scope) -> str | None:
+        if self.client_ip is not None:
+            return self.client_ip(scope)
+        return scope["client"][0] if scope.get("client") else None
 
     async def _too_large(self, send: Send, rid: str) -> None:
-        self.metrics.rejected.labels("body_too_large").inc()
-        body = orjson.dumps({"detail": f"request body exceeds max_body_bytes ({self.limit} bytes)",
-                             "request_id": rid})
-        await send({"type": "http.response.start", "status": 413,
+        detail = f"request body exceeds max_body_bytes ({self.limit} bytes)"
+        await self._refuse(send, rid, 413, "body_too_large", detail)
+
+    async def _refuse(self, send: Send, rid: str, status: int, reason: str, detail: str) -> None:
+        self.metrics.rejected.labels(reason).inc()
+        body = orjson.dumps({"detail": detail, "request_id": rid})
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
@@ -10,12 +11,11 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from runtime.dataplane import JSON, NPY, InferenceService, Prediction
+from runtime.dataplane import BIG_ROWS, JSON, NPY, InferenceService, Prediction
 from runtime.http.security import Guard, rate_limit_headers
+from runtime.inputs import PayloadTooLargeError
 from runtime.lifecycle import Drain
 from runtime.openapi import request_body, responses
-
-_PROM = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def npy_bytes(arr: np.ndarray) -> bytes:
@@ -38,6 +38,7 @@ class Endpoints:
         self.guard = guard
         self.drain = drain
         self.name = dataplane.name
+        self.max_response_bytes = dataplane.settings.max_response_bytes
 
     def register(self, router: APIRouter) -> None:
         """Add every route to ``router``; inference and metadata routes carry the guard dependency."""
@@ -54,25 +55,36 @@ class Endpoints:
         router.add_api_route("/health", self.health, methods=["GET"], tags=["probes"], summary="Liveness")
         router.add_api_route("/ready", self.ready, methods=["GET"], tags=["probes"],
                              summary="Readiness: loaded, warmed and not draining")
-        router.add_api_route("/metrics", self.prometheus, methods=["GET"], tags=["probes"],
-                             summary="Prometheus metrics")
+        # no /metrics here: it is served on runtime.metrics_port only (runtime.http.metrics_endpoint)
 
-    def _respond(self, request: Request, p: Prediction) -> Response:
-        headers = {**rate_limit_headers(request), "X-Model-Version": p.version}
+    def _body(self, request: Request, p: Prediction) -> tuple[bytes, str]:
         if NPY in request.headers.get("accept", ""):
-            return Response(npy_bytes(p.primary()), media_type=NPY, headers=headers)
-        rid = request.scope.get("state", {}).get("request_id")  # set by the serving middleware
-        doc = {"request_id": rid, "model": self.name, "version": p.version, **p.fields}
-        return Response(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY), media_type=JSON, headers=headers)
+            body, ctype = npy_bytes(p.primary()), NPY
+        else:
+            rid = request.scope.get("state", {}).get("request_id")  # set by the serving middleware
+            doc = {"request_id": rid, "model": self.name, "version": p.version, **p.fields}
+            body, ctype = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY), JSON
+        if len(body) > self.max_response_bytes:  # backstop: the row limit already accounts for the answer size
+            raise PayloadTooLargeError(f"the answer would be {len(body)} bytes, above max_response_bytes "
+                                       f"({self.max_response_bytes}): send fewer rows")
+        return body, ctype
+
+    async def _respond(self, request: Request, p: Prediction) -> Response:
+        headers = {**rate_limit_headers(request), "X-Model-Version": p.version, "Cache-Control": "no-store"}
+        if p.rows > BIG_ROWS:
+            body, ctype = await asyncio.to_thread(self._body, request, p)
+        else:
+            body, ctype = self._body(request, p)
+        return Response(body, media_type=ctype, headers=headers)
 
     async def predict(self, request: Request) -> Response:
-        return self._respond(request, await self.dataplane.predict(request))
+        return await self._respond(request, await self.dataplane.predict(request))
 
     async def predict_named(self, request: Request, name: str) -> Response:
-        return self._respond(request, await self.dataplane.predict(request, name=name))
+        return await self._respond(request, await self.dataplane.predict(request, name=name))
 
     async def predict_version(self, request: Request, name: str, version: str) -> Response:
-        return self._respond(request, await self.dataplane.predict(request, name=name, version=version))
+        return await self._respond(request, await self.dataplane.predict(request, name=name, version=version))
 
     async def models(self) -> Response:
         return json_response(200, self.repository.describe())
@@ -84,7 +96,3 @@ class Endpoints:
         ok = self.repository.ready and not self.drain.active
         doc = {"ready": ok, "draining": self.drain.active, "versions": self.repository.router.versions}
         return json_response(200 if ok else 503, doc)
-
-    async def prometheus(self) -> Response:
-        self.repository.sync_queue_depths()
-        return Response(self.metrics.render(), media_type=_PROM)

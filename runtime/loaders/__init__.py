@@ -16,6 +16,9 @@ _MODULES = {
     "joblib": "runtime.loaders.sklearn",
     "skops": "runtime.loaders.sklearn",
     "savedmodel": "runtime.loaders.savedmodel",
+    "xgboost": "runtime.loaders.boosted",  # native gradient-boosted trees (no pickle)
+    "lightgbm": "runtime.loaders.boosted",
+    "catboost": "runtime.loaders.boosted",
 }
 
 __all__ = ["LoadedModel", "ModelLoadError", "load_model"]
