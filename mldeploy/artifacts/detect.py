@@ -42,8 +42,20 @@ def _looks_like_onnx(head: bytes) -> bool:
     return len(head) > 2 and head[0] == 0x08 and 0 < head[1] < 32
 
 
+def _boosted_format(head: bytes) -> str | None:
+    """XGBoost JSON/UBJ (``{"learner":`` / UBJSON ``{L…learner``), LightGBM text (``tree\nversion=``), CatBoost."""
+    if head.startswith(b"CBM1"):
+        return "catboost"
+    if head.startswith(b"tree\nversion=") or head.startswith(b"tree\r\nversion="):
+        return "lightgbm"
+    if head[:1] == b"{" and (head[1:40].lstrip().startswith(b'"learner"') or b"learner" in head[1:24]):
+        return "xgboost"
+    return None
+
+
 def detect_format(path: Path) -> str:
-    """Return one of pickle, joblib, skops, onnx, torchscript, torch, savedmodel (or ``keras`` to reject).
+    """Return one of pickle, joblib, skops, onnx, torchscript, torch, savedmodel, xgboost, lightgbm, catboost,
+    mlflow (or ``keras`` to reject).
 
     Raises ArtifactError for a missing, empty or unrecognised file.
     """
@@ -52,8 +64,11 @@ def detect_format(path: Path) -> str:
     if path.is_dir():
         if (path / "saved_model.pb").is_file():
             return "savedmodel"
-        raise ArtifactError(f"{path} is a folder without saved_model.pb; only TensorFlow SavedModel folders are "
-                            "accepted as a model directory", hint="point model.path at the model file")
+        if (path / "MLmodel").is_file():
+            return "mlflow"
+        raise ArtifactError(f"{path} is a folder without saved_model.pb or MLmodel; only TensorFlow SavedModel and "
+                            "MLflow model folders are accepted as a model directory",
+                            hint="point model.path at the model file")
     with path.open("rb") as fh:
         head = fh.read(4096)
     if not head:
@@ -66,11 +81,14 @@ def detect_format(path: Path) -> str:
         return "joblib"  # joblib.dump(..., compress=N)
     if _looks_like_onnx(head):
         return "onnx"
+    if boosted := _boosted_format(head):
+        return boosted
     if head[:1] in (b"(", b"]", b"}", b"c"):  # protocol 0/1 pickles have no PROTO opcode
         return "pickle"
     raise ArtifactError(
-        f"cannot tell the format of {path}: it is not pickle/joblib, skops, ONNX, TorchScript, torch.save or a "
-        "SavedModel folder", hint="set model.format in mldeploy.yaml if the file is valid")
+        f"cannot tell the format of {path}: it is not pickle/joblib, skops, ONNX, TorchScript, torch.save, an "
+        "XGBoost/LightGBM/CatBoost model file, a SavedModel or an MLflow model folder",
+        hint="re-export the model in one of these formats")
 
 
 def resolve_format(path: Path, configured: str) -> str:
@@ -99,23 +117,67 @@ def missing_framework(fmt: str, module: str, extra: str) -> ArtifactError:
 MODEL_SUFFIXES = {
     ".pkl": "pickle", ".pickle": "pickle", ".joblib": "joblib", ".skops": "skops", ".onnx": "onnx",
     ".pt": "torchscript", ".pth": "torch", ".torchscript": "torchscript", ".keras": "savedmodel",
+    ".ubj": "xgboost", ".xgb": "xgboost", ".cbm": "catboost",
 }
+_SNIFFED_SUFFIXES = (".json", ".txt", ".model", ".bin")  # native boosted-tree files, told apart by content
+_GUESSABLE = {"pickle", "joblib", "skops", "onnx", "torchscript", "torch", "savedmodel", "xgboost", "lightgbm",
+              "catboost", "mlflow"}
 
 
 def guess_format(path: Path) -> str:
-    """A cheap guess by name for ``init`` (``package`` detects for real by content)."""
+    """A cheap guess for ``init``: the first bytes (or the folder layout), else the name (``package`` detects
+    for real)."""
+    try:
+        fmt = detect_format(path)
+    except ArtifactError:
+        fmt = "auto"
+    if fmt in _GUESSABLE:
+        return fmt
     if path.is_dir():
-        return "savedmodel" if (path / "saved_model.pb").exists() else "auto"
+        return "auto"
     return MODEL_SUFFIXES.get(path.suffix.lower(), "auto")
 
 
+_BOOSTED_MODULES = {"xgboost": "XGBoost", "lightgbm": "LightGBM", "catboost": "CatBoost"}
+
+
+def describe_model(path: Path, fmt: str) -> str | None:
+    """A short note for ``init`` about how the model will be served, without loading it (None: nothing to add)."""
+    if fmt in ("pickle", "joblib") and path.is_file():
+        from mldeploy.artifacts.formats.sklearn_family import pickle_modules
+
+        roots = sorted({m.split(".", 1)[0] for m in pickle_modules(path) or ()})
+        lib = next((_BOOSTED_MODULES[m] for m in roots if m in _BOOSTED_MODULES), None)
+        if lib:
+            return f"a {lib} model in a {fmt} file: served as ONNX if it converts with parity, else in {lib}'s " \
+                   "native format (not pickle)"
+    if fmt in _BOOSTED_MODULES:
+        return f"a native {_BOOSTED_MODULES[fmt]} model: served as ONNX if it converts with parity, else as is"
+    if fmt == "mlflow":
+        from mldeploy.artifacts.formats.mlflow_fmt import read_mlmodel
+
+        try:
+            flavor = read_mlmodel(path).flavor
+        except ArtifactError as e:
+            return f"an MLflow model folder ({e.message})"
+        return f"an MLflow model folder, flavor {flavor}"
+    return None
+
+
+def _is_model_candidate(p: Path) -> bool:
+    if p.is_dir():
+        return (p / "saved_model.pb").exists() or (p / "MLmodel").exists()
+    suffix = p.suffix.lower()
+    return suffix in MODEL_SUFFIXES or suffix in _SNIFFED_SUFFIXES and guess_format(p) in _BOOSTED_MODULES
+
+
 def find_model_files(folder: Path) -> list[Path]:
-    """Model files and SavedModel folders in ``folder`` (one level deep, then ``models/``/``model/``)."""
+    """Model files, SavedModel and MLflow folders in ``folder`` (one level deep, then ``models/``/``model/``)."""
     found: list[Path] = []
     for base in (folder, folder / "model", folder / "models"):
         if not base.is_dir():
             continue
         for p in sorted(base.iterdir()):
-            if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES or p.is_dir() and (p / "saved_model.pb").exists():
+            if _is_model_candidate(p):
                 found.append(p)
     return found

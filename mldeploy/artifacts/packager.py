@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from mldeploy.config import Project
 
 KEY_FILE = ".package-key"
+QUANTIZE_FILE = ".quantize.json"  # the before/after figures of model.quantize, shown again on a cached package
 CACHE_VERSION = "1"
 
 
@@ -44,6 +45,7 @@ class PackageResult:
     source_path: Path | None = None
     source_size: int = 0
     notes: list[str] = field(default_factory=list)  # e.g. why ONNX conversion was skipped
+    quantization: dict[str, Any] | None = None  # model.quantize: sizes, single-row latency, parity, kept or not
 
     @property
     def model_file(self) -> Path:
@@ -90,7 +92,9 @@ def _cached(out: Path, key: str, source: Path) -> PackageResult | None:
         manifest = verify(out)
     except ArtifactError:
         return None  # tampered or incomplete: rebuild
-    return PackageResult(dir=out, manifest=manifest, cached=True, source_path=source, source_size=size_bytes(source))
+    quant = json.loads((out / QUANTIZE_FILE).read_text()) if (out / QUANTIZE_FILE).is_file() else None
+    return PackageResult(dir=out, manifest=manifest, cached=True, source_path=source, source_size=size_bytes(source),
+                         quantization=quant)
 
 
 def _config_error(project: Project, field_name: str, message: str) -> ConfigError:
@@ -112,6 +116,7 @@ def package(project: Project, output_dir: Path | None = None, *, force: bool = F
     fmt = resolve_format(source, cfg.format.value)
     handler = handler_for(fmt)(source, cfg, project.root)
     handler.load()
+    handler = handler.specialized()
     sig = handler.signature()
     if cfg.image and len(sig.inputs) == 1 and len(sig.inputs[0].shape) != 4:
         raise _config_error(project, "model.image", f"the model input {sig.inputs[0].name!r} has shape "
@@ -138,6 +143,13 @@ def package(project: Project, output_dir: Path | None = None, *, force: bool = F
     tmp.mkdir()
     try:
         served, parity, notes = _produce(handler, sig, tmp, x, reference, cfg.convert.value, rows, cfg.parity)
+        quant = None
+        if cfg.quantize == "int8":
+            from mldeploy.artifacts.quantize import quantize_int8
+
+            served, parity, quant = quantize_int8(handler, sig, tmp, x, reference, served, parity, cfg.quantize_parity)
+            notes += quant.pop("notes", [])
+            (tmp / QUANTIZE_FILE).write_text(json.dumps(quant, sort_keys=True) + "\n")
         manifest = _manifest(project, handler, sig, served, parity, tmp, source, source_sha, sample)
         manifest.save(tmp)
         (tmp / KEY_FILE).write_text(key + "\n")
@@ -145,7 +157,7 @@ def package(project: Project, output_dir: Path | None = None, *, force: bool = F
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return PackageResult(dir=out, manifest=manifest, source_path=source, source_size=size_bytes(source),
-                         notes=notes + handler.notes)
+                         notes=notes + handler.notes, quantization=quant)
 
 
 def _check_labels(project: Project, sig: Signature, reference: dict[str, np.ndarray]) -> None:

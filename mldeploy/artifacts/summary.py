@@ -29,6 +29,7 @@ def as_dict(result: PackageResult) -> dict[str, Any]:
         "parity": m.parity.model_dump() if m.parity else None, "requirements": m.requirements,
         "inputs": [t.model_dump() for t in m.inputs], "outputs": [t.model_dump() for t in m.outputs],
         "class_labels": m.class_labels, "version": m.version, "notes": result.notes,
+        "quantization": result.quantization,
     }
 
 
@@ -53,6 +54,13 @@ def render(result: PackageResult) -> None:
         mark = "[green]passed[/green]" if p.passed else "[red]FAILED[/red]"
         table.add_row("parity", f"{mark} on {p.samples} inputs: max abs {p.max_abs_error:.2e}, "
                                 f"max rel {p.max_rel_error:.2e}{agree}")
+    if (q := result.quantization) and "int8_bytes" in q:
+        verdict = "[green]kept[/green]" if q["kept"] else "[yellow]not kept[/yellow]"
+        qp = q["parity"]
+        agree = f", argmax agreement {qp['argmax_agreement']:.1%}" if qp.get("argmax_agreement") is not None else ""
+        table.add_row("int8", f"{verdict}: size {human_size(q['fp32_bytes'])} → {human_size(q['int8_bytes'])}, "
+                              f"single-row latency {q['fp32_latency_ms']:.3f} ms → {q['int8_latency_ms']:.3f} ms; "
+                              f"parity max abs {qp['max_abs_error']:.2e}{agree}")
     for t in m.inputs:
         table.add_row("input", f"{t.name}: {t.dtype}[{_shape(t.shape)}]")
     for t in m.outputs:

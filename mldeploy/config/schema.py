@@ -34,6 +34,10 @@ class ModelFormat(StrEnum):
     torchscript = "torchscript"
     savedmodel = "savedmodel"
     torch = "torch"
+    xgboost = "xgboost"  # native XGBoost JSON/UBJ (Booster.save_model)
+    lightgbm = "lightgbm"  # LightGBM text model (Booster.save_model)
+    catboost = "catboost"  # CatBoost .cbm
+    mlflow = "mlflow"  # an MLflow model folder (MLmodel file)
 
 
 class ConvertTarget(StrEnum):
@@ -72,6 +76,11 @@ class Parity(Strict):
     samples: Annotated[int, Field(gt=0, le=10000)] = 64
 
 
+def _int8_parity() -> Parity:
+    # int8 weights move outputs by ~1e-2: the gate is on agreement, with a loose numeric bound
+    return Parity(atol=0.05, rtol=0.05, min_argmax_agreement=0.98)
+
+
 class ModelSection(Strict):
     path: str
     format: ModelFormat = ModelFormat.auto
@@ -89,6 +98,12 @@ class ModelSection(Strict):
     )
     torch_class_kwargs: dict[str, Any] = Field(default_factory=dict)
     parity: Parity = Field(default_factory=Parity)
+    quantize: Literal["none", "int8"] = Field(
+        default="none", description="int8: onnxruntime dynamic quantization of the served ONNX model (weights int8), "
+        "kept only if it passes model.quantize_parity against the original model.")
+    quantize_parity: Parity = Field(
+        default_factory=_int8_parity, description="The gate for model.quantize: max abs/rel error and argmax "
+        "agreement of the quantized model against the original (defaults: atol 0.05, rtol 0.05, agreement 0.98).")
     trusted_types: list[str] = Field(
         default_factory=list,
         description="skops only: fully qualified types or functions (as `skops.io.get_untrusted_types` names them, "
@@ -150,6 +165,27 @@ class RegistrySection(Strict):
 
     url: str | None = None
     repository: str | None = None
+    credentials_secret: str | None = None
+    """Secrets Manager ARN of ``{"username", "password"}`` for a private non-ECR ``url``: ECS pulls with it
+    (task definition ``repositoryCredentials``; "Private registry authentication for tasks", ECS guide)."""
+
+    @field_validator("credentials_secret")
+    @classmethod
+    def _credentials(cls, v: str | None) -> str | None:
+        # ECS RepositoryCredentials.credentialsParameter: "The Amazon Resource Name (ARN) of the secret containing
+        # the private repository credentials" (botocore ecs service-2.json); a name only resolves in-region and
+        # cannot scope the execution role's IAM statement, so the ARN is required
+        if v is not None and not re.fullmatch(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+", v):
+            raise ValueError(f"{v!r} is not a Secrets Manager secret ARN "
+                             "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX)")
+        return v
+
+    @model_validator(mode="after")
+    def _credentials_need_url(self) -> RegistrySection:
+        if self.credentials_secret and not self.url:
+            raise ValueError("credentials_secret is for private non-ECR registries: set registry.url too "
+                             "(ECS pulls from ECR with the execution role)")
+        return self
 
     @field_validator("repository")
     @classmethod
@@ -177,13 +213,27 @@ class Autoscaling(Strict):
 
 
 class HealthCheck(Strict):
+    """One health check for both the ALB target group and the ECS container, so the stricter limits apply."""
+
     path: str = "/ready"
+    # botocore elbv2 CreateTargetGroupInput.HealthCheckIntervalSeconds "The range is 5-300"; ecs HealthCheck.interval
+    # "between 5 and 300 seconds"
     interval_s: Annotated[int, Field(ge=5, le=300)] = 10
-    timeout_s: Annotated[int, Field(ge=2, le=120)] = 5
+    # botocore ecs HealthCheck.timeout "You may specify between 2 and 60 seconds" (the ALB's 2–120 is wider)
+    timeout_s: Annotated[int, Field(ge=2, le=60)] = 5
     healthy_threshold: Annotated[int, Field(ge=2, le=10)] = 2
     unhealthy_threshold: Annotated[int, Field(ge=2, le=10)] = 3
     grace_period_s: Annotated[int, Field(ge=0, le=7200)] = 60
     deregistration_delay_s: Annotated[int, Field(ge=0, le=3600)] = 30
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> HealthCheck:
+        # ELBv2 CreateTargetGroup/ModifyTargetGroup answer "ValidationError: Health check interval must be greater
+        # than the timeout." (quoted in hashicorp/terraform-provider-aws#48071 and aws/aws-cdk#29075)
+        if self.timeout_s >= self.interval_s:
+            raise ValueError(f"timeout_s ({self.timeout_s}) must be less than interval_s ({self.interval_s}): "
+                             "AWS rejects a health check whose timeout is not below its interval")
+        return self
 
 
 class Alarms(Strict):
@@ -213,11 +263,41 @@ FARGATE_SIZES: dict[int, list[int]] = {
 }
 
 
+SECRET_REF = re.compile(
+    r"(?P<secret>arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:(?P<name>[\w/+=.@-]+))"
+    r"(?::(?P<json_key>[^:]*)(?::(?P<stage>[^:]*)(?::(?P<version>[^:]*))?)?)?")
+"""A Secrets Manager ``valueFrom`` (ECS guide, "Pass Secrets Manager secrets through Amazon ECS environment
+variables": ``arn:aws:secretsmanager:region:aws_account_id:secret:secret-name:json-key:version-stage:version-id``).
+Secret names are letters, digits and ``/_+=.@-`` (Secrets Manager CreateSecretRequest.Name), so never contain ``:``."""
+
+_RANDOM_SUFFIX = re.compile(r".+-[A-Za-z0-9]{6}")
+
+
+def secret_resource_arn(value_from: str) -> str:
+    """The IAM ``Resource`` that grants ``secretsmanager:GetSecretValue`` on a ``valueFrom``: the secret's ARN without
+    the ``:json-key:version-stage:version-id`` suffix. Secrets Manager appends "-" and six random characters to every
+    secret's ARN; a partial ARN without them gets the ``-??????`` wildcard the Secrets Manager user guide recommends
+    for policies ("auth-and-access_iam-policies": "…:secret:SecretName-??????")."""
+    m = SECRET_REF.fullmatch(value_from)
+    if m is None:
+        return value_from
+    arn = m.group("secret")
+    return arn if _RANDOM_SUFFIX.fullmatch(m.group("name")) else f"{arn}-??????"
+
+
+SECRET_ENV_HINTS = ("KEY", "SECRET", "TOKEN", "PASSWORD")
+"""Substrings of environment variable names that likely hold secrets (``aws.environment`` warns about them)."""
+
+
 class AwsSection(Strict):
     region: str | None = None
     profile: str | None = None
     vpc_id: str | None = None
-    subnet_ids: list[str] = Field(default_factory=list)
+    subnet_ids: list[str] = Field(
+        default_factory=list, description="Subnets of the tasks (and of the load balancer unless alb_subnet_ids).")
+    alb_subnet_ids: list[str] = Field(
+        default_factory=list, description="Subnets of the load balancer (one per AZ, two AZs or more), e.g. public "
+        "subnets while the tasks run in private ones (subnet_ids). Default: subnet_ids.")
     assign_public_ip: bool = True
     internal: bool = False
     allowed_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"])
@@ -229,14 +309,22 @@ class AwsSection(Strict):
     health_check: HealthCheck = Field(default_factory=HealthCheck)
     certificate_arn: str | None = None
     domain: str | None = None
+    hosted_zone_id: str | None = Field(
+        default=None, description="Route 53 hosted zone for aws.domain (default: the public zone with the longest "
+        "name the domain ends with); holds the ACM validation record and the alias to the load balancer."
+    )
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
                                 2192, 2557, 2922, 3288, 3653] = 30
     container_insights: bool = False
     alarms: Alarms = Field(default_factory=Alarms)
     environment: dict[str, str] = Field(default_factory=dict)
     secrets: dict[str, str] = Field(
-        default_factory=dict, description="Container env var → SSM parameter or Secrets Manager ARN."
+        default_factory=dict, description="Container env var → SSM parameter or Secrets Manager ARN (a Secrets "
+        "Manager ARN may end in :json-key:version-stage:version-id)."
     )
+    secrets_kms_key_arn: str | None = Field(
+        default=None, description="The customer managed KMS key that encrypts the secrets (the execution role gets "
+        "kms:Decrypt on it); not needed for the AWS managed keys.")
     task_role_policy_arns: list[str] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
     read_only_root_filesystem: bool = Field(
@@ -264,6 +352,33 @@ class AwsSection(Strict):
         for key, arn in v.items():
             if not re.fullmatch(r"arn:aws[a-z-]*:(ssm|secretsmanager):.+", arn):
                 raise ValueError(f"secret {key}: {arn!r} must be an SSM parameter or Secrets Manager ARN")
+            if ":secretsmanager:" not in arn:
+                continue
+            m = SECRET_REF.fullmatch(arn)
+            if m is None:
+                raise ValueError(f"secret {key}: {arn!r} is not arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME "
+                                 "optionally followed by :json-key:version-stage:version-id")
+            # ECS guide (secrets-envvar-secrets-manager): "version-stage … If a version stage is specified, you can't
+            # specify a version ID" (and vice versa)
+            if m.group("stage") and m.group("version"):
+                raise ValueError(f"secret {key}: {arn!r} names both a version stage and a version id; give one")
+        return v
+
+    @field_validator("secrets_kms_key_arn")
+    @classmethod
+    def _kms_key(cls, v: str | None) -> str | None:
+        # IAM grants kms:Decrypt on key ARNs; an alias ARN in a policy Resource does not match the key (KMS developer
+        # guide, "Using aliases to control access to KMS keys": use the kms:ResourceAliases condition instead)
+        if v is not None and not re.fullmatch(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[\w-]+", v):
+            raise ValueError(f"{v!r} is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY-ID; not an alias)")
+        return v
+
+    @field_validator("subnet_ids", "alb_subnet_ids")
+    @classmethod
+    def _unique_subnets(cls, v: list[str]) -> list[str]:
+        dupes = sorted({s for s in v if v.count(s) > 1})
+        if dupes:
+            raise ValueError(f"{', '.join(dupes)} listed more than once")
         return v
 
     @field_validator("tags")
@@ -298,8 +413,18 @@ class AwsSection(Strict):
     def _consistency(self) -> AwsSection:
         if self.subnet_ids and not self.vpc_id:
             raise ValueError("subnet_ids requires vpc_id")
-        if self.certificate_arn is None and self.domain is not None:
-            raise ValueError("domain requires certificate_arn (HTTPS)")
+        if self.alb_subnet_ids and not self.vpc_id:
+            raise ValueError("alb_subnet_ids requires vpc_id")
+        # botocore elbv2 CreateLoadBalancerInput.Subnets: "[Application Load Balancers] You must specify subnets from
+        # at least two Availability Zones" (one subnet per AZ is checked at plan time: it needs the subnets' AZs)
+        alb = ("alb_subnet_ids", self.alb_subnet_ids) if self.alb_subnet_ids else ("subnet_ids", self.subnet_ids)
+        if alb[1] and len(alb[1]) < 2:
+            raise ValueError(f"{alb[0]} lists {len(alb[1])} subnet; the load balancer needs subnets in at least two "
+                             "availability zones")
+        if self.hosted_zone_id is not None and self.domain is None:
+            raise ValueError("hosted_zone_id requires domain")
+        if self.hosted_zone_id is not None and not re.fullmatch(r"(/hostedzone/)?Z[A-Z0-9]{1,32}", self.hosted_zone_id):
+            raise ValueError(f"hosted_zone_id {self.hosted_zone_id!r} is not a Route 53 zone id like 'Z0123456789ABC'")
         return self
 
 
@@ -330,16 +455,47 @@ class CostSection(Strict):
         default=1.0, description="Compressed image size in ECR (storage, NAT pulls).")
     images_retained: Annotated[int, Field(ge=1, le=10000)] = Field(
         default=10, description="Image versions kept in ECR (upper bound: shared layers are stored once).")
-    custom_metrics: Annotated[int, Field(ge=0)] = Field(
-        default=5, description="CloudWatch custom metrics published by the service (the runtime's EMF metrics: "
-                               "latency, requests, errors, low confidence, confidence per model version; "
-                               "ALB/ECS metrics are free).")
+    custom_metrics: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="CloudWatch custom metrics published by the service (default: what the runtime's "
+                                  "EMF lines create: 5 metric names × (the app/env set + one per model version) = "
+                                  "10, 15 during a canary; ALB/ECS metrics are free).")
+    log_sample_rate: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None, description="Share of requests that write an access-log line, for what-if estimates "
+                                  "(default: runtime.access_log.sample_rate when the runtime has it, else 0.01); "
+                                  "errors and slow requests are always logged (always_logged_fraction).")
+    always_logged_fraction: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.01, description="Share of requests logged whatever the sampling (errors, slow requests).")
+    alb_subnets: Annotated[int, Field(ge=2, le=32)] | None = Field(
+        default=None, description="Subnets (AZs) the ALB spans, one public IPv4 each (default: the configured "
+                                  "subnets, else the region's default subnets, e.g. 6 in us-east-1).")
+    budget_monthly: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="USD per month: plan/up/canary refuse (exit 9) when the estimate exceeds it "
+                                  "(--ignore-budget overrides).")
+    expected_rps: Annotated[float, Field(ge=0)] | None = Field(
+        default=None, description="Steady request rate the budget gate prices (default: the cost before traffic).")
     nat_gateways: Annotated[int, Field(ge=0, le=10)] | None = Field(
         default=None, description="NAT gateways paid for this service (default: 1 when aws.assign_public_ip "
                                   "is false, else 0).")
     free_tier: bool = Field(
         default=True, description="Subtract AWS's always-free allowances (account-wide: 3 dashboards, 10 metrics, "
                                   "10 alarms, 5 GB logs, 100 GB data transfer out).")
+
+
+class CiSection(Strict):
+    """The CI workflow ``mldeploy init --ci github`` writes."""
+
+    install: str | None = Field(
+        default=None, description="What every workflow job installs: one pip requirement, URL or path, e.g. "
+        "'mldeploy==0.1.0', 'mldeploy @ git+https://github.com/ORG/mldeploy@v0.1.0' or "
+        "'./wheels/mldeploy-0.1.0-py3-none-any.whl' (default: this mldeploy's version, with the model "
+        "format's extra). `init --ci github` checks that pip can resolve it.")
+
+    @field_validator("install")
+    @classmethod
+    def _one_requirement(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or '"' in v or "\n" in v or any(t.startswith("-") for t in v.split())):
+            raise ValueError(f"{v!r} must be one pip requirement, URL or path (no quotes, options or newlines)")
+        return v.strip() if v is not None else None
 
 
 class Config(Strict):
@@ -353,6 +509,7 @@ class Config(Strict):
     aws: AwsSection = Field(default_factory=AwsSection)
     release: ReleaseSection = Field(default_factory=ReleaseSection)
     cost: CostSection = Field(default_factory=CostSection)
+    ci: CiSection = Field(default_factory=CiSection)
     environments: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Overlays selected with --env (deep-merged over the top level)."
     )
@@ -366,4 +523,8 @@ class Config(Strict):
             )
         if len(v) > MAX_BASE_NAME:
             raise ValueError(f"{v!r} is {len(v)} characters; at most {MAX_BASE_NAME} (AWS target-group names)")
+        # botocore elbv2 CreateLoadBalancerInput.Name: "must not begin with "internal-"" (the load balancer is named
+        # after the app)
+        if v.startswith("internal-"):
+            raise ValueError(f"{v!r} must not begin with 'internal-': AWS reserves it in load balancer names")
         return v

@@ -14,8 +14,10 @@ into the image would leak it into a layer, and build args leak into ``docker his
    rebuild never re-downloads.
 
 Fargate has no GPU: for ``linux/amd64`` an exact ``torch==X`` pin is rewritten to ``torch==X+cpu`` (the CPU
-build, from a find-links folder or the PyTorch CPU index in the user's pip config), and any CUDA wheel
-(``nvidia-*``, ``triton``, ``torch…+cu…``) in the result is refused.
+build, from a find-links folder or the PyTorch CPU index in the user's pip config); ``xgboost`` (≥ 2.1, whose
+Linux x86_64 wheel depends on ``nvidia-nccl-cu12``, 469 MB) becomes ``xgboost-cpu`` at the same version; and any
+CUDA wheel (``nvidia-*``, ``triton``, ``torch…+cu…``) in the result is refused with the package that pulled it in
+and the fix.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from mldeploy.errors import BuildError
 LOCK_FILE = "requirements.lock"
 _DONE = ".complete"
 _CUDA_WHEEL = re.compile(r"^(nvidia[_-]|triton-|triton_|cuda[_-])", re.IGNORECASE)
+# packages with a CPU-only twin on PyPI (same module, no CUDA dependencies), from the first version that has it
+CPU_TWINS = {"xgboost": ("xgboost-cpu", (2, 1, 1))}
 _WHEEL_NAME = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$")
 
 
@@ -103,7 +107,23 @@ def pin_requirement(line: str, platform: str) -> str:
         m = re.fullmatch(r"==([0-9][0-9a-z.]*)", spec)
         if m:
             spec = f"=={m.group(1)}+cpu"
-    return f"{req.name}{extras}{spec}{marker}"
+    name = req.name
+    if twin := CPU_TWINS.get(name.lower()):
+        name, spec = _cpu_twin(name, twin, spec)
+    return f"{name}{extras}{spec}{marker}"
+
+
+def _cpu_twin(name: str, twin: tuple[str, tuple[int, ...]], spec: str) -> tuple[str, str]:
+    """``xgboost==X`` → ``xgboost-cpu==X`` when X has a CPU twin (older versions keep their name: they have no CUDA
+    dependency); an unpinned name gets the host's version; other specifiers carry over to the twin."""
+    cpu_name, first = twin
+    if not spec:
+        host = _host_version(cpu_name) or _host_version(name)
+        return cpu_name, f"=={host.split('+', 1)[0]}" if host else ""
+    m = re.fullmatch(r"===?(\d+(?:\.\d+)*)", spec)
+    if m and tuple(int(p) for p in m.group(1).split(".")) < first:
+        return name, spec
+    return cpu_name, spec
 
 
 def read_requirements(path: Path) -> list[str]:
@@ -147,15 +167,89 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+_TORCH_HINT = ("pin the CPU build (torch==X.Y.Z+cpu) and add https://download.pytorch.org/whl/cpu as an extra "
+               "index in your pip configuration, or put the CPU wheel in image.wheelhouse")
+
+
+def _requires(wheel: Path) -> tuple[str, str, list[str]]:
+    """(project, version, required project names) from a wheel's METADATA."""
+    import zipfile
+
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    m = _WHEEL_NAME.match(wheel.name)
+    name, version = (m["name"], m["version"]) if m else (wheel.name, "")
+    needs: list[str] = []
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            meta = next((n for n in zf.namelist() if n.endswith(".dist-info/METADATA")), None)
+            text = zf.read(meta).decode("utf-8", "replace") if meta else ""
+    except (OSError, zipfile.BadZipFile):
+        text = ""
+    for line in text.splitlines():
+        if line.startswith("Requires-Dist:"):
+            try:
+                needs.append(canonicalize_name(Requirement(line.split(":", 1)[1].strip()).name))
+            except InvalidRequirement:
+                continue
+    return canonicalize_name(name), version, needs
+
+
+def _fix_for(requirer: str) -> str:
+    if requirer == "torch":
+        return _TORCH_HINT
+    if twin := CPU_TWINS.get(requirer):
+        return (f"use the CPU-only wheel {twin[0]} instead of {requirer} (mldeploy does this for the requirements "
+                f"it writes; replace {requirer!r} with {twin[0]!r} in image.pip_packages, or pin {requirer} "
+                f"to a version that has {twin[0]})")
+    return (f"{requirer} pulls in CUDA wheels: pin a CPU-only build of {requirer} (or one without the GPU extra), "
+            "or remove it from image.pip_packages")
+
+
+def cuda_error(bad: list[str], requirers: dict[str, list[str]]) -> BuildError:
+    """The refusal: the CUDA wheels, which packages require them, and the fix for each of those packages."""
+    who = sorted({r for rs in requirers.values() for r in rs})
+    listed = ", ".join(sorted(bad)[:8]) + (f" (required by {', '.join(who)})" if who else "")
+    hints = [_fix_for(r.split(" ", 1)[0]) for r in who] or [_TORCH_HINT]
+    return BuildError("the resolved dependencies contain CUDA wheels, but a CPU deployment (Fargate has no GPU) "
+                      f"must not carry them: {listed}", hint="; ".join(dict.fromkeys(hints)))
+
+
 def check_no_cuda(wheels: list[Path]) -> None:
-    """Refuse CUDA wheels: Fargate has no GPU and they add gigabytes."""
-    bad = [w.name for w in wheels if _CUDA_WHEEL.match(w.name) or re.match(r"torch-[^-]*\+cu\d", w.name)]
-    if bad:
-        raise BuildError(
-            "the resolved dependencies contain CUDA wheels, but Fargate has no GPU: " + ", ".join(sorted(bad)[:8]),
-            hint="pin the CPU build (torch==X.Y.Z+cpu) and add https://download.pytorch.org/whl/cpu as an "
-            "extra index in your pip configuration, or put the CPU wheel in image.wheelhouse",
-        )
+    """Refuse CUDA wheels: Fargate has no GPU and they add gigabytes. The error names who requires them."""
+    bad = [w for w in wheels if _CUDA_WHEEL.match(w.name) or re.match(r"torch-[^-]*\+cu\d", w.name)]
+    if not bad:
+        return
+    from packaging.utils import canonicalize_name
+
+    bad_names = {canonicalize_name(_WHEEL_NAME.match(w.name)["name"]) if _WHEEL_NAME.match(w.name) else w.name: w.name
+                 for w in bad}
+    requirers: dict[str, list[str]] = {}
+    for w in wheels:
+        if w in bad:
+            if w.name.startswith("torch-"):
+                requirers.setdefault(w.name, []).append("torch")
+            continue
+        name, version, needs = _requires(w)
+        for n in needs:
+            if n in bad_names:
+                requirers.setdefault(bad_names[n], []).append(f"{name} {version}".strip())
+    raise cuda_error([w.name for w in bad], requirers)
+
+
+_PIP_CUDA = re.compile(r"(?:requirement|distribution found for) (?P<dep>(?:nvidia|triton|cuda)[\w.-]*)[^\n]*?\(from "
+                       r"(?P<by>[A-Za-z0-9_.-]+)", re.IGNORECASE)
+
+
+def _cuda_in_pip_failure(output: str) -> BuildError | None:
+    """pip failed on a CUDA dependency (e.g. no ``nvidia-nccl-cu12`` wheel on the index): say who wants it."""
+    found = {m["dep"]: m["by"] for m in _PIP_CUDA.finditer(output)}
+    if not found:
+        return None
+    from packaging.utils import canonicalize_name
+
+    return cuda_error(sorted(found), {dep: [canonicalize_name(by)] for dep, by in found.items()})
 
 
 def _lock_lines(folder: Path) -> list[str]:
@@ -220,6 +314,8 @@ def ensure_wheelhouse(requirements: list[str], *, platform: str, python_version:
             shutil.rmtree(wheels, ignore_errors=True)
             proc = _pip_download(args, log)
         if proc.returncode != 0:
+            if cuda := _cuda_in_pip_failure(proc.stderr + proc.stdout):
+                raise cuda
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
             raise BuildError(
                 f"pip could not download wheels for {platform} / Python {python_version}:\n{tail}",

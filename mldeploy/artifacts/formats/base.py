@@ -78,6 +78,11 @@ class Handler(ABC):
     def load(self) -> None:
         """Load the model; raise ArtifactError for a corrupt file or a missing framework."""
 
+    def specialized(self) -> Handler:
+        """After ``load``: the handler that should package this model (e.g. an XGBoost estimator found in a
+        pickle is served as ONNX or native XGBoost, not as a pickle); ``self`` by default."""
+        return self
+
     @abstractmethod
     def signature(self) -> Signature:
         """Inputs/outputs (batch axis dynamic), task and class labels, from the model or the config."""

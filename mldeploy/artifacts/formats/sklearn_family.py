@@ -95,6 +95,14 @@ class SklearnHandler(Handler):
             raise ArtifactError(f"{self.path} holds a {type(self.model).__name__}, not an estimator with predict()",
                                 hint="save the fitted model/pipeline itself")
 
+    def specialized(self) -> Handler:
+        """XGBoost/LightGBM/CatBoost estimators: ONNX via onnxmltools, else their native format (not pickle)."""
+        from mldeploy.artifacts.formats.boosted import BoostedHandler, library_of
+
+        if library_of(self.model) is None:
+            return self
+        return BoostedHandler.wrap(self.model, self.path, self.cfg, self.root, self.format, self.notes)
+
     def _load_skops(self) -> Any:
         import skops.io as sio  # importable: audit() checked
 

@@ -17,10 +17,61 @@ class CiProvider(StrEnum):
 
 
 def default_name(folder: Path) -> str:
-    name = re.sub(r"[^a-z0-9-]+", "-", folder.resolve().name.lower()).strip("-") or "model"
+    return slug(folder.resolve().name)
+
+
+def slug(text: str) -> str:
+    """``Wine Classifier`` → ``wine-classifier``: an app name the schema accepts (lowercase, hyphens, ≤ 28)."""
+    name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "model"
     if not name[0].isalpha():
         name = f"m-{name}"
     return name[:28].rstrip("-")
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` is not a valid app name (the schema's own rule), or None."""
+    from pydantic import ValidationError
+
+    from mldeploy.config.schema import Config
+
+    try:
+        Config.model_validate({"name": name, "model": {"path": "model"}})
+    except ValidationError as e:
+        found = [err["msg"].removeprefix("Value error, ") for err in e.errors() if tuple(err["loc"]) == ("name",)]
+        return found[0] if found else None
+    return None
+
+
+def _ask_name(default: str) -> str:
+    """Prompt for the app name until it is valid; a refused answer is explained and its slug offered."""
+    from rich.prompt import Prompt
+
+    from mldeploy import console
+
+    while True:
+        answer = Prompt.ask("App name", console=console.console, default=default).strip()
+        problem = name_problem(answer)
+        if problem is None:
+            return answer
+        suggestion = slug(answer)
+        if suggestion != answer and name_problem(suggestion) is None:
+            default = suggestion
+            console.warn(f"{problem}; press Enter for {suggestion!r} or type another name")
+        else:
+            console.warn(f"{problem}; type another name")
+
+
+def _ask_model_path() -> Path:
+    """Prompt for the model path until it exists."""
+    from rich.prompt import Prompt
+
+    from mldeploy import console
+
+    while True:
+        answer = Path(Prompt.ask("Path to the model file", console=console.console).strip())
+        if (answer if answer.is_absolute() else Path.cwd() / answer).exists():
+            return answer
+        console.warn(f"{answer} does not exist; type the path of a model file or SavedModel folder")
 
 
 def init(
@@ -54,6 +105,11 @@ def init(
     if target.exists() and not force:
         raise MldeployError(f"{target} already exists", hint="pass --force to overwrite it",
                             exit_code=ExitCode.USAGE)
+    if name is not None and (problem := name_problem(name)) is not None:  # before anything is asked
+        suggestion = slug(name)
+        raise MldeployError(f"--name: {problem}",
+                            hint=f"try --name {suggestion}" if suggestion != name and name_problem(suggestion)
+                            is None else "choose another name", exit_code=ExitCode.CONFIG)
     ask = console.interactive() and not session.options.yes
     if model is None:
         candidates = find_model_files(folder)
@@ -68,9 +124,7 @@ def init(
                                 choices=[str(i) for i in range(1, len(candidates) + 1)], default="1")
             model = candidates[int(choice) - 1]
         elif ask:
-            from rich.prompt import Prompt
-
-            model = Path(Prompt.ask("Path to the model file", console=console.console))
+            model = _ask_model_path()
         elif len(candidates) == 1:
             model = candidates[0]
         else:
@@ -85,11 +139,7 @@ def init(
         raise MldeployError(f"--format {fmt!r} is not one of {', '.join(f.value for f in ModelFormat)}",
                             exit_code=ExitCode.USAGE)
     if name is None:
-        name = default_name(folder)
-        if ask:
-            from rich.prompt import Prompt
-
-            name = Prompt.ask("App name", console=console.console, default=name)
+        name = _ask_name(default_name(folder)) if ask else default_name(folder)
     if ask and format is None:
         from rich.prompt import Prompt
 
@@ -106,6 +156,10 @@ def init(
     folder.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
     console.success(f"wrote {target} (model {model_path}, format {fmt})")
+    from mldeploy.artifacts.detect import describe_model
+
+    if note := describe_model(model_abs, fmt):
+        console.info(f"  {note}")
     console.info("next: [bold]mldeploy validate[/bold], then [bold]mldeploy up --target local[/bold]")
     if ci is not None:
         _init_ci(target, ci, force)
@@ -118,9 +172,32 @@ def _init_ci(target: Path, ci: CiProvider, force: bool) -> None:
     written = init_ci(target, ci.value, force=force)
     spec = written.spec
     console.success(f"wrote {written.path} (environments: {', '.join(spec.environments)})")
+    _check_ci_install(spec.install, target)
     console.info(f"next: set the repository variable [bold]{spec.role_variable}[/bold] to a deploy role's ARN — "
                  "[bold]mldeploy iam-policy --github-oidc OWNER/REPO[/bold] prints its trust policy and permissions; "
                  f"protect the GitHub environment(s) {', '.join(spec.environments)} with required reviewers")
+
+
+def _check_ci_install(spec: str, config_file: Path) -> None:
+    """Warn, with the fix, when pip cannot resolve what every workflow job installs (``ci.install``)."""
+    from rich.markup import escape
+
+    from mldeploy import console
+    from mldeploy.ci.github import check_install
+
+    checked = check_install(spec, cwd=config_file.parent)
+    spec, detail = escape(spec), escape(checked.detail)
+    fix = (f"set ci.install in {config_file.name} to something pip can install on the runner, e.g. "
+           "`ci: {install: \"mldeploy @ git+https://github.com/ORG/REPO@TAG\"}` or a wheel committed to the "
+           "repository (`./wheels/mldeploy-X.Y.Z-py3-none-any.whl`), then run `mldeploy init --ci github --force`")
+    if checked.ok is False:
+        console.warn(f"every job of the workflow installs {spec!r}, which pip cannot install here "
+                     f"({detail}): the workflow would fail at its first step; {fix}")
+    elif checked.ok is None:
+        console.warn(f"could not check that pip can install {spec!r} ({detail}); if the runner cannot "
+                     f"either, the workflow fails at its first step: {fix}")
+    else:
+        console.info(f"[dim]checked: pip resolves {spec}[/dim]")
 
 
 def validate(ctx: typer.Context) -> None:
@@ -168,6 +245,13 @@ def validate(ctx: typer.Context) -> None:
         )
     if cfg.runtime.auth.mode.value == "none":
         warnings.append("runtime.auth.mode is 'none': anyone who can reach the endpoint can call it")
+    from mldeploy.config.loader import deploy_problems, deploy_warnings, load_project
+
+    # what ECS needs beyond the schema (AWS plans check the same), in every environment validated
+    checked = [project] + [load_project(opts.config, e) for e in envs if e != project.env]
+    if problems := [p for each in checked for p in deploy_problems(each)]:
+        raise ConfigError(problems)
+    warnings += dict.fromkeys(w for each in checked for w in deploy_warnings(each.config))
     for w in warnings:
         console.warn(w)
     summary = {
