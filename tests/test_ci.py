@@ -424,3 +424,59 @@ def test_every_mldeploy_command_in_the_workflow_exists_with_its_options(tmp_path
                 assert word.split("=", 1)[0] in opts, f"`{line}`: {word} is not an option of {words[0]}"
         seen.add(words[0])
     assert {"validate", "package", "build", "push", "plan", "status", "up", "canary", "promote", "rollback"} <= seen
+
+
+# --------------------------------------------------------------------------- ci.install (issue 20.4)
+
+
+def _installs(path: Path) -> set[str]:
+    return set(re.findall(r'python -m pip install "([^"]+)"', path.read_text()))
+
+
+def test_init_ci_warns_when_pip_cannot_resolve_the_install_spec_and_ci_install_fixes_it(tmp_path: Path):
+    """The user's run: every job installed `mldeploy==0.1.0`, which pip cannot find. init now says so and how to fix
+    it; `ci.install` (here a wheel path in the repository) is what every job installs, and it is checked."""
+    from mldeploy import __version__
+
+    folder = make_project(tmp_path)
+    env = {**clean_env(), "PIP_INDEX_URL": (tmp_path / "empty-index").as_uri(), "PIP_EXTRA_INDEX_URL": "",
+           "PIP_FIND_LINKS": "", "PIP_NO_INDEX": ""}
+    (tmp_path / "empty-index").mkdir()
+    proc = cli(["init", "--ci", "github"], folder, env)
+    assert proc.returncode == 0, proc.stderr
+    err = " ".join(proc.stderr.split())
+    assert f"installs 'mldeploy=={__version__}', which pip cannot install here" in err
+    assert "set ci.install in mldeploy.yaml" in err and "--force" in err
+    assert _installs(folder / ".github" / "workflows" / "mldeploy.yml") == {f"mldeploy=={__version__}"}
+
+    (folder / "wheels").mkdir()
+    (folder / "wheels" / "mldeploy-0.1.0-py3-none-any.whl").write_bytes(b"")
+    (folder / "mldeploy.yaml").write_text(CONFIG + "ci:\n  install: ./wheels/mldeploy-0.1.0-py3-none-any.whl\n")
+    proc = cli(["init", "--ci", "github", "--force"], folder, env)
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    assert _installs(folder / ".github" / "workflows" / "mldeploy.yml") == {"./wheels/mldeploy-0.1.0-py3-none-any.whl"}
+
+
+def test_install_check_is_bounded_and_offline_is_a_warning_not_a_hang(tmp_path: Path):
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nobody listens on: connection refused at once, like an offline index
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**clean_env(), "PIP_INDEX_URL": f"http://127.0.0.1:{port}/simple", "PIP_EXTRA_INDEX_URL": "",
+           "PIP_FIND_LINKS": ""}
+    folder = make_project(tmp_path)
+    t0 = time.monotonic()
+    proc = cli(["init", "--ci", "github"], folder, env)
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - t0 < 60
+    err = " ".join(proc.stderr.split())
+    assert "warning:" in err and "ci.install" in err and ("could not check" in err or "cannot install" in err)
+    assert github.check_install("./missing.whl", cwd=tmp_path).ok is False
+
+
+def test_ci_install_must_be_one_requirement(tmp_path: Path):
+    folder = make_project(tmp_path, CONFIG + 'ci:\n  install: "mldeploy --index-url http://evil"\n')
+    proc = cli(["validate"], folder)
+    assert proc.returncode == ExitCode.CONFIG and "ci.install" in proc.stderr

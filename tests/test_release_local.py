@@ -61,8 +61,10 @@ def test_local_canary_promote_rollback(tmp_path: Path):
     assert routing(models) == {"1.1.0": 100}
     ok(["rollback", *local], project, env)  # no canary: back to the previous stable version
     assert routing(models) == {"1.0.0": 100}
-    proc = cli(["rollback", *local], project, env)
-    assert proc.returncode == 1 and "no earlier local version" in proc.stderr
+    proc = cli(["rollback", *local], project, env)  # a second rollback: 1.0.0 is the bottom of the lineage
+    err = " ".join(proc.stderr.split())
+    assert proc.returncode == 1 and "no earlier local version" in err
+    assert "the history has only" not in err and "the history also holds 1.1.0" in err and "--to 1.1.0" in err
     ok(["rollback", "--to", "1.1.0", *local], project, env)
     assert routing(models) == {"1.1.0": 100}
 

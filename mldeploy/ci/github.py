@@ -59,7 +59,8 @@ def git_root(start: Path) -> Path | None:
 
 
 def workflow_spec(project: Project, repo_root: Path | None = None) -> WorkflowSpec:
-    """Derive the workflow's settings: environments from the overlays, canary share from ``release.steps``."""
+    """Derive the workflow's settings: environments from the overlays, canary share from ``release.steps``, the
+    install spec from ``ci.install`` (default: this mldeploy's version)."""
     from mldeploy import __version__
 
     cfg = project.config
@@ -93,9 +94,62 @@ def workflow_spec(project: Project, repo_root: Path | None = None) -> WorkflowSp
         default_environment=default_env,
         aws_region=cfg.aws.region or "us-east-1",
         canary_percent=steps[0] if steps else 10,
-        install=f"mldeploy[{extra}]=={__version__}" if extra else f"mldeploy=={__version__}",
+        install=cfg.ci.install or default_install(extra),
         version=__version__,
     )
+
+
+def default_install(extra: str | None = None) -> str:
+    """The running mldeploy's own spec (``mldeploy[torch]==0.1.0``): the default of ``ci.install``."""
+    from mldeploy import __version__
+
+    return f"mldeploy[{extra}]=={__version__}" if extra else f"mldeploy=={__version__}"
+
+
+INSTALL_CHECK_TIMEOUT_S = 30.0
+"""Upper bound for ``init --ci github``'s pip check (an offline machine warns instead of hanging)."""
+
+
+@dataclass(frozen=True)
+class InstallCheck:
+    """Whether pip on this machine resolves ``ci.install``: ``ok`` True, False (it cannot), None (not checked)."""
+
+    spec: str
+    ok: bool | None
+    detail: str = ""
+
+
+def check_install(spec: str, *, timeout: float = INSTALL_CHECK_TIMEOUT_S, cwd: Path | None = None) -> InstallCheck:
+    """Ask this machine's pip (its index configuration) to resolve ``spec`` without installing anything:
+    ``pip install --dry-run --no-deps --ignore-installed``, bounded by ``timeout`` with one connection retry.
+
+    Paths (resolved on the runner after checkout) are only checked for existence under ``cwd``.
+    """
+    import os
+    import subprocess
+    import sys
+
+    target = spec.split("@", 1)[1].strip() if " @ " in spec else spec
+    if target.startswith((".", "/")) and "://" not in target:
+        found = (cwd or Path.cwd()) / target
+        return InstallCheck(spec, found.exists(), "" if found.exists() else f"{found} does not exist")
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_RETRIES": "0",
+           "PIP_DEFAULT_TIMEOUT": str(max(1, int(timeout / 3))), "PIP_NO_INPUT": "1"}
+    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--ignore-installed", "--quiet", spec]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        return InstallCheck(spec, None, f"pip did not answer within {timeout:.0f}s (offline?)")
+    except OSError as e:
+        return InstallCheck(spec, None, f"could not run pip: {e}")
+    if proc.returncode == 0:
+        return InstallCheck(spec, True)
+    errors = [line.strip() for line in proc.stderr.splitlines() if line.startswith("ERROR:")]
+    text = proc.stderr.lower()
+    if any(s in text for s in ("connection", "network is unreachable", "temporary failure in name resolution",
+                               "max retries", "timed out")) and "from versions:" not in text:
+        return InstallCheck(spec, None, "pip could not reach its index (offline?)")
+    return InstallCheck(spec, False, errors[0].removeprefix("ERROR: ") if errors else proc.stderr.strip()[-300:])
 
 
 def _gh(expression: str) -> str:

@@ -16,6 +16,28 @@ from mldeploy import __version__
 from mldeploy.cli.commands import MODULES
 from mldeploy.cli.session import Options, Session, Slot
 
+
+def _no_metavar_for_flags() -> None:
+    """Typer's rich help shows every flag's type as a value placeholder (``--json <bool>``, also ``--help``),
+    although flags take no value (click's plain help shows none). Show nothing for flags; everything else in
+    ``--help`` is unchanged."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_mldeploy", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
+        if self.is_flag and self.metavar is None:
+            return None
+        return shown(self, ctx)
+
+    display_type_rich._mldeploy = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_no_metavar_for_flags()
+
 app = typer.Typer(
     name="mldeploy",
     help="ML deploy in one command: a trained model + mldeploy.yaml → an autoscaled HTTPS endpoint on AWS Fargate.\n\n"

@@ -22,3 +22,6 @@ UpForceUnlock = Annotated[bool, typer.Option("--force-unlock", help="Break a sta
                                                                     "(only when the job holding it died).")]
 ReleaseForceUnlock = Annotated[bool, typer.Option("--force-unlock", help="Break a stale deployment lock (a job that "
                                                                          "died holding it) before starting.")]
+ApiKey = Annotated[str | None, typer.Option("--api-key", envvar="MLDEPLOY_API_KEY", show_default=False,
+                                           help="API key sent as X-API-Key (runtime.auth.mode api_key); never "
+                                                "printed.")]

@@ -8,13 +8,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mldeploy.errors import ConfigError, MldeployError, NotReadyError
+from mldeploy.errors import MldeployError, NotReadyError
 from mldeploy.workspace import BUILD_RECORD, LOCAL_RECORD, Workspace
 
 if TYPE_CHECKING:
     from mldeploy.config import Project
 
 NPY_MAGIC = b"\x93NUMPY"
+SAMPLE_ROWS = 2
+"""Rows generated from the signature when the manifest has no sample input."""
+MAX_JSON_VALUES = 4096
+"""Above this many values per request, generated rows go as ``application/x-npy`` rather than JSON."""
+API_KEY_ENV = "MLDEPLOY_API_KEY"
+"""The API key ``predict``/``bench`` send (``--api-key``); never printed."""
 
 
 @dataclass(frozen=True)
@@ -30,27 +36,55 @@ def default_url(project: Project) -> str:
     return local["url"] if local and local.get("url") else f"http://127.0.0.1:{project.config.runtime.port}"
 
 
-def sample_request(project: Project) -> Request:
-    """The manifest's ``sample_input`` (from the last build's context, else a fresh package)."""
+def _manifest(project: Project, package_if_needed: bool) -> Any | None:
+    """The served model's manifest: the last build's context, else the packaged artifact, else a fresh package."""
     from runtime.manifest import Manifest
 
-    manifest = None
     build = Workspace.of(project).record(BUILD_RECORD)
-    if build:
+    folders = [Path(build["context_dir"]) / "model"] if build and build.get("context_dir") else []
+    for folder in [*folders, Workspace.of(project).artifact_dir]:
         try:
-            manifest = Manifest.load(Path(build["context_dir"]) / "model")
+            return Manifest.load(folder)
         except (OSError, ValueError):
-            manifest = None
-    if manifest is None:
-        from mldeploy.artifacts.packager import package  # the submodule shadows the re-export once imported
+            continue
+    if not package_if_needed:
+        return None
+    from mldeploy.artifacts.packager import package  # the submodule shadows the re-export once imported
 
-        manifest = package(project).manifest
-    if not manifest.sample_input:
-        raise ConfigError(
-            f"the model's manifest has no sample input (model.sample_input in {project.path.name} is unset)",
-            hint="pass --input FILE (.json or .npy), or set model.sample_input",
-        )
-    return Request(json.dumps({"inputs": manifest.sample_input}).encode(), "application/json", "manifest sample")
+    return package(project).manifest
+
+
+def sample_request(project: Project, *, package_if_needed: bool = True) -> Request:
+    """The manifest's ``sample_input``, else rows generated from its signature with the seed the parity check
+    used (``mldeploy.artifacts.sample.generate``), so ``predict``/``bench`` work on a fresh project."""
+    manifest = _manifest(project, package_if_needed)
+    if manifest is None:
+        raise MldeployError("no packaged model yet", hint="run `mldeploy package`, or pass --input FILE")
+    if manifest.sample_input:
+        return Request(json.dumps({"inputs": manifest.sample_input}).encode(), "application/json",
+                       "manifest sample")
+    import numpy as np
+
+    from mldeploy.artifacts.sample import generate
+    from mldeploy.errors import ArtifactError, ExitCode
+
+    try:
+        rows = generate(manifest.inputs, SAMPLE_ROWS)
+    except ArtifactError as e:
+        raise MldeployError(f"no sample input to send: {e.message}", hint="pass --input FILE (.json or .npy), or "
+                            f"set model.sample_input in {project.path.name}", exit_code=ExitCode.USAGE) from e
+    shapes = ", ".join(f"{t.dtype}[{'×'.join('N' if d in (None, -1) else str(d) for d in t.shape)}]"
+                       for t in manifest.inputs)
+    source = f"{SAMPLE_ROWS} rows generated from the signature {shapes}; set model.sample_input for real rows"
+    if len(rows) == 1 and next(iter(rows.values())).size > MAX_JSON_VALUES:  # images: a binary tensor
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, next(iter(rows.values())))
+        return Request(buf.getvalue(), "application/x-npy", source)
+    body = {k: np.round(v.astype(np.float64), 4).tolist() if v.dtype.kind == "f" else v.tolist()
+            for k, v in rows.items()}
+    return Request(json.dumps({"inputs": body}).encode(), "application/json", source)
 
 
 def file_request(path: str) -> Request:
@@ -93,12 +127,16 @@ def send(url: str, request: Request, *, headers: dict[str, str] | None = None, t
     return resp.status_code, body, resp.elapsed.total_seconds()
 
 
-def auth_headers(project: Project) -> dict[str, str]:
-    """An ``X-API-Key``/``Authorization`` header from the environment when the server requires auth."""
+def auth_headers(project: Project | None, api_key: str | None = None) -> dict[str, str]:
+    """The credentials to send: ``api_key`` (``--api-key`` / ``$MLDEPLOY_API_KEY``) as ``X-API-Key``, else the first
+    of the server's own keys from this shell's environment, else ``$MLDEPLOY_TOKEN`` as a bearer token."""
     import os
 
-    auth = project.config.runtime.auth
-    if auth.mode == "api_key" and os.environ.get(auth.api_keys_env):
+    key = api_key or os.environ.get(API_KEY_ENV)
+    if key:
+        return {"X-API-Key": key.strip()}
+    auth = project.config.runtime.auth if project is not None else None
+    if auth is not None and auth.mode == "api_key" and os.environ.get(auth.api_keys_env):
         return {"X-API-Key": os.environ[auth.api_keys_env].split(",")[0].strip()}
     if os.environ.get("MLDEPLOY_TOKEN"):
         return {"Authorization": f"Bearer {os.environ['MLDEPLOY_TOKEN']}"}

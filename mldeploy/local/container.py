@@ -9,11 +9,12 @@ import shlex
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mldeploy.errors import BuildError, NotReadyError
+from mldeploy.errors import BuildError, MldeployError, NotReadyError
 from mldeploy.polling import PollTimeout, poll_until
-from mldeploy.workspace import BUILD_RECORD, LOCAL_RECORD, Workspace
+from mldeploy.workspace import LOCAL_RECORD, Workspace
 
 if TYPE_CHECKING:
     from mldeploy.config import Project
@@ -24,6 +25,10 @@ READY_TIMEOUT_S = 120.0
 """Default wait for ``/ready``; the CLI passes ``$MLDEPLOY_READY_TIMEOUT`` (cli.session.Settings)."""
 READY_POLL_S = 0.05
 LOG_TAIL = 30
+SAMPLE_BODY = "sample-request.json"
+"""The sample request body the printed curl sends (``-d @.mldeploy/<env>/sample-request.json``)."""
+MODELS_MOUNT = "/app/models"
+"""Where ``up --target local`` mounts the workspace's models folder (read-only; ``MLDEPLOY_MODELS_DIR``)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,10 @@ class LocalRun:
     url: str
     port: int
     ready_seconds: float | None
+    models_dir: str | None = None
+    """The host models folder mounted at MODELS_MOUNT (None: the image's own model only)."""
+    versions: list[str] | None = None
+    """The version folders present when the container started (the runtime loads them at start only)."""
 
 
 def container_name(project: Project) -> str:
@@ -47,8 +56,13 @@ def _secret_env(project: Project) -> dict[str, str]:
     return {n: os.environ[n] for n in sorted(names) if n in os.environ}
 
 
-def start_container(project: Project, image: str, port: int | None = None) -> tuple[Any, int]:
-    """(Re)start the app's container from ``image``, publishing the server port on 127.0.0.1:``port``."""
+def start_container(project: Project, image: str, port: int | None = None,
+                    models_dir: Path | None = None) -> tuple[Any, int]:
+    """(Re)start the app's container from ``image``, publishing the server port on 127.0.0.1:``port``.
+
+    ``models_dir``: mounted read-only at MODELS_MOUNT with ``MLDEPLOY_MODELS_DIR`` set, so the runtime serves
+    every version folder there and follows ``routing.json`` (the local release target writes it).
+    """
     from docker.errors import APIError, NotFound
 
     from mldeploy.image.docker_client import client
@@ -59,9 +73,14 @@ def start_container(project: Project, image: str, port: int | None = None) -> tu
     host_port = port or cport
     with contextlib.suppress(NotFound):
         docker.containers.get(name).remove(force=True)
+    environment = _secret_env(project)
+    volumes: dict[str, dict[str, str]] = {}
+    if models_dir is not None:
+        environment["MLDEPLOY_MODELS_DIR"] = MODELS_MOUNT
+        volumes[str(models_dir.resolve())] = {"bind": MODELS_MOUNT, "mode": "ro"}
     try:
         container = docker.containers.run(
-            image, name=name, detach=True, environment=_secret_env(project),
+            image, name=name, detach=True, environment=environment, volumes=volumes,
             ports={f"{cport}/tcp": ("127.0.0.1", host_port)},
             labels={"dev.mldeploy.app": project.config.name, "dev.mldeploy.env": project.env},
             stop_signal="SIGTERM",
@@ -129,26 +148,27 @@ def _indent(text: str) -> str:
 
 
 def sample_curl(project: Project, url: str) -> str:
-    """A copy-paste curl for the README/console, using the manifest's sample input when there is one."""
-    sample = _sample_body(project)
-    body = shlex.quote(json.dumps(sample, separators=(",", ":"))) if sample else "@input.json"
+    """A copy-paste curl for the console: the sample body is written to ``.mldeploy/<env>/sample-request.json``
+    (the manifest's sample input, else rows generated from its signature) and sent with ``-d @FILE``."""
+    path = write_sample_body(project)
+    body = f"@{shlex.quote(str(path))}" if path else "'{\"inputs\": [[...]]}'"
     return f"curl -s -X POST {url}/predict -H 'Content-Type: application/json' -d {body}"
 
 
-def _sample_body(project: Project) -> dict | None:
-    from runtime.manifest import Manifest
+def write_sample_body(project: Project) -> Path | None:
+    """The request body ``predict`` would send, as a file in the workspace (None when there is none)."""
+    from mldeploy.local.client import sample_request
 
-    build = Workspace.of(project).record(BUILD_RECORD)
-    if not build:
-        return None
     try:
-        manifest = Manifest.load(f"{build['context_dir']}/model")
-    except (OSError, ValueError):
+        request = sample_request(project, package_if_needed=False)
+    except MldeployError:
         return None
-    if not manifest.sample_input:
+    if request.content_type != "application/json":
         return None
-    sample = {k: _round(v[:2] if isinstance(v, list) else v) for k, v in manifest.sample_input.items()}
-    return {"inputs": sample}
+    path = Workspace.of(project).path(SAMPLE_BODY)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_round(json.loads(request.body)), separators=(",", ":")) + "\n", encoding="utf-8")
+    return path
 
 
 def _round(value: Any) -> Any:
@@ -159,15 +179,60 @@ def _round(value: Any) -> Any:
 
 
 def run(project: Project, image: str, port: int | None = None, wait: bool = True,
-        ready_timeout: float = READY_TIMEOUT_S) -> LocalRun:
-    """Start ``image`` as the app's local container and (optionally) wait for readiness."""
-    container, host_port = start_container(project, image, port)
+        ready_timeout: float = READY_TIMEOUT_S, models_dir: Path | None = None) -> LocalRun:
+    """Start ``image`` as the app's local container (``models_dir`` mounted) and (optionally) wait for readiness."""
+    versions = _versions(models_dir) if models_dir is not None else None
+    container, host_port = start_container(project, image, port, models_dir)
     url = f"http://127.0.0.1:{host_port}"
     ready = wait_ready(url, container, timeout=ready_timeout) if wait else None
     result = LocalRun(container=container.name, container_id=container.id, image=image, url=url, port=host_port,
-                      ready_seconds=None if ready is None else round(ready, 3))
+                      ready_seconds=None if ready is None else round(ready, 3),
+                      models_dir=str(models_dir) if models_dir is not None else None, versions=versions)
     Workspace.of(project).write_json(LOCAL_RECORD, asdict(result))
     return result
+
+
+def _versions(models_dir: Path) -> list[str]:
+    return sorted(p.name for p in models_dir.iterdir() if (p / "model.json").is_file()) if models_dir.is_dir() \
+        else []
+
+
+def restart_for_new_versions(project: Project, ready_timeout: float = READY_TIMEOUT_S
+                             ) -> tuple[LocalRun, list[str]] | None:
+    """Restart the ``up --target local`` container when ``routing.json`` routes to a version folder it did not
+    load; returns the new run and those versions (None when nothing had to change or no such container runs).
+
+    The runtime discovers version folders only at start (``runtime.repository.discover``); weights naming an
+    unknown version are ignored until then. The container keeps its image, port and mount.
+    """
+    from mldeploy.release.targets.local import LocalTarget
+    from mldeploy.ui import NULL_UI
+
+    record = Workspace.of(project).record(LOCAL_RECORD)
+    if not record or not record.get("models_dir") or not record.get("container"):
+        return None
+    models_dir = Path(record["models_dir"])
+    target = LocalTarget(project, NULL_UI)
+    if target.models_dir.resolve() != models_dir.resolve():
+        return None
+    missing = sorted(v for v, w in target.read_routing().items() if w > 0 and v not in (record.get("versions") or []))
+    if not missing or not _running(record["container"]):
+        return None
+    run_ = run(project, record["image"], record["port"], True, ready_timeout, models_dir)
+    return run_, missing
+
+
+def _running(name: str) -> bool:
+    from docker.errors import DockerException
+
+    from mldeploy.image.docker_client import client
+
+    try:
+        return client().containers.get(name).status == "running"
+    except DockerException:
+        return False
+    except BuildError:  # no Docker daemon
+        return False
 
 
 def run_last_build(project: Project, port: int | None = None, wait: bool = True,
@@ -189,13 +254,20 @@ def run_last_build(project: Project, port: int | None = None, wait: bool = True,
 
 def up_local(project: Project, port: int | None = None, wait: bool = True, ready_timeout: float = READY_TIMEOUT_S,
              on_built: Callable[[BuiltImage], None] | None = None, ui: Ui | None = None) -> tuple[LocalRun, BuiltImage]:
-    """``mldeploy up --target local``: build (cached layers make this fast) + run + wait for ``/ready``.
+    """``mldeploy up --target local``: build (cached layers make this fast), register the built model in the
+    workspace's models folder, give it 100 % through the local release target (an active canary is closed and the
+    move recorded in the local history), then run the container with that folder mounted and wait for ``/ready``.
 
     ``on_built(built)`` runs between the build and the start (the CLI prints the build summary there).
     """
     from mldeploy.image.api import build_image
+    from mldeploy.release.stores import LocalHistory
+    from mldeploy.release.targets.local import LocalTarget
+    from mldeploy.ui import NULL_UI
 
     built = build_image(project, ui=ui)
     if on_built is not None:
         on_built(built)
-    return run(project, built.image_id, port, wait, ready_timeout), built
+    target = LocalTarget(project, ui or NULL_UI)
+    target.deploy(LocalHistory(target.state_path, git_commit=built.git_commit), Path(built.context_dir) / "model")
+    return run(project, built.image_id, port, wait, ready_timeout, target.models_dir), built

@@ -17,6 +17,8 @@ def plan(
     image: Annotated[str | None, typer.Option("--image", help="Plan for this image (default: the deployed one).")]
     = None,
     all_: Annotated[bool, typer.Option("--all", help="Also list unchanged resources.")] = False,
+    ignore_budget: Annotated[bool, typer.Option("--ignore-budget", help="Exit 0 even when the estimate exceeds "
+                                                "cost.budget_monthly.")] = False,
 ) -> None:
     """Show what `up` would create, change or delete on AWS (a diff; nothing is changed)."""
     from mldeploy import console
@@ -32,6 +34,9 @@ def plan(
         console.emit_json(result)
     else:
         print_plan(result, show_noop=all_)
+    from mldeploy.cost.budget import enforce
+
+    enforce((result.get("estimate") or {}).get("budget"), ignore=ignore_budget)  # exit 9 over cost.budget_monthly
 
 
 def status(ctx: typer.Context) -> None:
@@ -64,15 +69,21 @@ def logs(
 
     session = Session.of(ctx)
     interval = min(session.settings.poll_s or FOLLOW_POLL_S, FOLLOW_POLL_S)
+    printed = 0
     try:
         for event in tail(session.project, session.clients(), since=since, follow=follow, pattern=filter_,
                           interval=interval):
+            printed += 1
             if session.json:
                 console.emit_json(event)
             else:
                 print_event(event)
     except KeyboardInterrupt:
         return
+    if not printed:  # stderr: stdout stays empty for pipes and --json
+        matching = f" matching {filter_!r}" if filter_ else ""
+        console.info(f"no log events{matching} in {session.project.names.log_group} in the last {since} "
+                     "(try --since 1h, or --follow to wait for new ones)")
 
 
 def down(

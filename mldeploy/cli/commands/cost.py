@@ -61,7 +61,8 @@ def cost(
     ctx: typer.Context,
     rps: Annotated[str | None, typer.Option("--rps", help="Request rates (req/s), comma-separated; k = 1000. "
                                             f"Default: {DEFAULT_LEVELS} when a capacity is known.")] = None,
-    compare: Annotated[bool, typer.Option("--compare", help="x86 vs ARM vs Spot side by side.")] = False,
+    compare: Annotated[bool, typer.Option("--compare", help="x86 vs ARM vs Spot side by side, then ECS on EC2 and "
+                                          "Lambda at the same load.")] = False,
     capacity: Annotated[float | None, typer.Option("--capacity", min=0.001, help="Requests/s one task sustains "
                                                    "(overrides cost.capacity_rps_per_task and bench).")] = None,
     live: Annotated[bool, typer.Option("--live", help="Refresh unit prices from the AWS Pricing API "
@@ -85,6 +86,8 @@ def cost(
     config = project.config
     region = session.region or prices.DEFAULT_REGION
     table = prices.load(live=live, region=region, profile=session.profile if live else None)
+    if table.warning:
+        console.warn(table.warning)
     if live and table.origin != "bundled":
         missing = sorted(set(prices.LIVE_ITEMS) - set(table.live_items))
         console.info(f"prices: AWS Pricing API ({table.origin}) for {len(table.live_items)} items"
@@ -96,7 +99,10 @@ def cost(
     if levels == [None]:
         render.no_capacity_warning()
 
-    kw = {"capacity": known.rps_per_task, "capacity_source": known.source, "region": region, "prices": table}
+    if known.estimated:
+        render.estimated_capacity_warning(known)
+    kw = {"capacity": known.rps_per_task, "capacity_source": known.source, "region": region, "prices": table,
+          "capacity_estimated": known.estimated}
     if compare:
         by_variant = {name: [model.estimate(config, r, arch=arch, spot=spot, **kw) for r in levels]
                       for name, arch, spot in model.variants(config)}
@@ -105,11 +111,20 @@ def cost(
         by_variant = {ests[0].variant: ests}
 
     first = next(iter(by_variant.values()))
+    others = None
+    if compare:
+        from mldeploy.cost.alternatives import alternatives
+
+        others = [(e, alternatives(e, config, table)) for e in first]
     if session.json:
         doc = report.to_json(by_variant)
         doc["notes"] = report.notes(first)
+        if others is not None:
+            doc["alternatives"] = [{"rps": e.rps, **{a.key: {"name": a.name, "total": None if a.total is None else
+                                                           round(a.total, 2), "source": a.source, "notes": a.notes}
+                                                    for a in alts}} for e, alts in others]
     else:
-        render.print_estimates(by_variant, explain=explain, compare=compare)
+        render.print_estimates(by_variant, explain=explain, compare=compare, alternatives=others)
 
     if plot is not None:
         numeric = [r for r in levels if r]

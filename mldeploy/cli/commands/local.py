@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from mldeploy.cli.options import ApiKey
 from mldeploy.cli.session import Session
 
 
@@ -48,7 +49,9 @@ def predict(
     ctx: typer.Context,
     url: Annotated[str | None, typer.Option("--url", help="Server URL (default: the local run's).")] = None,
     input_file: Annotated[str | None, typer.Option("--input", "-i", help="A .json or .npy file, - for stdin, "
-                                                   "or inline JSON (default: the manifest's sample input).")] = None,
+                                                   "or inline JSON (default: the manifest's sample input, else "
+                                                   "rows generated from its signature).")] = None,
+    api_key: ApiKey = None,
 ) -> None:
     """Send a prediction request and pretty-print the answer (--json prints it raw)."""
     from mldeploy import console
@@ -61,7 +64,7 @@ def predict(
         project = session.project
     target = url or p.default_url(project)
     request = p.file_request(input_file) if input_file else p.sample_request(project)
-    headers = p.auth_headers(project) if project else {}
+    headers = p.auth_headers(project, api_key)
     status, body, seconds = p.send(target, request, headers=headers)
     if session.json:
         console.emit_json(body)
@@ -76,7 +79,9 @@ def predict(
         else:
             console.out.print(body)
     if status >= 400:
-        raise MldeployError(f"the server answered {status}", exit_code=1)
+        hint = ("pass --api-key KEY (or set $MLDEPLOY_API_KEY)" if status == 401 and "X-API-Key" not in headers
+                else "the key was refused: check --api-key / $MLDEPLOY_API_KEY" if status in (401, 403) else None)
+        raise MldeployError(f"the server answered {status}", hint=hint, exit_code=1)
 
 
 def register(app: typer.Typer) -> None:

@@ -38,6 +38,46 @@ def _report(session: Session, command: str, result: dict[str, Any], target: Targ
         console.emit_json(result)
 
 
+def _follow_locally(session: Session, target: Target) -> None:
+    """``--target local``: make the ``up --target local`` container serve the new routing.
+
+    The runtime re-reads routing.json by itself, but loads version folders only at start: when the routing names
+    a version the container has not loaded, the container is restarted (same image, port and mount) and we say so.
+    """
+    if target is not Target.local:
+        return
+    from mldeploy.local.container import restart_for_new_versions
+
+    restarted = restart_for_new_versions(session.project, ready_timeout=session.settings.ready_timeout_s)
+    if restarted is None:
+        return
+    run, versions = restarted
+    session.ui.info(f"restarted container {run.container} at {run.url} to load {', '.join(versions)} (the runtime "
+                    "loads version folders only at start; weights follow routing.json without a restart)")
+
+
+def _no_earlier(session: Session, target: Target, error: Exception) -> Exception:
+    """``rollback`` with nothing below the current stable version (locally): name the versions the history holds,
+    instead of "the history has only X", and how to return to one of them (``--to``)."""
+    from mldeploy.release.state import TransitionError
+    from mldeploy.workflows import release
+
+    message = getattr(error, "message", "")
+    if target is not Target.local or not message.startswith("no earlier"):
+        return error
+    records = release.history(session.project, None, target="local")
+    stable = next((r["version"] for r in reversed(records)
+                   if r.get("outcome") == "succeeded" and r.get("action") in ("up", "promote", "rollback")), None)
+    others = list(dict.fromkeys(r["version"] for r in records if r.get("version") and r["version"] != stable))
+    if stable is None or not others:
+        return error
+    return TransitionError(
+        f"no earlier local version to roll back to: {stable} runs, and rollback only steps back through the "
+        f"versions deployed before it (a rolled-back version is not rolled back to); the history also holds "
+        f"{', '.join(others)}", hint=f"`mldeploy rollback --to {others[-1]} --target local` returns to it; "
+        "`mldeploy history --target local` lists every deployment")
+
+
 def canary(
     cli: typer.Context,
     percent: Annotated[int | None, typer.Option("--percent", "-p", help="Share of traffic for the canary (0–100). "
@@ -49,6 +89,8 @@ def canary(
                                               "current model).")] = None,
     target: ReleaseTarget = Target.aws,
     force_unlock: ReleaseForceUnlock = False,
+    ignore_budget: Annotated[bool, typer.Option("--ignore-budget", help="Start the canary even when the estimate "
+                                                "exceeds cost.budget_monthly.")] = False,
 ) -> None:
     """Send N% of traffic to a new version; re-run with another N to move the weights."""
     from mldeploy.release.state import check_percent
@@ -57,7 +99,9 @@ def canary(
     check_percent(percent, required=not auto)  # a usage error before any config or AWS lookup
     session = Session.of(cli)
     result = release.canary(session.project, _clients(session, target), session.ui, percent=percent, image=image,
-                            auto=auto, target=target.value, force_unlock=force_unlock)
+                            auto=auto, target=target.value, force_unlock=force_unlock,
+                            **({"ignore_budget": True} if ignore_budget else {}))
+    _follow_locally(session, target)
     _report(session, "canary", result, target)
 
 
@@ -70,6 +114,7 @@ def promote(cli: typer.Context, target: ReleaseTarget = Target.aws, force_unlock
         session.confirm(f"Promote the canary of {session.project.names.base} to all traffic?")
     result = release.promote(session.project, _clients(session, target), session.ui, target=target.value,
                              force_unlock=force_unlock)
+    _follow_locally(session, target)
     _report(session, "promote", result, target)
 
 
@@ -81,14 +126,19 @@ def rollback(
     force_unlock: ReleaseForceUnlock = False,
 ) -> None:
     """Remove the active canary, or return the stable service to the previous (or --to) version."""
+    from mldeploy.release.state import TransitionError
     from mldeploy.workflows import release
 
     session = Session.of(cli)
     if target is Target.aws:
         session.confirm(f"Roll back {session.project.names.base} (the active canary, else the stable service to "
                         f"{to or 'the previous version'})?")
-    result = release.rollback(session.project, _clients(session, target), session.ui, to=to, target=target.value,
-                              force_unlock=force_unlock)
+    try:
+        result = release.rollback(session.project, _clients(session, target), session.ui, to=to,
+                                  target=target.value, force_unlock=force_unlock)
+    except TransitionError as e:
+        raise _no_earlier(session, target, e) if to is None else e from None
+    _follow_locally(session, target)
     _report(session, "rollback", result, target)
 
 

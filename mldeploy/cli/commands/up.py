@@ -18,6 +18,8 @@ def up(
     image: Annotated[str | None, typer.Option("--image", help="Deploy this already-pushed image URI "
                                                               "(skips build and push; --target aws).")] = None,
     force_unlock: UpForceUnlock = False,
+    ignore_budget: Annotated[bool, typer.Option("--ignore-budget", help="Deploy even when the estimate exceeds "
+                                                "cost.budget_monthly (--target aws).")] = False,
 ) -> None:
     """Deploy: build the image and run it locally, or ship it to AWS Fargate behind an ALB."""
     from mldeploy import console
@@ -39,7 +41,7 @@ def up(
     from mldeploy.workflows.up import up_aws
 
     deployed = up_aws(project, session.clients(), session.ui, wait=not no_wait, image=image,
-                      force_unlock=force_unlock)
+                      force_unlock=force_unlock, **({"ignore_budget": True} if ignore_budget else {}))
     if session.json:
         console.emit_json(deployed)
     up_report(project.names.base, project.config.model.version, deployed)  # outputs + step summary

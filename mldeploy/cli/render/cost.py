@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mldeploy import console
 
@@ -25,8 +25,14 @@ def no_capacity_warning() -> None:
                  "set cost.capacity_rps_per_task for costs per traffic level")
 
 
-def print_estimates(by_variant: dict[str, list[Estimate]], *, explain: bool, compare: bool) -> None:
-    """The estimates of the first variant (+ arithmetic with ``explain``), the comparison, then the notes."""
+def estimated_capacity_warning(capacity: Capacity) -> None:
+    console.warn(f"per-task capacity {capacity.rps_per_task:g} req/s is an ESTIMATE ({capacity.source}); run "
+                 "`mldeploy bench --local` to measure it")
+
+
+def print_estimates(by_variant: dict[str, list[Estimate]], *, explain: bool, compare: bool,
+                    alternatives: list[tuple[Estimate, list[Any]]] | None = None) -> None:
+    """The estimates of the first variant (+ arithmetic with ``explain``), the comparisons, then the notes."""
     from mldeploy.cost import report
 
     first = next(iter(by_variant.values()))
@@ -36,7 +42,15 @@ def print_estimates(by_variant: dict[str, list[Estimate]], *, explain: bool, com
             console.out.print(report.arithmetic_table(est))
     if compare:
         console.out.print(report.compare_table(by_variant))
-    for note in report.notes(first):
+    if alternatives:
+        console.out.print(report.alternatives_table(alternatives))
+        if explain:
+            for est, alts in alternatives:
+                for alt in alts:
+                    for comp in alt.components:
+                        console.info(f"[dim]{report.rps_label(est.rps)} {alt.name}: {comp.name} "
+                                     f"{report.money(comp.monthly)} = {comp.formula}[/dim]")
+    for note in report.notes(first) + (report.alternative_notes(alternatives) if alternatives else []):
         console.info(f"[dim]{note}[/dim]")
 
 

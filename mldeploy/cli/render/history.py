@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mldeploy import console
+from mldeploy.cli.render import print_table
 
 COLOURS = {"succeeded": "green", "promoted": "green", "active": "cyan", "rolled_back": "yellow", "failed": "red",
            "in_progress": "blue"}
@@ -33,4 +34,4 @@ def print_history(title: str, records: Sequence[Mapping[str, Any]]) -> None:
                       "" if r.get("percent") is None else str(r["percent"]),
                       f"[{COLOURS.get(outcome, 'white')}]{outcome}[/]", (r.get("actor") or "")[-40:],
                       (r.get("git_commit") or "")[:8])
-    console.out.print(table)
+    print_table(console.out, table)

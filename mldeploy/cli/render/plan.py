@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mldeploy import console
+from mldeploy.cli.render import print_table
 
 SYMBOL = {"create": "[green]+[/]", "update": "[yellow]~[/]", "replace": "[magenta]±[/]", "delete": "[red]-[/]",
           "no-op": "[dim]=[/]"}
@@ -35,7 +36,7 @@ def print_plan(plan: Mapping[str, Any], show_noop: bool = False) -> None:
         table.add_row(SYMBOL.get(action, action), str(s.get("kind")), str(s.get("name")), detail)
     changed = sum(1 for s in steps if str(s.get("action")) != "no-op")
     if changed or show_noop:
-        console.console.print(table)
+        print_table(console.console, table)
     c = {"create": 0, "update": 0, "replace": 0, "delete": 0, "no-op": 0, **(plan.get("summary") or {})}
     console.console.print(f"[bold]Plan:[/] {c['create']} to create, {c['update'] + c['replace']} to change, "
                           f"{c['delete']} to delete, {hidden or c['no-op']} unchanged.")

@@ -17,7 +17,7 @@ from mldeploy.release.history import Outcome, Record
 from mldeploy.release.state import TransitionError
 from mldeploy.release.stores import STATE_FILE, read_state, write_state
 from mldeploy.release.targets.base import Deployable, Snapshot
-from mldeploy.workspace import Workspace, atomic_write_json, read_json
+from mldeploy.workspace import BUILD_RECORD, Workspace, atomic_write_json, read_json
 
 if TYPE_CHECKING:
     from mldeploy.config import Project
@@ -74,46 +74,117 @@ class LocalTarget:
         data.update(roles)
         write_state(self.state_path, data)
 
-    def ensure_version(self) -> str:
-        """The current model packaged into ``<models dir>/<model.version>`` (done once per version)."""
+    def ensure_version(self, *, replace: bool = False) -> str:
+        """The current model packaged into ``<models dir>/<model.version>`` (copied once per version).
+
+        A folder that already holds a *different* model under this version is refused (the history would name two
+        models with one version), unless ``replace`` (``up --target local`` deploys what it was given).
+        """
+        from mldeploy.artifacts import package
+        from mldeploy.artifacts.hashing import sha256_path
+
         version = self.project.config.model.version
         dest = self.models_dir / version
         if (dest / "model.json").exists():
-            return version
-        from mldeploy.artifacts import package
+            registered = _source_sha(dest)
+            source = self.project.resolve(self.project.config.model.path)
+            if registered is None or (source.exists() and sha256_path(source) == registered):
+                return version  # the same model (or a folder registered by hand): nothing to copy
+            if not replace:
+                raise _changed_error(version, dest, self.project.path.name)
+        result = package(self.project)  # cached: instant when the model did not change
+        return self.register(result.dir, replace=replace) or version
 
-        result = package(self.project)
+    def register(self, artifact: Path, *, replace: bool = False) -> str | None:
+        """Copy the packaged ``artifact`` folder to ``<models dir>/<its version>``; returns that version.
+
+        Same model already there: nothing to do. Another model under that version: TransitionError (bump
+        ``model.version``) unless ``replace``. None when ``artifact`` holds no readable manifest.
+        """
+        from runtime.manifest import Manifest
+
+        try:
+            manifest = Manifest.load(artifact)
+        except (OSError, ValueError):
+            return None
+        version = manifest.version
+        dest = self.models_dir / version
+        if (dest / "model.json").exists():
+            same = _same_model(dest, manifest)
+            if same:
+                return version
+            if not replace:
+                raise _changed_error(version, dest, self.project.path.name)
+            self.ui.warn(f"replacing {dest}: the model changed but model.version is still {version} "
+                         "(bump model.version to keep both versions)")
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{version}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(result.dir, tmp)
+        shutil.copytree(artifact, tmp)
+        if dest.exists():
+            shutil.rmtree(dest)
         os.replace(tmp, dest)
-        self.ui.info(f"packaged {self.project.config.model.path} as version {version} into {dest}")
+        self.ui.info(f"registered {self.project.config.model.path} as version {version} in {dest}")
         return version
 
-    def adopt_stable(self, history: HistoryStore) -> None:
-        """First use: the only version in the models folder becomes stable (recorded as ``up``).
+    def _served_artifact(self) -> Path | None:
+        """The model folder of the last built image (what a local container started before this runs)."""
+        build = Workspace.of(self.project).record(BUILD_RECORD)
+        folder = Path(build["context_dir"]) / "model" if build and build.get("context_dir") else None
+        return folder if folder is not None and (folder / "model.json").is_file() else None
 
-        Raises when that version is the current model (there is nothing to canary yet).
+    def adopt_stable(self, history: HistoryStore) -> None:
+        """First use: the stable version is what already runs — the last built image's model when there is one
+        (``up --target local`` before the models folder existed), else the only version in the folder (recorded
+        as ``up``).
+
+        Raises when that version is the current model (there is nothing to canary yet), and when the current model
+        changed without a new ``model.version`` (it must never be registered as the stable one).
         """
         if read_state(self.state_path)["stable"] is not None:
             return
         version = self.project.config.model.version
-        self.ensure_version()
-        present = self.versions()
-        if len(present) != 1:
-            return
-        stable = present[0]
+        served = self._served_artifact() if not self.versions() else None
+        stable = self.register(served) if served is not None else None
+        if stable is None:
+            self.ensure_version()
+            present = self.versions()
+            if len(present) != 1:
+                return
+            stable = present[0]
         self._set(stable=stable)
         self.write_routing({stable: 100})
         history.add(Record(action="up", version=stable, outcome=Outcome.succeeded,
-                           reason="first version in the models folder"))
+                           reason="what the local server ran when the first release command found it"
+                           if served is not None else "first version in the models folder"))
         if stable == version:
+            self.ensure_version()  # the current model must be the one registered as stable
             raise TransitionError(
                 f"{version} is now the stable local version ({self.models_dir / version}): there is no "
                 "other version to canary yet",
-                hint=f"serve it with MLDEPLOY_MODELS_DIR={self.models_dir}; to canary a new model, bump "
-                     "model.version and run `mldeploy canary --target local` again")
+                hint=f"serve it with `mldeploy up --target local` (or MLDEPLOY_MODELS_DIR={self.models_dir}); to "
+                     "canary a new model, bump model.version and run `mldeploy canary --target local` again")
+
+    def deploy(self, history: HistoryStore, artifact: Path) -> str:
+        """``up --target local``: ``artifact``'s version takes 100 % (an active canary is closed) and is recorded
+        as ``up``; no record when it already was the only stable version."""
+        version = self.register(artifact, replace=True)
+        if version is None:
+            raise TransitionError(f"{artifact} holds no model.json", hint="run `mldeploy package`")
+        state = read_state(self.state_path)
+        unchanged = state["stable"] == version and state["canary"] is None and self.read_routing() == {version: 100}
+        self.write_routing({version: 100})
+        self._set(stable=version, canary=None)
+        if unchanged:
+            return version
+        canary = state["canary"]
+        for record in history.list():
+            if record.action == "canary" and record.outcome in (Outcome.active, Outcome.in_progress):
+                history.update(record, outcome=Outcome.promoted if record.version == version else
+                               Outcome.rolled_back, reason=f"mldeploy up --target local deployed {version}")
+        history.add(Record(action="up", version=version, outcome=Outcome.succeeded, percent=100,
+                           reason="mldeploy up --target local" + (f" (canary {canary} closed)" if canary else "")))
+        return version
 
     # -------------------------------------------------------------------------------------- protocol
 
@@ -152,8 +223,6 @@ class LocalTarget:
         assert snap.stable is not None
         self._set(canary=ref)
         self.write_routing({snap.stable: 100 - percent, ref: percent})
-        self.ui.info("[dim]a running server loads model versions at start: restart it if it does not serve "
-                     f"{ref} yet[/dim]")
         return f"stable {snap.stable}; {self.routing_path} updated"
 
     def shift_canary(self, snap: Snapshot, percent: int) -> str:
@@ -176,3 +245,41 @@ class LocalTarget:
                 "stable": {"version": snap.stable},
                 "canary": {"version": snap.canary, "percent": snap.canary_percent} if snap.canary else None,
                 "record": record.to_json() if record else None}
+
+
+def _same_model(folder: Path, manifest: Any) -> bool:
+    """True when ``folder``'s manifest describes the same model file as ``manifest`` (source or served sha256)."""
+    from runtime.manifest import Manifest
+
+    try:
+        there = Manifest.load(folder)
+    except (OSError, ValueError):
+        return False
+    if there.source_sha256 and manifest.source_sha256:
+        return bool(there.source_sha256 == manifest.source_sha256 and there.sha256 == manifest.sha256)
+    return bool(there.sha256 == manifest.sha256)
+
+
+def _bump(version: str) -> str:
+    """``0.1.0`` → ``0.2.0`` (a suggestion only)."""
+    parts = version.split(".")
+    if len(parts) >= 2 and parts[1].isdigit():
+        return ".".join([parts[0], str(int(parts[1]) + 1), *["0"] * (len(parts) - 2)])
+    return f"{version}.1"
+
+
+def _source_sha(folder: Path) -> str | None:
+    """The ``source_sha256`` recorded in ``folder``'s manifest (None when absent or unreadable)."""
+    from runtime.manifest import Manifest
+
+    try:
+        return Manifest.load(folder).source_sha256
+    except (OSError, ValueError):
+        return None
+
+
+def _changed_error(version: str, dest: Path, config_name: str) -> TransitionError:
+    return TransitionError(
+        f"the model changed since version {version} was registered in {dest}, but model.version is still "
+        f"{version}: the new model cannot be told apart from the one running",
+        hint=f"bump model.version in {config_name} (e.g. {_bump(version)}) and run the command again")
