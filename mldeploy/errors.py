@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
     ROLLED_BACK = 6  # a deployment was rolled back (circuit breaker or alarm)
     LOCKED = 7  # another deployment holds the app/env lock
     NOT_READY = 8  # a server/endpoint did not become ready in time
+    OVER_BUDGET = 9  # the monthly estimate exceeds cost.budget_monthly (plan/up/canary; --ignore-budget overrides)
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -106,6 +107,12 @@ class LockHeldError(MldeployError):
     """Another process holds the deployment lock for this app/env."""
 
     exit_code = ExitCode.LOCKED
+
+
+class OverBudgetError(MldeployError):
+    """The monthly estimate of what a command would deploy exceeds ``cost.budget_monthly``."""
+
+    exit_code = ExitCode.OVER_BUDGET
 
 
 class NotReadyError(MldeployError):

@@ -214,3 +214,45 @@ def test_bench_local_serves_the_packaged_model_with_the_real_runtime(tmp_path: P
     assert doc["capacity"]["capacity_rps_per_task"] == pytest.approx(doc["rps"] * 0.25, rel=1e-3)
     with pytest.raises(httpx.HTTPError):  # the server is gone afterwards
         httpx.get(doc["url"].replace("/predict", "/ready"), timeout=1, trust_env=False)
+
+
+def test_cost_after_package_uses_the_recorded_inference_time_as_an_estimate(tmp_path: Path):
+    (tmp_path / "mldeploy.yaml").write_text(CONFIG)  # no capacity, no bench
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    artifact = tmp_path / ".mldeploy" / "default" / "artifact"
+    artifact.mkdir(parents=True)
+    (artifact / "model.json").write_text(json.dumps({"name": "demo", "parity": {"single_row_ms": 3.0}}))
+    proc = cli("cost", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (est, *_) = json.loads(proc.stdout)["variants"]["x86"]
+    # 1 vCPU ÷ (3 ms + 2 ms HTTP) = 200 req/s per task, labelled an estimate with the hint to run bench
+    assert est["capacity_rps_per_task"] == 200 and est["capacity_estimated"] is True
+    assert "ESTIMATE" in proc.stderr and "mldeploy bench" in proc.stderr
+
+
+def test_overloaded_level_and_compare_marks(project: Path):
+    proc = cli("cost", "--rps", "100,10000", "--compare", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "overloaded" in out  # 10,000 req/s needs 167 tasks, max is 100
+    assert "x86+spot / month*" in out and "estimated at 30 % of on-demand" in out
+    assert "ECS on EC2" in out and "Lambda" in out and "lambda/pricing" in proc.stderr
+
+
+def test_live_without_network_falls_back_to_bundled_prices(project: Path):
+    env_proxy = {"HTTPS_PROXY": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+                 "AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard"}
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160", "XDG_CACHE_HOME": str(project / ".cache"), **env_proxy}
+    env.pop("GITHUB_ACTIONS", None)
+    proc = subprocess.run([sys.executable, "-m", "mldeploy", "cost", "--rps", "100", "--live", "--json"],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "unreachable" in proc.stderr and "bundled prices" in proc.stderr
+    assert json.loads(proc.stdout)["prices"].startswith("bundled")
+
+
+def test_plot_uses_dollar_ticks_and_marks_overload():
+    from mldeploy.cost.plot import dollars, rate
+
+    assert [dollars(x) for x in (10, 100, 1000, 10000, 1.5e6)] == ["$10", "$100", "$1k", "$10k", "$1.5M"]
+    assert [rate(x) for x in (10, 100, 1000, 10000)] == ["10", "100", "1k", "10k"]

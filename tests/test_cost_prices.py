@@ -101,3 +101,37 @@ def test_live_api_failure_is_an_aws_error(cache_home: Path):
     with pytest.raises(AwsError) as info:
         prices.load(live=True, region="us-east-1", client=client, refresh=True)
     assert "Pricing API" in info.value.message and "pricing:GetProducts" in (info.value.hint or "")
+
+
+def test_the_unbundled_region_hint_works(cache_home: Path):
+    from mldeploy.config.schema import Config
+    from mldeploy.cost import estimate_for_config
+    from mldeploy.errors import ConfigError
+
+    cfg = Config.model_validate({"name": "demo", "model": {"path": "m.onnx"}, "aws": {"region": "sa-east-1"},
+                                 "cost": {"capacity_rps_per_task": 50}})
+    with pytest.raises(ConfigError) as info:
+        estimate_for_config(cfg, 100)
+    assert "mldeploy cost --live --region sa-east-1" in (info.value.hint or "")
+    # what the hint runs: the Pricing API for sa-east-1; items it lacks take the us-east-1 price, starred
+    answers = [(svc, [p.replace('"eu-west-1"', '"sa-east-1"').replace("EU-", "SAE1-") for p in items])
+               for svc, items in ANSWERS]
+    client, stub = stubbed(answers, region="sa-east-1")
+    table = prices.load(live=True, region="sa-east-1", client=client)
+    est = estimate_for_config(cfg, 100, prices=table)
+    assert est.component("fargate").unit_price == pytest.approx(0.5 * 0.05 + 1 * 0.005)
+    assert est.component("public_ipv4").estimate and not est.component("alb").estimate
+
+
+def test_live_without_network_warns_and_uses_the_bundled_table(cache_home: Path):
+    from botocore.exceptions import EndpointConnectionError
+
+    client = boto3.client("pricing", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+
+    def offline(*_a, **_k):
+        raise EndpointConnectionError(endpoint_url="https://api.pricing.us-east-1.amazonaws.com")
+
+    client.get_paginator = offline  # type: ignore[method-assign]
+    table = prices.load(live=True, region="us-east-1", client=client, refresh=True)
+    assert table.origin == "bundled" and "unreachable" in (table.warning or "")
+    assert table.price("fargate_x86_vcpu_hour", "us-east-1") == 0.04048

@@ -5,7 +5,9 @@ Public API for other areas (import lazily, inside functions):
 - ``estimate_for_config(config, rps=None, **kw) -> Estimate`` — the monthly bill of a validated ``Config`` at
   ``rps`` requests/s; ``rps=None`` is what ``up`` creates before traffic (``desired_count`` tasks, ALB, alarms…).
   ``Estimate.components`` (name, monthly, formula), ``.total``, ``.per_million``, ``.to_dict()``.
-- ``plan_line(config) -> str`` — a one-line summary for ``plan``/``up`` output.
+- ``plan_line(config, budget=None) -> str`` — a one-line summary for ``plan``/``up`` output.
+- ``budget.check(config, deployed=…) -> BudgetCheck`` / ``budget.enforce(check, ignore=…)`` — the budget gate
+  (``OverBudgetError``, exit code 9).
 - ``load_prices(live=False)`` — the unit price table (bundled ``prices.json`` or the AWS Pricing API).
 """
 
@@ -19,9 +21,15 @@ __all__ = ["Component", "Estimate", "PriceTable", "compare", "estimate", "estima
            "plan_line"]
 
 
-def plan_line(config, region: str | None = None) -> str:  # noqa: ANN001 - Config, imported lazily by callers
-    """``≈ $123.45/month before traffic (2 × 0.5 vCPU/1 GB x86 tasks, ALB, logs, alarms, ECR)``."""
+def plan_line(config, region: str | None = None, budget=None) -> str:  # noqa: ANN001 - Config; BudgetCheck
+    """``≈ $123.45/month in us-east-1 before traffic (2 × Fargate …; ALB, public IPv4, CloudWatch, ECR) …``; with a
+    ``budget`` check (``mldeploy.cost.budget.check``) also the delta against what is deployed and the budget."""
     est = estimate_for_config(config, None, region=region)
     fg = est.component("fargate")
-    return (f"≈ ${est.total:,.2f}/month in {est.region} before traffic ({est.tasks} × {fg.name}; ALB, CloudWatch, "
+    ips = est.component("public_ipv4")
+    line = (f"≈ ${est.total:,.2f}/month in {est.region} before traffic ({est.tasks} × {fg.name}; ALB, "
+            f"{ips.quantity / est.assumptions['hours_per_month']:.0f} public IPv4 ${ips.monthly:,.2f}, CloudWatch, "
             f"ECR) — traffic adds LCUs, logs and data transfer: `mldeploy cost --rps …`")
+    if budget is not None:
+        line += f"; budget: {budget.message}"
+    return line

@@ -26,11 +26,80 @@ LCU_PROCESSED_GB_PER_HOUR = 1.0
 LCU_RULE_EVALUATIONS_PER_S = 1000.0
 FREE_RULES = 10
 
-# Alarms mldeploy creates (the AWS area): 5xx error rate, p99 latency, unhealthy targets; each target-tracking
-# scaling policy adds two CloudWatch alarms (scale out / scale in), billed like any other.
+# Alarms mldeploy creates (mldeploy/aws/resources/alarms.py), billed per alarm *metric* (CloudWatch pricing: a
+# metric-math alarm is charged for every metric in its expression). Stable: 5xx rate = math over 3 metrics
+# (target 5xx, ELB 5xx, requests), p99 latency (1), unhealthy hosts (1). Canary: 5xx rate over 2 metrics + p99 (1).
+# Each target-tracking scaling policy adds two single-metric alarms (scale out / scale in).
 SERVICE_ALARMS = 3
+SERVICE_ALARM_METRICS = 5
+CANARY_ALARM_METRICS = 3
 ALARMS_PER_TRACKING_POLICY = 2
 DASHBOARDS = 1
+
+# The runtime's EMF lines (runtime/telemetry.py EmfAggregator.flush): Latency, Requests, Errors, LowConfidence and
+# (classifiers) Confidence, each under two dimension sets, [app, env] and [app, env, Version]. A custom metric is
+# one name + dimension values, so V versions serving make 5 × (1 + V): 10 with one version, 15 during a canary.
+EMF_METRIC_NAMES = 5
+EMF_INTERVAL_S = 10.0  # runtime Settings.emf_interval_s: one line per task and version every 10 s
+EMF_LINE_BYTES = 1800  # a full line: 100 latency + 100 confidence samples (~7 B each) + names/dimensions
+
+# Access-log sampling: the default share of requests that write their ~300-byte JSON line (errors and slow
+# requests are always logged: cost.always_logged_fraction). 1 % keeps logs far below compute (docs/cost.md).
+DEFAULT_LOG_SAMPLE_RATE = 0.01
+
+# Container Insights (standard) on Fargate: custom metrics per cluster / service / task-definition family
+# (Container-Insights-metrics-ECS) and one performance log event per task and container each minute. ESTIMATE.
+CI_CLUSTER_METRICS = 10
+CI_SERVICE_METRICS = 13
+CI_TASK_FAMILY_METRICS = 9
+CI_LOG_BYTES_PER_TASK_MINUTE = 2000
+
+# Subnets in each region's default VPC (one default subnet per availability zone); an internet-facing ALB has a
+# node with a public IPv4 address in every subnet it spans. Regions not listed: 3.
+DEFAULT_SUBNETS = {"us-east-1": 6, "us-east-2": 3, "us-west-1": 2, "us-west-2": 4, "eu-west-1": 3, "eu-west-2": 3,
+                   "eu-west-3": 3, "eu-central-1": 3, "eu-north-1": 3, "ap-southeast-1": 3, "ap-southeast-2": 3,
+                   "ap-northeast-1": 3, "ap-south-1": 3, "ca-central-1": 3, "sa-east-1": 3}
+DEFAULT_AZS = 3
+
+
+def alb_subnets(config: Config, region: str) -> tuple[int, str]:
+    """(subnets the ALB spans, where that number came from): ``cost.alb_subnets``, the configured subnets, else
+    the default subnets of the region's default VPC."""
+    aws = config.aws
+    if config.cost.alb_subnets is not None:
+        return config.cost.alb_subnets, "cost.alb_subnets"
+    for name in ("alb_subnet_ids", "subnet_ids"):
+        ids = getattr(aws, name, None)
+        if ids:
+            return len(ids), f"aws.{name}"
+    n = DEFAULT_SUBNETS.get(region, DEFAULT_AZS)
+    return n, f"default subnets in {region}" if region in DEFAULT_SUBNETS else "assumed (3 AZs)"
+
+
+def log_sample_rate(config: Config) -> tuple[float, str]:
+    """(share of requests that write an access-log line, source): ``cost.log_sample_rate``, the runtime's
+    ``runtime.access_log.sample_rate`` (off: 0), else :data:`DEFAULT_LOG_SAMPLE_RATE`."""
+    if config.cost.log_sample_rate is not None:
+        return config.cost.log_sample_rate, "cost.log_sample_rate"
+    access = getattr(config.runtime, "access_log", None)
+    if access is False or getattr(access, "enabled", True) is False:
+        return 0.0, "runtime.access_log off"
+    rate = getattr(access, "sample_rate", None)
+    if rate is not None:
+        return float(rate), "runtime.access_log.sample_rate"
+    return DEFAULT_LOG_SAMPLE_RATE, "default"
+
+
+def custom_metric_count(config: Config, versions: int = 1) -> int:
+    """Custom metrics while ``versions`` model versions serve (``cost.custom_metrics`` overrides)."""
+    if config.cost.custom_metrics is not None:
+        return config.cost.custom_metrics
+    return EMF_METRIC_NAMES * (1 + versions)
+
+
+def canary_tasks(stable_tasks: int, percent: int) -> int:
+    """Tasks of a canary at ``percent``: its share of the stable tasks, at least one (release.targets)."""
+    return max(1, math.ceil(stable_tasks * percent / 100))
 
 
 @dataclass
@@ -84,15 +153,25 @@ class Estimate:
     prices: str
     assumptions: dict[str, Any] = field(default_factory=dict)
     before_traffic: bool = False  # rps=None: what ``up`` creates (desired_count tasks), no traffic
+    capacity_estimated: bool = False  # the capacity is an estimate (not measured by `mldeploy bench`)
+    canary_percent: int | None = None  # priced during a canary at this percent (its tasks, metrics, alarms)
+    canary_tasks: int = 0
 
     @property
     def total(self) -> float:
         return sum(c.monthly for c in self.components)
 
     @property
+    def overloaded(self) -> bool:
+        """More tasks needed than ``autoscaling.max``: the bill is capped, the service is not keeping up."""
+        return self.saturated
+
+    @property
     def per_million(self) -> float | None:
-        """Cost per 1M requests (None without traffic)."""
-        return self.total / (self.requests_per_month / 1e6) if self.requests_per_month > 0 else None
+        """Cost per 1M requests (None without traffic, or when overloaded: the requests would not be served)."""
+        if self.requests_per_month <= 0 or self.saturated:
+            return None
+        return self.total / (self.requests_per_month / 1e6)
 
     def component(self, key: str) -> Component:
         return next(c for c in self.components if c.key == key)
@@ -102,6 +181,7 @@ class Estimate:
         d["lcu"] = {**d["lcu"], "billed": self.lcu.billed, "dimension": self.lcu.dimension}
         d["total"] = round(self.total, 2)
         d["per_million"] = None if self.per_million is None else round(self.per_million, 4)
+        d["overloaded"] = self.overloaded
         for c in d["components"]:
             c["monthly"] = round(c["monthly"], 2)
         return d
@@ -178,11 +258,14 @@ def resolve_capacity(config: Config, capacity: float | None) -> tuple[float | No
 
 def estimate(config: Config, rps: float | None = None, *, capacity: float | None = None,
              capacity_source: str | None = None, region: str | None = None, prices: PriceTable | None = None,
-             arch: Arch | None = None, spot: Spot | None = None) -> Estimate:
+             arch: Arch | None = None, spot: Spot | None = None, canary_percent: int | None = None,
+             capacity_estimated: bool = False) -> Estimate:
     """The monthly bill of ``config`` at ``rps`` requests/s (``None``: what ``up`` creates, before traffic).
 
     ``arch``/``spot`` override the config's ``image.platform``/``aws.spot`` (for ``--compare``); ``capacity``
-    (requests/s one task sustains at 100 % CPU) overrides ``cost.capacity_rps_per_task``.
+    (requests/s one task sustains at 100 % CPU) overrides ``cost.capacity_rps_per_task``. ``canary_percent``
+    prices the state during a canary (as if it lasted the month): its extra tasks, a second model version's
+    metrics and the canary alarms; the stable tasks are not reduced (an upper bound).
     """
     prices = prices or bundled()
     region = region or config.aws.region or DEFAULT_REGION
@@ -219,6 +302,10 @@ def estimate(config: Config, rps: float | None = None, *, capacity: float | None
             if by_requests > needed:
                 needed, tasks, saturated = by_requests, min(max(by_requests, lo), hi), by_requests > hi
 
+    extra = canary_tasks(tasks, canary_percent) if canary_percent is not None else 0
+    running = tasks + extra
+    versions = 2 if canary_percent is not None else 1
+
     comps: list[Component] = []
 
     def add(key: str, name: str, qty: float, unit: str, item: str, formula: str, *, monthly: float | None = None,
@@ -247,6 +334,11 @@ def estimate(config: Config, rps: float | None = None, *, capacity: float | None
         is_estimate = True
     comps.append(Component("fargate", f"Fargate {variant_name(arch, bool(on_spot))} ({vcpu:g} vCPU, {mem_gb:g} GB)",
                            float(tasks), "tasks", rate_od, fargate, formula, is_estimate))
+    if extra:  # the canary service runs on-demand (FARGATE) beside the stable one
+        comps.append(Component("fargate_canary", f"Fargate canary ({canary_percent} %)", float(extra), "tasks",
+                               rate_od, extra * rate_od * hours,
+                               f"{_tasks(extra)} (⌈{tasks} × {canary_percent} %⌉, at least 1) × {_usd(rate_od)}/h × "
+                               f"{hours:g} h"))
 
     # --- Application Load Balancer -------------------------------------------------------------------------------
     alb_h = prices.price("alb_hour", region)
@@ -258,12 +350,19 @@ def estimate(config: Config, rps: float | None = None, *, capacity: float | None
         f"{lcu.billed:.4g} LCU ({lcu.dimension.replace('_', ' ')}) × {hours:g} h × {_usd(lcu_p)}")
 
     # --- CloudWatch ----------------------------------------------------------------------------------------------
-    log_gb = traffic * cost.log_bytes_per_request * seconds / GB
+    sample, sample_source = log_sample_rate(config)
+    logged = sample + (1 - sample) * cost.always_logged_fraction
+    access_gb = traffic * logged * cost.log_bytes_per_request * seconds / GB
+    emf_gb = (running if traffic > 0 else 0) * seconds / EMF_INTERVAL_S * EMF_LINE_BYTES / GB
+    log_gb = access_gb + emf_gb
     ingest = prices.get("logs_ingest_gb", region)
     free_logs = ingest.free if free else 0.0
     add("logs_ingest", "CloudWatch Logs ingestion", log_gb, "GB", "logs_ingest_gb",
-        f"{traffic:g} req/s × {cost.log_bytes_per_request} B × {seconds:,.0f} s = {log_gb:,.2f} GB; "
-        f"{_less_free(f'{log_gb:,.2f} GB', free_logs)} × {_usd(ingest.price)}",
+        f"access log {traffic:g} req/s × {logged:.4g} logged ({sample:g} sampled [{sample_source}] + "
+        f"{cost.always_logged_fraction:g} errors/slow) × {cost.log_bytes_per_request} B × {seconds:,.0f} s = "
+        f"{access_gb:,.2f} GB + EMF {_tasks(running if traffic > 0 else 0)} × {seconds / EMF_INTERVAL_S:,.0f} "
+        f"lines × {EMF_LINE_BYTES} B = {emf_gb:,.2f} GB; {_less_free(f'{log_gb:,.2f} GB', free_logs)} × "
+        f"{_usd(ingest.price)}",
         free_units=free_logs)
     days = hours / 24
     stored = log_gb / days * aws.log_retention_days
@@ -271,21 +370,39 @@ def estimate(config: Config, rps: float | None = None, *, capacity: float | None
         f"{log_gb:,.2f} GB/month ÷ {days:.2f} d × {aws.log_retention_days} d retention × "
         f"{_usd(prices.price('logs_storage_gb_month', region))} (uncompressed, steady state)")
     metric = prices.get("custom_metric_month", region)
-    add("metrics", "CloudWatch custom metrics", float(cost.custom_metrics), "metrics", "custom_metric_month",
-        f"{_less_free(f'{cost.custom_metrics} metrics', metric.free if free else 0)} × {_usd(metric.price)}",
+    n_metrics = custom_metric_count(config, versions)
+    why = ("cost.custom_metrics" if cost.custom_metrics is not None else
+           f"EMF: {EMF_METRIC_NAMES} names × (app/env + {versions} version{'s' if versions > 1 else ''})")
+    add("metrics", "CloudWatch custom metrics", float(n_metrics), "metrics", "custom_metric_month",
+        f"{_less_free(f'{n_metrics} metrics', metric.free if free else 0)} × {_usd(metric.price)}; {why}",
         free_units=metric.free if free else 0.0)
     dash = prices.get("dashboard_month", region)
     add("dashboards", "CloudWatch dashboards", float(DASHBOARDS), "dashboards", "dashboard_month",
         f"{_less_free(f'{DASHBOARDS} dashboard', dash.free if free else 0)} × {_usd(dash.price)}",
         free_units=dash.free if free else 0.0)
     policies = 1 + (1 if aws.autoscaling.requests_per_target > 0 else 0)  # CPU always, requests optionally
-    n_alarms = (SERVICE_ALARMS if aws.alarms.enabled else 0) + ALARMS_PER_TRACKING_POLICY * policies
+    service_metrics = SERVICE_ALARM_METRICS if aws.alarms.enabled else 0
+    canary_metrics = CANARY_ALARM_METRICS if canary_percent is not None else 0
+    n_alarms = service_metrics + canary_metrics + ALARMS_PER_TRACKING_POLICY * policies
     alarm = prices.get("alarm_month", region)
-    add("alarms", "CloudWatch alarms", float(n_alarms), "alarms", "alarm_month",
-        f"{_less_free(f'{n_alarms} alarms', alarm.free if free else 0)} × {_usd(alarm.price)}; "
-        f"{SERVICE_ALARMS if aws.alarms.enabled else 0} service alarms + {policies} scaling "
-        f"polic{'y' if policies == 1 else 'ies'} × {ALARMS_PER_TRACKING_POLICY}",
+    add("alarms", "CloudWatch alarms", float(n_alarms), "alarm metrics", "alarm_month",
+        f"{_less_free(f'{n_alarms} alarm metrics', alarm.free if free else 0)} × {_usd(alarm.price)}; "
+        f"{SERVICE_ALARMS if aws.alarms.enabled else 0} service alarms ({service_metrics} metrics: the 5xx rate is "
+        f"metric math over 3)" + (f" + 2 canary alarms ({canary_metrics} metrics)" if canary_metrics else "")
+        + f" + {policies} scaling polic{'y' if policies == 1 else 'ies'} × {ALARMS_PER_TRACKING_POLICY}",
         free_units=alarm.free if free else 0.0)
+    if aws.container_insights:
+        services = 2 if extra else 1
+        ci_metrics = CI_CLUSTER_METRICS + CI_SERVICE_METRICS * services + CI_TASK_FAMILY_METRICS
+        left_free = max(0.0, (metric.free if free else 0.0) - n_metrics)  # the free 10 are shared
+        ci_gb = running * hours * 60 * CI_LOG_BYTES_PER_TASK_MINUTE / GB
+        ci_cost = max(0.0, ci_metrics - left_free) * metric.price + ci_gb * ingest.price
+        comps.append(Component(
+            "container_insights", "Container Insights", float(ci_metrics), "metrics", metric.price, ci_cost,
+            f"{ci_metrics} metrics (cluster {CI_CLUSTER_METRICS} + {services} service{'s' if services > 1 else ''} "
+            f"× {CI_SERVICE_METRICS} + task family {CI_TASK_FAMILY_METRICS}) × {_usd(metric.price)} + performance "
+            f"logs {_tasks(running)} × {CI_LOG_BYTES_PER_TASK_MINUTE} B/min = {ci_gb:,.3f} GB × "
+            f"{_usd(ingest.price)}", estimate=True))
 
     # --- ECR -------------------------------------------------------------------------------------------------------
     ecr_gb = cost.image_gb * cost.images_retained
@@ -301,6 +418,17 @@ def estimate(config: Config, rps: float | None = None, *, capacity: float | None
         add("nat_data", "NAT gateway data", nat_gb, "GB", "nat_gb",
             f"({log_gb:,.2f} GB logs + {_tasks(tasks)} × {cost.image_gb:g} GB image pull) × "
             f"{_usd(prices.price('nat_gb', region))}")
+
+    # --- Public IPv4 addresses ------------------------------------------------------------------------------------
+    subnets, subnet_source = alb_subnets(config, region)
+    task_ips = running if aws.assign_public_ip else 0
+    alb_ips = 0 if aws.internal else subnets
+    n_ips = task_ips + alb_ips + nat
+    ip_p = prices.price("public_ipv4_hour", region)
+    add("public_ipv4", "Public IPv4 addresses", n_ips * hours, "address-h", "public_ipv4_hour",
+        f"({_tasks(task_ips)}" + ("" if aws.assign_public_ip else " (no aws.assign_public_ip)")
+        + f" + {alb_ips} ALB node{'s' if alb_ips != 1 else ''} ({'internal' if aws.internal else subnet_source})"
+        f" + {nat} NAT Elastic IP{'s' if nat != 1 else ''}) = {n_ips} × {hours:g} h × {_usd(ip_p)}")
 
     # --- Data transfer out ------------------------------------------------------------------------------------------
     dto = prices.get("data_transfer_out_gb", region)
@@ -322,9 +450,13 @@ def estimate(config: Config, rps: float | None = None, *, capacity: float | None
             "log_bytes_per_request": cost.log_bytes_per_request,
             "keepalive_requests_per_connection": cost.keepalive_requests_per_connection,
             "connection_duration_s": cost.connection_duration_s, "free_tier": free, "nat_gateways": nat,
-            "container_insights_included": False,
+            "container_insights_included": aws.container_insights, "log_sample_rate": sample,
+            "log_sample_source": sample_source, "logged_fraction": logged, "custom_metrics": n_metrics,
+            "alarm_metrics": n_alarms, "public_ipv4": {"tasks": task_ips, "alb": alb_ips, "nat": nat},
+            "alb_subnets": subnets, "alb_subnets_source": subnet_source,
         },
-        before_traffic=rps is None,
+        before_traffic=rps is None, capacity_estimated=capacity_estimated, canary_percent=canary_percent,
+        canary_tasks=extra,
     )
 
 

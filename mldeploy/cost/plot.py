@@ -32,8 +32,22 @@ def sweep_points(levels: list[float], n: int = 40) -> list[float]:
     return sorted({*(10 ** (math.log10(lo) + i * step) for i in range(n)), *positive})
 
 
+def dollars(x: float) -> str:
+    """An axis tick: $1, $10, $100, $1k, $10k, $1.5M."""
+    for div, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"${x / div:,.3g}{suffix}"
+    return f"${x:,.3g}"
+
+
+def rate(x: float) -> str:
+    """An axis tick for requests/s: 10, 100, 1k, 10k."""
+    return f"{x / 1e3:,.3g}k" if x >= 1e3 else f"{x:,.3g}"
+
+
 def png(curves: dict[str, list[Estimate]], levels: list[float], path: Path, title: str) -> Path:
-    """Write a PNG of monthly cost (log-log) per variant, marking the requested levels."""
+    """Write a PNG of monthly cost (log-log) per variant: dollar ticks, the requested levels annotated inside the
+    axes, overloaded points (more tasks needed than autoscaling.max) marked with a red ✕ and a shaded band."""
     try:
         import matplotlib
 
@@ -42,24 +56,46 @@ def png(curves: dict[str, list[Estimate]], levels: list[float], path: Path, titl
     except ImportError as e:
         raise MldeployError("--plot FILE needs matplotlib", hint="pip install 'mldeploy[plot]', or use --plot "
                             "without a file for a terminal chart") from e
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    first = next(iter(curves))
+    overloaded_from: float | None = None
     for name, ests in curves.items():
         xs = [e.rps for e in ests if e.rps > 0]
         ys = [e.total for e in ests if e.rps > 0]
         line, = ax.plot(xs, ys, label=name, linewidth=2)
         marks = [e for e in ests if e.rps in levels]
-        ax.scatter([e.rps for e in marks], [e.total for e in marks], color=line.get_color(), zorder=3)
-        if name == next(iter(curves)):
-            for e in marks:
-                ax.annotate(money(e.total), (e.rps, e.total), textcoords="offset points", xytext=(-8, 8),
-                            ha="right", fontsize=8)
+        ok = [e for e in marks if not e.overloaded]
+        ax.scatter([e.rps for e in ok], [e.total for e in ok], color=line.get_color(), zorder=3)
+        bad = [e for e in ests if e.overloaded and e.rps > 0]
+        if bad:
+            overloaded_from = min(overloaded_from or math.inf, bad[0].rps)
+        over_marks = [e for e in marks if e.overloaded]
+        ax.scatter([e.rps for e in over_marks], [e.total for e in over_marks], color="red", marker="x", s=60,
+                   zorder=4, label="overloaded (> autoscaling.max)" if name == first and over_marks else None)
+        if name == first:
+            for e in marks:  # labels point inwards: left of the point, below it near the top edge
+                ax.annotate(money(e.total) + (" overloaded" if e.overloaded else ""), (e.rps, e.total),
+                            textcoords="offset points", xytext=(-8, -14 if e is marks[-1] else 8), ha="right",
+                            fontsize=8, color="red" if e.overloaded else "black",
+                            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
     ax.set_xscale("log")
     ax.set_yscale("log")
+    if overloaded_from is not None:
+        ax.axvspan(overloaded_from, ax.get_xlim()[1], color="red", alpha=0.06, zorder=0)
+    ax.yaxis.set_major_locator(LogLocator(base=10))
+    ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: dollars(y)))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: dollars(y)))  # $200, $500 between decades
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: rate(x)))
+    ax.margins(x=0.08, y=0.12)  # the end points and their labels stay inside the axes
     ax.set_xlabel("requests per second (steady)")
     ax.set_ylabel("USD per month")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -86,7 +122,7 @@ def terminal(curves: dict[str, list[Estimate]]) -> Table:
             width = max(1, round(BAR * e.total / top))
             colour = COLOURS.get(name, "white")
             table.add_row(rps_label(est.rps) if j == 0 else "", name, f"[{colour}]{'█' * width}[/{colour}]",
-                          money(e.total))
+                          money(e.total) + (" [red]overloaded[/red]" if e.overloaded else ""))
     return table
 
 

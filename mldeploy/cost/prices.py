@@ -45,6 +45,7 @@ class PriceTable:
     data: dict[str, Any]
     origin: str = "bundled"  # bundled | live | cache
     live_items: list[str] = field(default_factory=list)
+    warning: str | None = None  # e.g. --live fell back to the bundled table (no network)
 
     @property
     def hours_per_month(self) -> float:
@@ -74,8 +75,9 @@ class PriceTable:
             raise ConfigError(
                 f"aws.region: no {entry.get('service', item)} price for region {region!r} in the "
                 f"{self.origin} price table (it has: {known})",
-                hint="use --region with one of those, or `mldeploy cost --live` to read prices from the AWS "
-                     "Pricing API",
+                hint=f"`mldeploy cost --live --region {region}` reads that region's prices from the AWS Pricing API "
+                     "(needs AWS credentials; items it lacks are priced as in us-east-1 and starred), or pass "
+                     "--region with one of those",
             )
         value = by_region[region]
         tiers: tuple[tuple[float | None, float], ...] = ()
@@ -85,11 +87,22 @@ class PriceTable:
         else:
             price = float(value)
         return PriceInfo(item=item, region=region, price=price, unit=entry["unit"], source=entry["source"],
-                         read=str(entry.get("read", self.read)), estimate=bool(entry.get("estimate")),
+                         read=str(entry.get("read", self.read)),
+                         estimate=bool(entry.get("estimate")) or region in entry.get("estimated_regions", ()),
                          free=float(entry.get("free", 0)), tiers=tiers)
 
     def price(self, item: str, region: str) -> float:
         return self.get(item, region).price
+
+    def ec2_instances(self, region: str) -> dict[str, tuple[float, float, float]]:
+        """``{type: (vCPU, GiB, USD/h)}`` of the bundled EC2 comparison instances ({} for other regions)."""
+        table = (self.data.get("ec2_instances") or {}).get("regions", {}).get(region) or {}
+        return {name: (float(v[0]), float(v[1]), float(v[2])) for name, v in table.items()}
+
+    def ec2_source(self) -> tuple[str, str]:
+        """(source URL, date read) of the EC2 comparison prices."""
+        entry = self.data.get("ec2_instances") or {}
+        return str(entry.get("source", "")), str(entry.get("read", self.read))
 
 
 def bundled() -> PriceTable:
@@ -126,7 +139,12 @@ def load(live: bool = False, region: str = DEFAULT_REGION, client: Any = None, m
                 return PriceTable(entry["table"], origin="cache", live_items=entry["live_items"])
         except (ValueError, KeyError, TypeError, OSError):
             pass  # a broken cache is simply refreshed
-    fresh = refresh_live(table, region, client, profile)
+    try:
+        fresh = refresh_live(table, region, client, profile)
+    except _Offline as e:
+        table.warning = (f"--live: the AWS Pricing API is unreachable ({e}); using the bundled prices read "
+                         f"{table.read}")
+        return table
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         cached = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
@@ -171,9 +189,25 @@ def _first_price(product: dict[str, Any]) -> float | None:
     return None
 
 
+class _Offline(Exception):
+    """The Pricing API could not be reached (no network): ``load`` falls back to the bundled table."""
+
+
+def _fill_from_default(data: dict[str, Any], region: str) -> None:
+    """Items without a price for ``region`` (not bundled, not found live) take the us-east-1 figure, starred."""
+    for entry in data["items"].values():
+        key = "tiers" if "tiers" in entry else "regions"
+        by_region = entry.setdefault(key, {})
+        if region not in by_region and DEFAULT_REGION in by_region:
+            by_region[region] = copy.deepcopy(by_region[DEFAULT_REGION])
+            entry.setdefault("estimated_regions", []).append(region)
+
+
 def refresh_live(table: PriceTable, region: str, client: Any = None, profile: str | None = None) -> PriceTable:
-    """Replace the items of ``region`` found in the AWS Pricing API; the rest keep their bundled price."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    """Replace the items of ``region`` found in the AWS Pricing API; the rest keep their bundled price (for a
+    region the table lacks: the us-east-1 price, marked as an estimate)."""
+    from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
 
     if client is None:
         import boto3
@@ -210,8 +244,11 @@ def refresh_live(table: PriceTable, region: str, client: Any = None, profile: st
                     entry["read"] = today
                     found.append(item)
                     break
+    except (BotoConnectionError, HTTPClientError) as e:  # no network: not the user's fault to fix here
+        raise _Offline(str(e)) from e
     except (BotoCoreError, ClientError) as e:
         raise AwsError(f"could not read prices from the AWS Pricing API: {e}",
                        hint="check network access and AWS credentials (pricing:GetProducts), or drop --live to "
                             f"use the bundled prices read {table.read}") from e
+    _fill_from_default(data, region)
     return PriceTable(data, origin="live", live_items=found)

@@ -31,17 +31,38 @@ def plan_aws(project: Project, aws: Clients, image: Any = None, remote: Remote |
     spec = StackSpec.of(project, remote, image=image)
     known: Known = {}
     plan = stack.plan_up(spec, remote, known)
-    plan.estimate = estimate(project, aws.region)
+    plan.estimate = estimate(project, aws.region, spec=spec, remote=remote)
     return PlannedStack(plan, spec, remote, known)
 
 
-def estimate(project: Project, region: str) -> dict | None:
-    """Monthly cost before traffic from ``mldeploy.cost`` (guarded: a plan never fails on an estimate)."""
-    try:
-        from mldeploy.cost import estimate_for_config, plan_line
+def deployed(spec: StackSpec, remote: Remote) -> Any:
+    """What the stable service runs now (``mldeploy.cost.budget.Deployed``; None when nothing is deployed), from
+    the describes the plan already made (cached in ``remote``: no extra API call)."""
+    from mldeploy.aws.resources import service, task_definition
+    from mldeploy.cost.budget import deployed_from
 
-        est = estimate_for_config(project.config, None, region=region)
-        return {"monthly_usd": round(float(est.total), 2), "line": plan_line(project.config, region=region)}
+    svc = service.read(spec, remote)
+    revision = task_definition.running(spec, remote) if svc else None
+    return deployed_from(svc, revision[0] if revision else None)
+
+
+def estimate(project: Project, region: str, *, spec: StackSpec | None = None, remote: Remote | None = None,
+             canary_percent: int | None = None) -> dict | None:
+    """Monthly cost from ``mldeploy.cost`` with the budget check against what is deployed (guarded: a plan never
+    fails on an estimate; the gate itself is ``mldeploy.cost.budget.enforce(estimate["budget"])``).
+
+    Keys: ``monthly_usd``, ``deployed_usd``, ``delta_usd``, ``budget_usd``, ``over_budget``, ``line`` (for the plan
+    output and the GitHub summary), ``budget`` (the ``BudgetCheck`` as a dict).
+    """
+    try:
+        from mldeploy.cost import plan_line
+        from mldeploy.cost.budget import check_project
+
+        now = deployed(spec, remote) if spec is not None and remote is not None else None
+        result = check_project(project, deployed=now, region=region, canary_percent=canary_percent)
+        return {"monthly_usd": round(result.monthly, 2), "deployed_usd": round(result.deployed, 2),
+                "delta_usd": round(result.delta, 2), "budget_usd": result.budget, "over_budget": result.over,
+                "line": plan_line(project.config, region=region, budget=result), "budget": result.to_dict()}
     except Exception:  # an estimate must never break a deployment
         return None
 
