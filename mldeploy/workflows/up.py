@@ -11,6 +11,7 @@ from mldeploy.aws.engine.remote import Remote
 from mldeploy.aws.engine.render import plan_lines
 from mldeploy.aws.engine.spec import StackSpec
 from mldeploy.aws.resources import ecr, load_balancer
+from mldeploy.cost.budget import enforce
 from mldeploy.errors import AwsError
 from mldeploy.workflows.plan import plan_aws
 
@@ -35,7 +36,7 @@ def build_image(project: Project, aws: Clients, ui: Ui, remote: Remote) -> str:
 
 
 def up_aws(project: Project, aws: Clients, ui: Ui, *, wait: bool = True, image: str | None = None,
-           force_unlock: bool = False) -> dict[str, Any]:
+           force_unlock: bool = False, ignore_budget: bool = False) -> dict[str, Any]:
     """Build + push (unless ``image``), plan, apply, wait for stability; returns what was deployed.
 
     A plan with changes is applied under the app/env deployment lock (the one ``canary``/``promote`` take),
@@ -51,6 +52,7 @@ def up_aws(project: Project, aws: Clients, ui: Ui, *, wait: bool = True, image: 
         planned = plan_aws(project, aws, image=image, remote=remote)
         for line in plan_lines(planned.plan):
             ui.print(line)
+    enforce((planned.plan.estimate or {}).get("budget"), ignore=ignore_budget)  # cost.budget_monthly: exit 9
     executor = Executor(aws, ui)
     applied: list[dict[str, Any]] = []
     if planned.plan.changes:
@@ -60,6 +62,7 @@ def up_aws(project: Project, aws: Clients, ui: Ui, *, wait: bool = True, image: 
         with sigterm_as_interrupt(), DeployLock.for_project(project, aws, "up", force_unlock=force_unlock):
             remote.forget()  # the state may have moved while we waited for the lock
             planned = plan_aws(project, aws, image=image, remote=remote)
+            enforce((planned.plan.estimate or {}).get("budget"), ignore=ignore_budget)
             with ui.group("apply"):
                 applied = executor.apply(planned.plan)
             record_up(project, aws, ui)  # the deployment goes into the durable history

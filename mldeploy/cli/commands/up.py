@@ -41,7 +41,7 @@ def up(
     from mldeploy.workflows.up import up_aws
 
     deployed = up_aws(project, session.clients(), session.ui, wait=not no_wait, image=image,
-                      force_unlock=force_unlock, **({"ignore_budget": True} if ignore_budget else {}))
+                      force_unlock=force_unlock, ignore_budget=ignore_budget)
     if session.json:
         console.emit_json(deployed)
     up_report(project.names.base, project.config.model.version, deployed)  # outputs + step summary
