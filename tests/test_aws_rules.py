@@ -280,11 +280,14 @@ def test_ecr_and_sns_names(strict):
     strict.sns.create_topic(Name="mldeploy-demo_alerts")
 
 
-def test_hook_is_what_the_cli_installs(strict):
-    from mldeploy.aws.clients import test_hooks
+def test_hook_is_what_the_cli_installs(strict, tmp_path):
+    from mldeploy.cli.session import Options, Session
 
-    assert ("before-call.*.*", aws_rules.before_call) in test_hooks()
-    assert set(aws_rules.HOOKS) <= set(test_hooks())
+    assert ("before-call.*.*", aws_rules.before_call) in hooks_from_env()
+    assert set(aws_rules.HOOKS) <= set(strict.hooks)
+    Project(tmp_path, {}, BASE_CONFIG)  # writes mldeploy.yaml + a model file
+    session = Session(Options(config=tmp_path / "mldeploy.yaml"))
+    assert set(aws_rules.HOOKS) <= set(session.clients().hooks)  # the CLI's clients carry the layer
 
 
 # --------------------------------------------------------------------------------------------------- whole CLI

@@ -476,10 +476,30 @@ def service_target_group_attached(call: Call) -> None:
     arns = [lb["targetGroupArn"] for lb in call.params.get("loadBalancers") or [] if lb.get("targetGroupArn")]
     if not arns:
         return
-    for tg in call.client("elbv2").describe_target_groups(TargetGroupArns=arns)["TargetGroups"]:
-        if not tg.get("LoadBalancerArns"):
+    elbv2 = call.client("elbv2")
+    for tg in elbv2.describe_target_groups(TargetGroupArns=arns)["TargetGroups"]:
+        if not tg.get("LoadBalancerArns") and tg["TargetGroupArn"] not in _forwarded_target_groups(elbv2):
             reject("InvalidParameterException", f"The target group with targetGroupArn {tg['TargetGroupArn']} "
                                                 "does not have an associated load balancer.")
+
+
+def _forwarded_target_groups(elbv2: Any) -> set[str]:
+    """Target groups a listener's default actions or rules forward to (AWS counts a weight-0 entry of a
+    ForwardConfig as an association; moto fills ``LoadBalancerArns`` only for a plain forward)."""
+    found: set[str] = set()
+
+    def collect(actions: list[dict[str, Any]]) -> None:
+        for action in actions or []:
+            if action.get("TargetGroupArn"):
+                found.add(action["TargetGroupArn"])
+            found.update(g["TargetGroupArn"] for g in (action.get("ForwardConfig") or {}).get("TargetGroups", []))
+
+    for lb in elbv2.describe_load_balancers()["LoadBalancers"]:
+        for listener in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]:
+            collect(listener.get("DefaultActions"))
+            for rule in elbv2.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]:
+                collect(rule.get("Actions"))
+    return found
 
 
 # -------------------------------------------------------------------------------------------------------- IAM
