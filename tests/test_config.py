@@ -308,3 +308,140 @@ def test_schema_validates_generated_and_example_configs(tmp_path: Path):
         jsonschema.validate(doc, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"name": "x", "model": {"path": "m", "fromat": "onnx"}}, schema)
+
+
+# ---------------------------------------------------------------- AWS limits mirrored at validate time (#14.2)
+
+SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:keys-AbCdEf"
+
+
+@pytest.mark.parametrize("env", ["prod_eu", "staging.v2", "prod-", "EU_1"])
+def test_environment_names_that_make_invalid_alb_and_target_group_names_fail_at_their_line(env: str):
+    # botocore elbv2 CreateLoadBalancerInput.Name / CreateTargetGroupInput.Name: alphanumerics and hyphens only,
+    # no leading/trailing hyphen; the names are "<app>-<env>", "-tg", "-tgc" (config/names.py)
+    text = BASE + f"environments:\n  {env}: {{}}\n"
+    parse_text(text, environ={})  # the base alone is fine
+    (msg,) = problems(text, env=env, environ={})
+    assert msg.startswith(f"mldeploy.yaml:8:3: environments.{env}: environment name {env!r}")
+    assert f"'iris-{env}'" in msg and "load balancer" in msg
+
+
+def test_valid_environment_names_pass():
+    for env in ("prod", "prod-eu", "staging2", "Prod"):
+        cfg, _ = parse_text(BASE + f"environments:\n  {env}: {{}}\n", env=env, environ={})
+        assert cfg.name == "iris"
+
+
+def test_app_name_must_not_start_with_internal():
+    (msg,) = problems(BASE.replace("name: iris", "name: internal-api"), environ={})
+    assert msg.startswith("mldeploy.yaml:1:1: name:") and "internal-" in msg
+
+
+def test_env_name_overlong_error_points_at_the_environment():
+    text = BASE.replace("name: iris", "name: " + "a" * 26) + "environments:\n  prod: {}\n"
+    (msg,) = problems(text, env="prod", environ={})
+    assert msg.startswith("mldeploy.yaml:8:3: environments.prod:")
+
+
+@pytest.mark.parametrize("timeout,interval,needle", [
+    (61, 120, "less than or equal to 60"),  # botocore ecs HealthCheck.timeout: 2–60 s
+    (10, 10, "must be less than interval_s"),  # ELBv2: interval must be greater than the timeout
+    (30, 20, "must be less than interval_s"),
+])
+def test_health_check_timeout_fits_ecs_and_stays_below_the_interval(timeout: int, interval: int, needle: str):
+    text = BASE + f"  health_check:\n    timeout_s: {timeout}\n    interval_s: {interval}\n"
+    (msg,) = problems(text, environ={})
+    assert msg.startswith("mldeploy.yaml:") and "aws.health_check" in msg and needle in msg
+    parse_text(BASE + "  health_check:\n    timeout_s: 60\n    interval_s: 61\n", environ={})
+
+
+def test_subnet_lists_static_rules():
+    vpc = "  vpc_id: vpc-1\n"
+    (msg,) = problems(BASE + vpc + "  subnet_ids: [subnet-a]\n", environ={})
+    assert "aws: " in msg and "at least two availability zones" in msg and "subnet_ids lists 1" in msg
+    (msg,) = problems(BASE + vpc + "  subnet_ids: [subnet-a, subnet-a]\n", environ={})
+    assert msg.startswith("mldeploy.yaml:8:3: aws.subnet_ids:") and "more than once" in msg
+    (msg,) = problems(BASE + "  alb_subnet_ids: [subnet-a, subnet-b]\n", environ={})
+    assert "alb_subnet_ids requires vpc_id" in msg
+    # one private task subnet is fine when the load balancer has its own two
+    cfg, _ = parse_text(BASE + vpc + "  subnet_ids: [subnet-p]\n  alb_subnet_ids: [subnet-a, subnet-b]\n",
+                        environ={})
+    assert cfg.aws.alb_subnet_ids == ["subnet-a", "subnet-b"]
+
+
+def test_secrets_manager_value_from_with_json_key_and_version_suffix():
+    from mldeploy.config.schema import secret_resource_arn
+
+    for suffix in ("", ":api_keys::", ":api_keys:AWSPREVIOUS:", ":::0a1b2c3d-ver"):
+        cfg, _ = parse_text(BASE + f"  secrets:\n    MLDEPLOY_API_KEYS: '{SECRET}{suffix}'\n", environ={})
+        assert secret_resource_arn(cfg.aws.secrets["MLDEPLOY_API_KEYS"]) == SECRET
+    partial = "arn:aws:secretsmanager:us-east-1:123456789012:secret:keys"
+    assert secret_resource_arn(partial + ":k::") == partial + "-??????"
+    (msg,) = problems(BASE + f"  secrets:\n    K: {SECRET}:k:AWSCURRENT:0a1b\n", environ={})
+    assert msg.startswith("mldeploy.yaml:7:3: aws.secrets:") and "both a version stage and a version id" in msg
+    (msg,) = problems(BASE + f"  secrets:\n    K: {SECRET}:a:b:c:d\n", environ={})
+    assert "json-key:version-stage:version-id" in msg
+
+
+def test_secrets_kms_key_arn_must_be_a_key_arn():
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    cfg, _ = parse_text(BASE + f"  secrets_kms_key_arn: {key}\n", environ={})
+    assert cfg.aws.secrets_kms_key_arn == key
+    (msg,) = problems(BASE + "  secrets_kms_key_arn: arn:aws:kms:us-east-1:123456789012:alias/mine\n", environ={})
+    assert msg.startswith("mldeploy.yaml:7:3: aws.secrets_kms_key_arn:") and "not an alias" in msg
+
+
+def _project(tmp_path: Path, text: str, env: str | None = None):
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    (tmp_path / "mldeploy.yaml").write_text(text)
+    return load_project(tmp_path / "mldeploy.yaml", env, environ={})
+
+
+AUTH = "runtime:\n  auth:\n    mode: {mode}\n    jwt_audience: svc\n"
+
+
+@pytest.mark.parametrize("mode,var", [("api_key", "MLDEPLOY_API_KEYS"), ("jwt", "MLDEPLOY_JWT_SECRET")])
+def test_auth_mode_requires_its_secret_in_aws_secrets_for_ecs(tmp_path: Path, mode: str, var: str):
+    from mldeploy.config.loader import deploy_problems
+
+    project = _project(tmp_path, BASE + AUTH.format(mode=mode))
+    (problem,) = deploy_problems(project)
+    assert str(problem).startswith(f"{tmp_path / 'mldeploy.yaml'}:9:5: runtime.auth.mode:")
+    assert f"aws.secrets.{var}" in str(problem)
+    r = cli("validate", cwd=tmp_path)
+    assert r.returncode == ExitCode.CONFIG and "runtime.auth.mode" in r.stderr and "aws.secrets" in r.stderr
+    fixed = BASE + f"  secrets:\n    {var}: '{SECRET}:{var}::'\n" + AUTH.format(mode=mode)
+    assert deploy_problems(_project(tmp_path, fixed)) == []
+    assert cli("validate", cwd=tmp_path).returncode == 0
+
+
+def test_auth_secret_checked_in_each_overlay_and_skipped_with_a_secret_file(tmp_path: Path):
+    from mldeploy.config.loader import deploy_problems
+
+    text = BASE + "environments:\n  prod:\n    runtime: {auth: {mode: api_key}}\n"
+    assert deploy_problems(_project(tmp_path, text)) == []
+    (problem,) = deploy_problems(_project(tmp_path, text, "prod"))
+    assert ":9:22" in str(problem.location) and "MLDEPLOY_API_KEYS" in problem.message
+    r = cli("validate", cwd=tmp_path)
+    assert r.returncode == ExitCode.CONFIG and "runtime.auth.mode" in r.stderr
+    with_file = BASE + "runtime:\n  auth:\n    mode: api_key\n    api_keys_file: /run/keys\n"
+    assert deploy_problems(_project(tmp_path, with_file)) == []
+
+
+def test_likely_secrets_in_aws_environment_warn(tmp_path: Path):
+    from mldeploy.config.loader import deploy_warnings
+
+    text = BASE + "  environment:\n    DB_PASSWORD: hunter2\n    API_TOKEN: t\n    LOG_FORMAT: json\n"
+    (warning,) = deploy_warnings(_project(tmp_path, text).config)
+    assert "API_TOKEN, DB_PASSWORD" in warning and "plain text" in warning and "aws.secrets" in warning
+    r = cli("validate", cwd=tmp_path)
+    assert r.returncode == 0 and "DB_PASSWORD" in r.stderr and "aws.secrets" in r.stderr
+    assert deploy_warnings(_project(tmp_path, BASE).config) == []
+
+
+def test_validate_cli_names_the_line_of_a_bad_environment(tmp_path: Path):
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    (tmp_path / "mldeploy.yaml").write_text(BASE + "environments:\n  prod_eu: {}\n")
+    r = cli("validate", cwd=tmp_path)
+    assert r.returncode == ExitCode.CONFIG
+    assert "mldeploy.yaml:8:3: environments.prod_eu:" in r.stderr and "'iris-prod_eu'" in r.stderr

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from mldeploy.config.interpolate import MissingVariable, interpolate
 from mldeploy.config.names import ResourceNames
-from mldeploy.config.schema import MAX_BASE_NAME, Config
+from mldeploy.config.schema import MAX_BASE_NAME, SECRET_ENV_HINTS, Config
 from mldeploy.config.yamlpos import DuplicateKeyError, Positions, load_with_positions
 from mldeploy.errors import ConfigError, Location, Problem
 
@@ -192,13 +192,86 @@ def parse_text(
         raise ConfigError(_problems(e, file, positions)) from e
 
     # Overlays are validated too, each merged on its own, so `validate` catches errors in every env.
-    base_name = ResourceNames(config.name, env or DEFAULT_ENV).base
-    if len(base_name) > MAX_BASE_NAME:
-        line, col = _position(positions, ("name",))
-        raise ConfigError([Problem(Location(file, line, col), "name",
-                                   f"'{base_name}' (name + environment) is {len(base_name)} characters; at most "
-                                   f"{MAX_BASE_NAME} so that ALB and target-group names fit AWS's 32")])
+    _check_resource_names(config, env or DEFAULT_ENV, file, positions)
     return config, data
+
+
+def _check_resource_names(config: Config, env: str, file: str, positions: Positions) -> None:
+    """The ALB and target-group names derived from name + environment (``names.py``) must be valid AWS names."""
+    names = ResourceNames(config.name, env)
+    where = ("name",) if env == DEFAULT_ENV else ("environments", env)
+    line, col = _position(positions, where)
+    if len(names.base) > MAX_BASE_NAME:
+        raise ConfigError([Problem(Location(file, line, col), _dotted(where),
+                                   f"'{names.base}' (name + environment) is {len(names.base)} characters; at most "
+                                   f"{MAX_BASE_NAME} so that ALB and target-group names fit AWS's 32")])
+    problems = names.elb_problems()
+    if problems:  # the first one: -tg / -tgc names share the base's fault
+        what, name, why = problems[0]
+        subject = f"name {config.name!r}" if env == DEFAULT_ENV else f"environment name {env!r}"
+        raise ConfigError([Problem(Location(file, line, col), _dotted(where),
+                                   f"{subject} makes the AWS {what} name {name!r} invalid: it {why}")],
+                          hint="environment names become part of AWS resource names: use lowercase letters, digits "
+                               "and hyphens, e.g. 'prod-eu'")
+
+
+# ------------------------------------------------------------------------------ checks for deploying to AWS
+
+
+def _file_positions(project: Project) -> Positions:
+    """Positions of the project's file (with its overlay's values winning), for problems found after loading."""
+    try:
+        _, positions = load_with_positions(project.path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    prefix = ("environments", project.env)
+    for path, pos in list(positions.items()):
+        if path[:2] == prefix and len(path) > 2:
+            positions[path[2:]] = pos
+    return positions
+
+
+def deploy_problems(project: Project) -> list[Problem]:
+    """What the config lacks for running on ECS (not for ``--target local``): checked by ``validate`` and by every
+    AWS plan (``network.resolve``)."""
+    cfg, problems = project.config, []
+    auth, aws = cfg.runtime.auth, cfg.aws
+    # The server refuses to start without its auth secret (runtime/auth.py Authenticator: "auth.mode is api_key but
+    # no API keys are configured"); on ECS that is a crash loop, then a circuit-breaker rollback. The container gets
+    # only aws.environment / aws.secrets (task_definition.container).
+    needed = {"api_key": (auth.api_keys_env, auth.api_keys_file or aws.environment.get("MLDEPLOY_API_KEYS_FILE")),
+              "jwt": (auth.jwt_secret_env, auth.jwt_secret_file or aws.environment.get("MLDEPLOY_JWT_SECRET_FILE"))}
+    if auth.mode.value in needed:
+        var, file = needed[auth.mode.value]  # a secret file is baked into the image or mounted: not checkable here
+        if not file and var not in aws.secrets and var not in aws.environment:
+            positions = _file_positions(project)
+            line, col = _position(positions, ("runtime", "auth", "mode"))
+            problems.append(Problem(
+                Location(str(project.path), line, col), "runtime.auth.mode",
+                f"auth mode {auth.mode.value} needs {var} in the container, but aws.secrets has no {var}: on ECS the "
+                f"server would not start (set aws.secrets.{var} to a Secrets Manager or SSM parameter ARN)"))
+    return problems
+
+
+def check_deploy(project: Project) -> None:
+    """Raise ``ConfigError`` with ``deploy_problems``."""
+    problems = deploy_problems(project)
+    if problems:
+        raise ConfigError(problems, hint="for `--target local` the server reads the secret from your own environment; "
+                                         "`validate` and AWS plans check the ECS deployment")
+
+
+def deploy_warnings(config: Config) -> list[str]:
+    """Likely secrets in ``aws.environment``: botocore ecs ContainerDefinition.environment: "We don't recommend that
+    you use plaintext environment variables for sensitive information, such as credential data" (they are stored
+    and shown in the task definition)."""
+    likely = sorted(k for k in config.aws.environment if any(h in k.upper() for h in SECRET_ENV_HINTS))
+    if not likely:
+        return []
+    return [f"aws.environment {', '.join(likely)} look{'s' if len(likely) == 1 else ''} like secret"
+            f"{'' if len(likely) == 1 else 's'}: environment values are stored in plain text in the ECS task "
+            "definition (anyone with ecs:DescribeTaskDefinition reads them); move them to aws.secrets (Secrets "
+            "Manager or SSM SecureString ARNs)"]
 
 
 def load_project(

@@ -6,11 +6,13 @@ Role ARNs are deterministic (``arn:aws:iam::ACCOUNT:role/NAME``), so later steps
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from mldeploy.aws.engine.model import Action, ApiCall, Step, noop
 from mldeploy.aws.engine.remote import Remote
 from mldeploy.aws.engine.spec import Known, StackSpec, tag_dict
+from mldeploy.config.schema import secret_resource_arn
 
 KIND = "iam role"
 TRUST = {"Version": "2012-10-17", "Statement": [
@@ -32,15 +34,37 @@ def execution_policy(spec: StackSpec) -> dict[str, Any]:
              "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
              "Resource": spec.arn("ecr", f"repository/{spec.ecr_repository}")},
         ]
-    secrets = spec.config.aws.secrets.values()
+    aws = spec.config.aws
+    secrets = aws.secrets.values()
     ssm = sorted({a for a in secrets if ":ssm:" in a})
-    sm = sorted({a for a in secrets if ":secretsmanager:" in a})
+    # a valueFrom may end in :json-key:version-stage:version-id (ECS guide, secrets-envvar-secrets-manager); IAM
+    # matches the secret's own ARN, so the policy names the secret without that suffix
+    sm = sorted({secret_resource_arn(a) for a in secrets if ":secretsmanager:" in a})
     if ssm:
         statements.append({"Sid": "SsmSecrets", "Effect": "Allow", "Action": "ssm:GetParameters", "Resource": ssm})
     if sm:
         statements.append({"Sid": "SecretsManager", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
                            "Resource": sm})
+    if (ssm or sm) and aws.secrets_kms_key_arn:
+        # ECS guide, "Amazon ECS task execution IAM role" (secrets): "kms:Decrypt — Required only if your key uses a
+        # custom KMS key and not the default key"; the same for SSM SecureString parameters
+        statements.append({"Sid": "SecretsKms", "Effect": "Allow", "Action": "kms:Decrypt",
+                           "Resource": aws.secrets_kms_key_arn})
+    statements += registry_credentials_statements(spec)
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def registry_credentials_statements(spec: StackSpec) -> list[dict[str, Any]]:
+    """GetSecretValue on ``registry.credentials_secret`` (private non-ECR registries): "the task execution role
+    … must have … secretsmanager:GetSecretValue" on the secret ("Private registry authentication for tasks", ECS
+    developer guide). An ARN without Secrets Manager's 6-character suffix gets ``-??????``, which IAM matches
+    against the full ARN (Secrets Manager user guide, "Resource: reference a secret by its partial ARN")."""
+    arn = spec.config.registry.credentials_secret
+    if not arn or spec.uses_ecr:
+        return []
+    resource = arn if re.search(r"-[A-Za-z0-9]{6}$", arn) else f"{arn}-??????"
+    return [{"Sid": "RegistryCredentials", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+             "Resource": resource}]
 
 
 def role_arn(spec: StackSpec, name: str) -> str:

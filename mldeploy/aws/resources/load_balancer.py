@@ -1,12 +1,14 @@
 """The Application Load Balancer (internet-facing or internal) in the resolved subnets, behind the ALB security group.
 
-``known`` values: reads ``subnet_ids``, ``alb_sg_id``; writes ``alb_arn``, ``alb_dns`` (``Ref``s to
+``known`` values: reads ``alb_subnet_ids`` (``network.resolve``; the task ``subnet_ids`` when absent), ``alb_sg_id``;
+writes ``alb_arn``, ``alb_dns`` (``Ref``s to
 ``create_load_balancer``'s response when this plan creates it) and ``alb_full_name`` (``app/NAME/ID``, the
 CloudWatch ``LoadBalancer`` dimension, derived with ``after`` so it also works for a new load balancer).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from mldeploy.aws.engine.model import Action, ApiCall, Fn, Ref, Step, after, is_unknown, noop
@@ -44,6 +46,29 @@ def url(spec: StackSpec, known: Known) -> Any:
     return f"{proto}://{host}"
 
 
+DEFAULT_IDLE_TIMEOUT_S = 60
+"""botocore elbv2 LoadBalancerAttribute.Key: "idle_timeout.timeout_seconds - The idle timeout value, in seconds. The
+valid range is 1-4000 seconds. The default is 60 seconds." """
+IDLE_MARGIN_S = 5
+IDLE_TIMEOUT_KEY = "idle_timeout.timeout_seconds"
+
+
+def idle_timeout(spec: StackSpec) -> int | None:
+    """The ALB idle timeout ``runtime.request_timeout_s`` needs, or None when AWS's default of 60 s is enough.
+
+    The ALB closes a connection on which nothing moved for the idle timeout and answers 504 (ALB guide, "Idle
+    timeout"); a slow prediction sends nothing until it is done, so the timeout must exceed the request's own, with a
+    margin for the server's 504 to arrive first.
+    """
+    wanted = math.ceil(spec.config.runtime.request_timeout_s) + IDLE_MARGIN_S
+    return wanted if wanted > DEFAULT_IDLE_TIMEOUT_S else None
+
+
+def _idle_call(arn: Any, seconds: int) -> ApiCall:
+    return ApiCall("elbv2", "modify_load_balancer_attributes", {
+        "LoadBalancerArn": arn, "Attributes": [{"Key": IDLE_TIMEOUT_KEY, "Value": str(seconds)}]})
+
+
 def _record(known: Known, arn: Any, dns: Any) -> None:
     known["alb_arn"] = arn
     known["alb_dns"] = dns
@@ -53,15 +78,20 @@ def _record(known: Known, arn: Any, dns: Any) -> None:
 def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
     name = spec.names.load_balancer
     want = scheme(spec)
-    subnets, sg = known["subnet_ids"], known["alb_sg_id"]
+    subnets, sg = known.get("alb_subnet_ids", known["subnet_ids"]), known["alb_sg_id"]
+    idle = idle_timeout(spec)
     lb = read(spec, remote)
     if lb is None:
         _record(known, Ref("alb_arn"), Ref("alb_dns"))
-        return [Step(KIND, name, Action.create, [want, f"{len(subnets)} subnets"], calls=[
-            ApiCall("elbv2", "create_load_balancer", {
-                "Name": name, "Subnets": subnets, "SecurityGroups": [sg], "Scheme": want, "Type": "application",
-                "IpAddressType": "ipv4", "Tags": spec.tag_list()},
-                outputs=(("alb_arn", "LoadBalancers[0].LoadBalancerArn"), ("alb_dns", "LoadBalancers[0].DNSName")))])]
+        calls = [ApiCall("elbv2", "create_load_balancer", {
+            "Name": name, "Subnets": subnets, "SecurityGroups": [sg], "Scheme": want, "Type": "application",
+            "IpAddressType": "ipv4", "Tags": spec.tag_list()},
+            outputs=(("alb_arn", "LoadBalancers[0].LoadBalancerArn"), ("alb_dns", "LoadBalancers[0].DNSName")))]
+        changes = [want, f"{len(subnets)} subnets"]
+        if idle is not None:
+            changes.append(f"idle timeout {idle}s (runtime.request_timeout_s)")
+            calls.append(_idle_call(Ref("alb_arn"), idle))
+        return [Step(KIND, name, Action.create, changes, calls=calls)]
     arn = lb["LoadBalancerArn"]
     spec.check_owned("load balancer", name, tags(remote, arn))
     _record(known, arn, lb["DNSName"])
@@ -77,6 +107,12 @@ def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
     if current != sorted(subnets):
         changes.append(f"subnets {len(current)} → {len(subnets)}")
         calls.append(ApiCall("elbv2", "set_subnets", {"LoadBalancerArn": arn, "Subnets": subnets}))
+    if idle is not None:  # only then: the attribute is left at AWS's default otherwise (no describe call)
+        attrs = remote.get("elbv2", "describe_load_balancer_attributes", LoadBalancerArn=arn)["Attributes"]
+        current = next((a["Value"] for a in attrs if a["Key"] == IDLE_TIMEOUT_KEY), str(DEFAULT_IDLE_TIMEOUT_S))
+        if current != str(idle):
+            changes.append(f"idle timeout {current}s → {idle}s")
+            calls.append(_idle_call(arn, idle))
     if not changes:
         return [noop(KIND, name)]
     return [Step(KIND, name, Action.update, changes, calls=calls)]
