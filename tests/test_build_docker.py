@@ -105,8 +105,8 @@ def test_iris_image_serves_as_non_root_with_labels(iris, running, docker_client)
     project, built = iris
     manifest = _manifest(built)
     assert manifest.format == "onnx"
-    # tags: model version, git sha, latest
-    assert built.tag_names[0] == "1.0.0" and built.tag_names[-1] == "latest" and len(built.tag_names) == 3
+    # tags: model version, git sha, a unique build tag (never moves), latest
+    assert built.tag_names[0] == "1.0.0" and built.tag_names[-1] == "latest" and len(built.tag_names) == 4
     attrs = docker_client.api.inspect_image(built.image_id)
     cfg = attrs["Config"]
     assert cfg["User"] == "10001:10001"

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 READ_PREFIXES = ("Describe", "Get", "List", "BatchGet", "Filter", "Lookup", "Search", "Head")
 
 # botocore service name → IAM action prefix (where they differ)
-IAM_PREFIX = {"elbv2": "elasticloadbalancing", "resourcegroupstaggingapi": "tag"}
+IAM_PREFIX = {"elbv2": "elasticloadbalancing", "resourcegroupstaggingapi": "tag", "service-quotas": "servicequotas"}
 
 
 def is_mutating(operation: str) -> bool:

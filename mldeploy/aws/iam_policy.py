@@ -24,7 +24,9 @@ ACTIONS: dict[str, list[str]] = {
     "ecs": ["DescribeClusters", "CreateCluster", "DeleteCluster", "UpdateClusterSettings",
             "PutClusterCapacityProviders", "DescribeTaskDefinition", "RegisterTaskDefinition",
             "DeregisterTaskDefinition", "DeleteTaskDefinitions", "ListTaskDefinitions", "DescribeServices",
-            "CreateService", "UpdateService", "DeleteService", "ListTasks", "DescribeTasks", "TagResource"],
+            "CreateService", "UpdateService", "DeleteService", "ListTasks", "DescribeTasks", "TagResource",
+            # rollout status (waiters.ServiceDeployments)
+            "ListServiceDeployments", "DescribeServiceDeployments", "DescribeServiceRevisions"],
     "elasticloadbalancing": ["DescribeLoadBalancers", "CreateLoadBalancer", "DeleteLoadBalancer", "SetSecurityGroups",
                              "SetSubnets", "DescribeTargetGroups", "CreateTargetGroup", "DeleteTargetGroup",
                              "ModifyTargetGroup", "DescribeTargetGroupAttributes", "ModifyTargetGroupAttributes",
@@ -41,6 +43,7 @@ ACTIONS: dict[str, list[str]] = {
     "ssm": ["GetParameters", "GetParametersByPath", "GetParameter", "PutParameter", "DeleteParameters",
             "DeleteParameter", "AddTagsToResource"],
     "tag": ["GetResources"],
+    "servicequotas": ["GetServiceQuota"],  # plan's Fargate vCPU preflight (aws/preflight.py)
 }
 
 IAM_ROLE_ACTIONS = ["GetRole", "CreateRole", "DeleteRole", "TagRole", "GetRolePolicy", "PutRolePolicy",

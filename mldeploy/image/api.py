@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,11 +77,27 @@ def docker_tag(text: str) -> str:
 
 
 def tag_names(version: str, commit: str | None) -> list[str]:
+    """The moving tags: ``<version>``, ``<commit[:12]>``, ``latest`` (a rebuild moves them to the new image)."""
     names = [docker_tag(version)]
     if commit:
         names.append(commit[:12])
     names.append("latest")
     return list(dict.fromkeys(names))
+
+
+def build_tag(version: str, image_id: str, now: datetime | None = None) -> str:
+    """This build's own tag, ``<version>-<UTC yyyymmddHHMMSS>-<image id[:8]>``: never reused, never moved, so a
+    rebuild of the same version (which moves the version/commit/latest tags) leaves the earlier image tagged (an
+    untagged image is what ECR lifecycle rules expire first)."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S")
+    short = image_id.removeprefix("sha256:")[:8] or "local"
+    return docker_tag(f"{docker_tag(version)[:104]}-{stamp}-{short}")
+
+
+def with_build_tag(names: list[str], version: str, image_id: str, now: datetime | None = None) -> list[str]:
+    """``names`` with ``build_tag`` before ``latest`` (``names[0]``, the version tag, stays the primary)."""
+    unique = build_tag(version, image_id, now)
+    return [*names[:-1], unique, names[-1]] if names and names[-1] == "latest" else [*names, unique]
 
 
 def build_from_artifact(project: Project, artifact_dir: Path, manifest: Manifest, *, no_cache: bool = False,
@@ -99,6 +116,7 @@ def build_from_artifact(project: Project, artifact_dir: Path, manifest: Manifest
     names = tag_names(manifest.version, commit)
     outcome = docker_build(ctx.dir, f"{repo}:{names[0]}", platform=build_platform(cfg.image.platform),
                            no_cache=no_cache, ui=ui)
+    names = with_build_tag(names, manifest.version, outcome.image_id)
     api = client().api
     for name in names[1:]:
         api.tag(outcome.image_id, repository=repo, tag=name, force=True)

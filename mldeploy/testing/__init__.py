@@ -15,6 +15,10 @@ def hooks_from_env() -> list[tuple[str, Any]]:
         from mldeploy.testing import faults
 
         hooks.append(("after-call.*.*", faults.after_call))
+    if os.environ.get("MLDEPLOY_FAULT_ERROR"):  # transient AWS errors, injected before the call
+        from mldeploy.testing import faults
+
+        hooks.append(faults.HOOK)
     if os.environ.get("MLDEPLOY_STRICT_AWS") == "1":
         from mldeploy.testing import aws_rules
 

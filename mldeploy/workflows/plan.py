@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mldeploy.aws import preflight
 from mldeploy.aws.engine import stack
 from mldeploy.aws.engine.model import Plan, Ref
 from mldeploy.aws.engine.remote import Remote
@@ -31,6 +32,7 @@ def plan_aws(project: Project, aws: Clients, image: Any = None, remote: Remote |
     spec = StackSpec.of(project, remote, image=image)
     known: Known = {}
     plan = stack.plan_up(spec, remote, known)
+    plan.notes += preflight.notes(spec, remote)  # the Fargate vCPU quota against a rolling deploy + a canary
     plan.estimate = estimate(project, aws.region, spec=spec, remote=remote)
     return PlannedStack(plan, spec, remote, known)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mldeploy.aws.engine.model import Action, ApiCall, Step, is_unknown, noop
+from mldeploy.aws.engine.model import Action, ApiCall, RetryOn, Step, is_unknown, noop
 from mldeploy.aws.engine.remote import Remote
 from mldeploy.aws.engine.spec import Known, StackSpec
 from mldeploy.aws.resources.alarms import fmt, tg_dimension
@@ -14,6 +14,17 @@ NS, DIM = "ecs", "ecs:service:DesiredCount"
 SERVICE = "application-autoscaling"
 TARGET_KIND, POLICY_KIND = "scalable target", "scaling policy"
 POLICY_KEYS = ("TargetValue", "PredefinedMetricSpecification", "ScaleInCooldown", "ScaleOutCooldown")
+
+# Eventual consistency on fresh accounts, retried for IAM's propagation time like Terraform (terraform-provider-aws,
+# internal/service/appautoscaling/target.go registerScalableTarget: ValidationException "Unable to assume IAM role"
+# while the AWSServiceRoleForApplicationAutoScaling_ECSService service-linked role is being created, and "ECS
+# service doesn't exist" right after CreateService; policy.go resourcePolicyUpdate: PutScalingPolicy on
+# FailedResourceAccessException and ObjectNotFoundException while the new scalable target is not visible yet).
+REGISTER_RETRY = (RetryOn("ValidationException", "Unable to assume IAM role"),
+                  RetryOn("ValidationException", "ECS service doesn't exist"))
+POLICY_RETRY = (RetryOn("FailedResourceAccessException"), RetryOn("ObjectNotFoundException"))
+PROPAGATION_S = 120.0
+"""Terraform's propagationTimeout (2 minutes)."""
 
 
 def resource_id(spec: StackSpec) -> str:
@@ -50,7 +61,7 @@ def _register(spec: StackSpec, tags: bool) -> ApiCall:
     params: dict[str, Any] = {**_target(spec), "MinCapacity": a.min, "MaxCapacity": a.max}
     if tags:
         params["Tags"] = spec.tags
-    return ApiCall(SERVICE, "register_scalable_target", params)
+    return ApiCall(SERVICE, "register_scalable_target", params, retry=REGISTER_RETRY, retry_timeout_s=PROPAGATION_S)
 
 
 def _read_target(spec: StackSpec, remote: Remote) -> dict[str, Any] | None:
@@ -81,7 +92,8 @@ def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
     for pname, config in sorted(want.items()):
         put = ApiCall(SERVICE, "put_scaling_policy", {"PolicyName": pname, **_target(spec),
                                                       "PolicyType": "TargetTrackingScaling",
-                                                      "TargetTrackingScalingPolicyConfiguration": config})
+                                                      "TargetTrackingScalingPolicyConfiguration": config},
+                      retry=POLICY_RETRY, retry_timeout_s=PROPAGATION_S)
         requests = pname.endswith("-requests")
         if pname not in current:
             value = a.requests_per_target if requests else a.cpu_target

@@ -1,4 +1,5 @@
-"""ECR repository: scan on push, lifecycle policy (keep the last N images).
+"""ECR repository: scan on push, a lifecycle policy that never expires a deployed image, and ``keep`` (the
+``keep-<digest>`` tag every deployed image gets).
 
 One repository serves every environment of an app (``registry.repository`` or the app name), so it belongs to the
 app, not to an environment: its ownership check reads ``mldeploy:app`` only, and ``down --purge`` of one
@@ -8,21 +9,43 @@ environment keeps it while another environment of the app is still deployed.
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from mldeploy.aws.engine.model import Action, ApiCall, Step, noop
+from mldeploy.aws.engine.model import Action, ApiCall, Fn, Ref, Step, after, is_unknown, noop
 from mldeploy.aws.engine.remote import Remote
 from mldeploy.aws.engine.spec import Known, StackSpec, tag_dict
 
 KIND = "ecr repository"
+IMAGE_KIND = "ecr image tag"
 KEEP_IMAGES = 30
+KEEP_PREFIX = "keep-"
+"""Tag prefix of deployed images (``keep-<sha256 hex>``): the lifecycle policy never expires them."""
+KEEP_FOREVER = 9999
+"""The protected rule's count (CDK's own ECR example keeps a prefix with ``maxImageCount: 9999``): more deployed
+images than this would be needed before the oldest-pushed ``keep-`` image could expire."""
+MANIFEST_TYPES = ["application/vnd.docker.distribution.manifest.v2+json",
+                  "application/vnd.docker.distribution.manifest.list.v2+json",
+                  "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json"]
+"""BatchGetImage ``acceptedMediaTypes``: the manifest comes back as stored, so PutImage keeps its digest."""
 
 
 def lifecycle_policy() -> dict:
+    """Rules by priority. ECR's lifecycle evaluation rules (ECR user guide, "Lifecycle policy evaluation rules"):
+    "An image that matches the tagging requirements of a higher priority rule cannot be expired by a rule with a
+    lower priority", and a ``tagStatus: any`` rule must come last. Rule 1 selects every ``keep-`` image (each
+    deployed digest: the stable service, a canary, every rollback target in the history) and expires none below
+    ``KEEP_FOREVER``, so rules 2 and 3 can never expire them. Rule 2 (untagged after 7 days) cannot hit a
+    deployed digest: a deployed image carries its ``keep-`` tag and every build its unique build tag, so a
+    rebuild that moves ``<version>``/``latest`` leaves the earlier image tagged."""
     return {"rules": [
-        {"rulePriority": 1, "description": "expire untagged images after 7 days",
+        {"rulePriority": 1, "description": f"never expire deployed images (tagged {KEEP_PREFIX}…)",
+         "selection": {"tagStatus": "tagged", "tagPrefixList": [KEEP_PREFIX], "countType": "imageCountMoreThan",
+                       "countNumber": KEEP_FOREVER},
+         "action": {"type": "expire"}},
+        {"rulePriority": 2, "description": "expire untagged images after 7 days",
          "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 7},
          "action": {"type": "expire"}},
-        {"rulePriority": 2, "description": f"keep the last {KEEP_IMAGES} images",
+        {"rulePriority": 3, "description": f"keep the last {KEEP_IMAGES} images",
          "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": KEEP_IMAGES},
          "action": {"type": "expire"}},
     ]}
@@ -92,3 +115,58 @@ def delete(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
     return [Step(KIND, spec.ecr_repository, Action.delete, ["with its images"], calls=[
         ApiCall("ecr", "delete_repository", {"repositoryName": spec.ecr_repository, "force": True},
                 missing=("RepositoryNotFoundException",))])]
+
+
+# ------------------------------------------------------------------------------------------ deployed images
+
+
+def keep_tag(digest: Any) -> Any:
+    """``keep-<sha256 hex>`` for a ``sha256:…`` digest (an ``Fn`` while the digest is not known)."""
+    if is_unknown(digest):
+        return Fn("format", (KEEP_PREFIX + "{d}",), (("d", after(digest, "sha256:")),))
+    return KEEP_PREFIX + str(digest).removeprefix("sha256:")
+
+
+def _image_id(spec: StackSpec, known: Known, image: Any) -> dict[str, Any] | None:
+    """The ECR image id (``imageDigest`` or ``imageTag``) of ``image`` when it lives in this app's repository."""
+    if is_unknown(image):
+        return {"imageDigest": after(image, "@")}  # ``up`` pushes to ECR and deploys repository@sha256:…
+    repo = str(known.get("ecr_uri") or uri(spec))
+    text = str(image)
+    if text.startswith(repo + "@"):
+        return {"imageDigest": text[len(repo) + 1:]}
+    if text.startswith(repo + ":"):
+        return {"imageTag": text[len(repo) + 1:]}
+    return None
+
+
+def keep(spec: StackSpec, remote: Remote, known: Known, image: Any) -> list[Step]:
+    """Tag the ECR image the role deploys ``keep-<digest>`` (BatchGetImage → PutImage of the same manifest: ECR's
+    documented retag, "Retagging an image", ECR user guide), before the task definition names it. Nothing for
+    images outside this app's repository; a no-op once tagged."""
+    if not spec.uses_ecr:
+        return []
+    image_id = _image_id(spec, known, image)
+    if image_id is None:
+        return []
+    repo = spec.ecr_repository
+    manifest, media = spec.key("keep.manifest"), spec.key("keep.media_type")
+    digest = image_id.get("imageDigest")
+    if not is_unknown(image_id):
+        found = remote.get("ecr", "describe_images", repositoryName=repo, imageIds=[image_id],
+                           missing=("ImageNotFoundException", "RepositoryNotFoundException"))
+        details = (found or {}).get("imageDetails") or []
+        if not details:
+            return []  # not pushed here (yet): ECS would fail to pull it anyway, and there is nothing to protect
+        digest = details[0]["imageDigest"]
+        if keep_tag(digest) in (details[0].get("imageTags") or []):
+            return [noop(IMAGE_KIND, f"{repo}:{keep_tag(digest)[:len(KEEP_PREFIX) + 12]}…")]
+    tag = keep_tag(digest)
+    name = f"{repo}:{tag[:len(KEEP_PREFIX) + 12]}…" if isinstance(tag, str) else f"{repo}:{KEEP_PREFIX}<digest>"
+    return [Step(IMAGE_KIND, name, Action.create, note="deployed: the lifecycle policy never expires it", calls=[
+        ApiCall("ecr", "batch_get_image", {"repositoryName": repo, "imageIds": [{"imageDigest": digest}],
+                                           "acceptedMediaTypes": MANIFEST_TYPES},
+                outputs=((manifest, "images[0].imageManifest"), (media, "images[0].imageManifestMediaType"))),
+        ApiCall("ecr", "put_image", {"repositoryName": repo, "imageManifest": Ref(manifest),
+                                     "imageManifestMediaType": Ref(media), "imageTag": tag, "imageDigest": digest},
+                missing=("ImageAlreadyExistsException",))])]

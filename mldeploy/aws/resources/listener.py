@@ -1,8 +1,10 @@
 """The load balancer's listeners (HTTP, and HTTPS with a certificate), the ``/metrics`` 404 rule, canary weights.
 
-The *traffic listener* is the one that forwards: 443 with ``aws.certificate_arn`` (80 then redirects), else 80.
-``known`` values: reads ``alb_arn``, ``tg_arn`` (and ``canary.tg_arn`` for weights); writes ``listener_arn`` (the
-traffic listener; a ``Ref`` to ``create_listener``'s output when this plan creates it).
+The *traffic listener* is the one that forwards: 443 with HTTPS (80 then redirects), else 80. HTTPS is on with
+``aws.certificate_arn``, or with ``aws.domain`` alone, using the certificate the ``certificate`` family requests
+(``known["certificate_arn"]``, planned before the listeners).
+``known`` values: reads ``alb_arn``, ``tg_arn`` (and ``canary.tg_arn`` for weights), ``certificate_arn``; writes
+``listener_arn`` (the traffic listener; a ``Ref`` to ``create_listener``'s output when this plan creates it).
 
 ``up`` creates the forward to the stable target group and leaves a running canary's weighted forward alone (as
 long as it still includes the stable group); ``canary``/``promote``/``rollback`` change the split with
@@ -16,7 +18,7 @@ from typing import Any
 from mldeploy.aws.engine.model import Action, ApiCall, Ref, Step, is_unknown, noop
 from mldeploy.aws.engine.remote import Remote
 from mldeploy.aws.engine.spec import Known, StackSpec
-from mldeploy.aws.resources import load_balancer, target_group
+from mldeploy.aws.resources import certificate, load_balancer, target_group
 from mldeploy.errors import AwsError
 
 KIND = "listener"
@@ -55,11 +57,23 @@ def forwarded_to(actions: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def traffic_port(spec: StackSpec) -> int:
-    return 443 if spec.config.aws.certificate_arn else 80
+    return 443 if certificate.https(spec) else 80
 
 
 def ports(spec: StackSpec) -> tuple[int, ...]:
-    return (80, 443) if spec.config.aws.certificate_arn else (80,)
+    return (80, 443) if certificate.https(spec) else (80,)
+
+
+def certificate_arn(spec: StackSpec, known: Known) -> Any:
+    """The HTTPS listener's certificate: ``aws.certificate_arn``, else the one ``certificate.plan`` put in ``known``
+    (None without HTTPS)."""
+    if not certificate.https(spec):
+        return None
+    arn = spec.config.aws.certificate_arn or known.get(certificate.KEY)
+    if arn is None:
+        raise AwsError(f"no certificate for {spec.config.aws.domain}: the certificate family was not planned",
+                       hint="plan the listeners with engine.stack.plan_up (certificate before listeners)")
+    return arn
 
 
 def read(remote: Remote, alb_arn: str) -> dict[int, dict]:
@@ -100,12 +114,12 @@ def _protocol(port: int) -> dict[str, Any]:
     return {"Protocol": "HTTPS" if port == 443 else "HTTP"}
 
 
-def _tls(spec: StackSpec) -> dict[str, Any]:
-    return {"SslPolicy": SSL_POLICY, "Certificates": [{"CertificateArn": spec.config.aws.certificate_arn}]}
+def _tls(cert: Any) -> dict[str, Any]:
+    return {"SslPolicy": SSL_POLICY, "Certificates": [{"CertificateArn": cert}]}
 
 
 def _desired_actions(spec: StackSpec, port: int, tg: Any) -> list[dict[str, Any]]:
-    return REDIRECT if (port == 80 and spec.config.aws.certificate_arn) else forward(tg)
+    return REDIRECT if (port == 80 and certificate.https(spec)) else forward(tg)
 
 
 def _delete_call(li: dict) -> ApiCall:
@@ -118,12 +132,13 @@ def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
     current = {} if is_unknown(alb) else read(remote, alb)
     wanted = ports(spec)
     traffic = traffic_port(spec)
+    cert = certificate_arn(spec, known)
     steps: list[Step] = []
     for port in wanted:
         li = current.get(port)
         label = _label(spec, port)
-        redirect = port == 80 and bool(spec.config.aws.certificate_arn)
-        tls = _tls(spec) if port == 443 else {}
+        redirect = port == 80 and cert is not None
+        tls = _tls(cert) if port == 443 else {}
         actions = _desired_actions(spec, port, tg)
         if li is None:
             if port == traffic:
@@ -148,8 +163,8 @@ def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
         elif is_unknown(tg) or tg not in forwarded_to(li.get("DefaultActions", [])):
             changes.append(f"forward to {spec.names.target_group}")
             params["DefaultActions"] = actions
-        if port == 443 and [c["CertificateArn"] for c in li.get("Certificates", [])][:1] != \
-                [spec.config.aws.certificate_arn]:
+        if port == 443 and (is_unknown(cert) or [c["CertificateArn"] for c in li.get("Certificates", [])][:1]
+                            != [cert]):
             changes.append("certificate")
             params.update(tls)
         if li.get("Protocol") != _protocol(port)["Protocol"]:

@@ -13,6 +13,7 @@ from typing import Any
 from mldeploy.aws.engine.model import Action, ApiCall, Ref, RetryOn, Step, Wait, is_unknown
 from mldeploy.aws.engine.remote import Remote
 from mldeploy.aws.engine.spec import CONTAINER_NAME, Known, StackSpec, tag_dict
+from mldeploy.aws.resources import alarms
 
 KIND = "ecs service"
 
@@ -36,6 +37,34 @@ IAM_PROPAGATION_S = 240.0
 
 DEPLOYMENT = {"deploymentCircuitBreaker": {"enable": True, "rollback": True},
               "maximumPercent": 200, "minimumHealthyPercent": 100}
+NO_ALARMS = {"alarmNames": [], "enable": False, "rollback": False}
+
+
+def deployment_alarms(spec: StackSpec) -> list[str]:
+    """The alarms ECS watches during the role's deployments and bake time, failing and rolling back the deployment
+    when one goes into ALARM (ECS ``DeploymentAlarms``; "How CloudWatch alarms detect Amazon ECS deployment
+    failures", ECS developer guide): the 5xx-rate and p99 alarms (the canary's own for the canary). None when the
+    stable alarms are disabled. Alarm names are deterministic, and ECS documents no existence check on them, so
+    the service may name alarms that the ``alarms`` family creates later in the same plan."""
+    if spec.canary:
+        return alarms.canary_alarm_names(spec)
+    if not spec.config.aws.alarms.enabled:
+        return []
+    return [spec.names.alarm("5xx-rate"), spec.names.alarm("p99-latency")]
+
+
+def deployment(spec: StackSpec) -> dict[str, Any]:
+    """``deploymentConfiguration``: circuit breaker with rollback, 100–200 %, and the deployment alarms."""
+    names = deployment_alarms(spec)
+    if not names:
+        return dict(DEPLOYMENT)
+    return {**DEPLOYMENT, "alarms": {"alarmNames": names, "enable": True, "rollback": True}}
+
+
+def _norm_alarms(dc: dict[str, Any]) -> tuple:
+    a = dc.get("alarms") or NO_ALARMS
+    on = bool(a.get("enable"))
+    return (on, bool(a.get("rollback")) if on else False, tuple(sorted(a.get("alarmNames") or [])) if on else ())
 
 
 def _describe(spec: StackSpec, remote: Remote) -> list[dict[str, Any]]:
@@ -93,7 +122,7 @@ def desired(spec: StackSpec, known: Known) -> dict[str, Any]:
         "loadBalancers": [{"targetGroupArn": known[spec.key("tg_arn")], "containerName": CONTAINER_NAME,
                            "containerPort": spec.config.runtime.port}],
         "healthCheckGracePeriodSeconds": aws.health_check.grace_period_s,
-        "deploymentConfiguration": DEPLOYMENT,
+        "deploymentConfiguration": deployment(spec),
         "deploymentController": {"type": "ECS"},
         "propagateTags": "SERVICE",
         "enableECSManagedTags": True,
@@ -130,12 +159,18 @@ def diff(cur: dict[str, Any], want: dict[str, Any]) -> tuple[list[str], dict[str
         changes.append(f"grace period {cur['healthCheckGracePeriodSeconds']}s → {grace}s")
         update["healthCheckGracePeriodSeconds"] = grace
     if "deploymentConfiguration" in cur:
-        dc = cur["deploymentConfiguration"]
-        if (dc.get("deploymentCircuitBreaker"), dc.get("maximumPercent"), dc.get("minimumHealthyPercent")) != \
-                (DEPLOYMENT["deploymentCircuitBreaker"], DEPLOYMENT["maximumPercent"],
-                 DEPLOYMENT["minimumHealthyPercent"]):
+        dc, want_dc = cur["deploymentConfiguration"], want["deploymentConfiguration"]
+        breaker = (dc.get("deploymentCircuitBreaker") or {})
+        if ((breaker.get("enable"), breaker.get("rollback")), dc.get("maximumPercent"),
+                dc.get("minimumHealthyPercent")) != ((True, True), DEPLOYMENT["maximumPercent"],
+                                                     DEPLOYMENT["minimumHealthyPercent"]):
             changes.append("deployment circuit breaker / min-max percent")
-            update["deploymentConfiguration"] = DEPLOYMENT
+            update["deploymentConfiguration"] = want_dc
+        if _norm_alarms(dc) != _norm_alarms(want_dc):
+            names = (want_dc.get("alarms") or {}).get("alarmNames") or []
+            changes.append("deployment alarms → " + (", ".join(names) if names else "off"))
+            # switching them off needs an explicit "enable: false" (an absent field keeps the current alarms)
+            update["deploymentConfiguration"] = want_dc if names else {**want_dc, "alarms": NO_ALARMS}
     if "capacityProviderStrategy" in cur:
         norm = sorted((s["capacityProvider"], s.get("weight", 0), s.get("base", 0))
                       for s in cur["capacityProviderStrategy"])
@@ -164,7 +199,9 @@ def _count_change(spec: StackSpec, current: int) -> int | None:
 def _summary(spec: StackSpec, want: dict[str, Any]) -> list[str]:
     spot = spec.config.aws.spot
     capacity = f"Fargate Spot {spot.weight}% (base {spot.base} on-demand)" if spot.enabled else "Fargate on-demand"
-    return [f"{want['desiredCount']} tasks", capacity, "circuit breaker + rollback"]
+    alarm_names = deployment_alarms(spec)
+    return [f"{want['desiredCount']} tasks", capacity,
+            "circuit breaker + rollback" + (f" (and on alarms {', '.join(alarm_names)})" if alarm_names else "")]
 
 
 def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:

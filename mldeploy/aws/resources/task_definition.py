@@ -13,7 +13,7 @@ from typing import Any
 from mldeploy.aws.engine.model import Action, ApiCall, Ref, Step, is_unknown
 from mldeploy.aws.engine.remote import Remote
 from mldeploy.aws.engine.spec import CONTAINER_NAME, Known, StackSpec, tag_dict
-from mldeploy.aws.resources import service
+from mldeploy.aws.resources import ecr, service
 
 KIND = "task definition"
 ARCH = {"linux/amd64": "X86_64", "linux/arm64": "ARM64"}
@@ -75,7 +75,16 @@ def container(spec: StackSpec, image: Any) -> dict[str, Any]:
         # the image's code and model cannot be modified at run time; uploads/temp files go to the /tmp volume
         "readonlyRootFilesystem": cfg.aws.read_only_root_filesystem,
         "mountPoints": [{"sourceVolume": TMP_VOLUME, "containerPath": "/tmp", "readOnly": False}],
+        **repository_credentials(spec),
     }
+
+
+def repository_credentials(spec: StackSpec) -> dict[str, Any]:
+    """``repositoryCredentials`` for a private non-ECR registry (``registry.credentials_secret``): Fargate pulls
+    with that Secrets Manager secret, read by the execution role ("Private registry authentication for tasks",
+    ECS developer guide; ``iam.registry_credentials_statements`` grants it)."""
+    arn = spec.config.registry.credentials_secret
+    return {"repositoryCredentials": {"credentialsParameter": arn}} if arn and not spec.uses_ecr else {}
 
 
 def tags(spec: StackSpec) -> list[dict[str, str]]:
@@ -117,6 +126,7 @@ def _norm_container(c: dict[str, Any]) -> dict[str, Any]:
     out["healthCheck"] = {k: hc.get(k) for k in ("command", "interval", "timeout", "retries", "startPeriod")}
     out["ulimits"] = sorted((u["name"], u["softLimit"], u["hardLimit"]) for u in c.get("ulimits") or [])
     out["readonlyRootFilesystem"] = bool(c.get("readonlyRootFilesystem"))
+    out["repositoryCredentials"] = (c.get("repositoryCredentials") or {}).get("credentialsParameter")
     out["mountPoints"] = sorted((m["sourceVolume"], m["containerPath"], bool(m.get("readOnly")))
                                 for m in c.get("mountPoints") or [])
     return out
@@ -176,23 +186,24 @@ def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
     if image is None:
         image = Ref("image")  # supplied by `up` once it has built and pushed
     known[spec.key("image")] = image
+    keep = ecr.keep(spec, remote, known, image)  # the deployed image never expires (before the TD names it)
     want = desired(spec, known, image)
     if current is not None and not diff(current[0], want):
         known[key] = current[0]["taskDefinitionArn"]
-        return [Step(KIND, _name(current[0]), Action.noop)]
+        return [*keep, Step(KIND, _name(current[0]), Action.noop)]
     reuse = None if is_unknown(want) else _reusable(spec, remote, want)
     if reuse is not None:
         known[key] = reuse[0]["taskDefinitionArn"]
-        return [Step(KIND, _name(reuse[0]), Action.noop, note="registered by an earlier run")]
+        return [*keep, Step(KIND, _name(reuse[0]), Action.noop, note="registered by an earlier run")]
     known[key] = Ref(key)
     register = ApiCall("ecs", "register_task_definition", want, outputs=((key, "taskDefinition.taskDefinitionArn"),))
     role = " (canary)" if spec.canary else ""
     base = current or describe(spec, remote, family(spec))
     if base is None:
         size = f"{spec.config.aws.cpu} CPU units, {spec.config.aws.memory} MiB, {spec.config.image.platform}"
-        return [Step(KIND, family(spec) + role, Action.create, [size, f"image {image}"], calls=[register])]
-    return [Step(KIND, family(spec) + role, Action.update, diff(base[0], want),
-                 note=f"new revision after {base[0]['revision']}", calls=[register])]
+        return [*keep, Step(KIND, family(spec) + role, Action.create, [size, f"image {image}"], calls=[register])]
+    return [*keep, Step(KIND, family(spec) + role, Action.update, diff(base[0], want),
+                        note=f"new revision after {base[0]['revision']}", calls=[register])]
 
 
 def revisions(spec: StackSpec, remote: Remote, status: str) -> list[str]:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from mldeploy.aws.engine.model import Action, ApiCall, Fn, Ref, Step, Wait, after, noop
-from mldeploy.aws.resources import alarms, autoscaling, dashboard, service, stack_outputs, task_definition
+from mldeploy.aws.resources import alarms, autoscaling, dashboard, ecr, service, stack_outputs, task_definition
 from tests.unit.fakes import ACCOUNT, BASE_CONFIG, FakeRemote, owned_tags, project, spec
 
 ECS = f"arn:aws:ecs:us-east-1:{ACCOUNT}"
@@ -20,6 +20,11 @@ IMAGE_A, IMAGE_B = f"{REPO}@sha256:aaa", f"{REPO}@sha256:bbb"
 TARGET = {"ServiceNamespace": "ecs", "ResourceId": "service/demo/demo",
           "ScalableDimension": "ecs:service:DesiredCount"}
 WITH_REQUESTS = BASE_CONFIG + "aws:\n  autoscaling:\n    requests_per_target: 100\n"
+STABLE_ALARMS = ["mldeploy-demo-5xx-rate", "mldeploy-demo-p99-latency"]
+SUMMARY = "circuit breaker + rollback (and on alarms mldeploy-demo-5xx-rate, mldeploy-demo-p99-latency)"
+REGISTER = {"retry": autoscaling.REGISTER_RETRY, "retry_timeout_s": 120.0}
+PUT_POLICY = {"retry": autoscaling.POLICY_RETRY, "retry_timeout_s": 120.0}
+CANARY_SUMMARY = "circuit breaker + rollback (and on alarms mldeploy-demo-canary-5xx, mldeploy-demo-canary-p99)"
 
 
 def td_arn(rev: int) -> str:
@@ -55,7 +60,7 @@ def ecs_service(s: Any, td: str, tg: str = TG_ARN, count: int = 2, status: str =
     return {"serviceName": s.service_name, "serviceArn": f"{ECS}:service/demo/{s.service_name}", "status": status,
             "taskDefinition": td, "desiredCount": count, "networkConfiguration": want["networkConfiguration"],
             "loadBalancers": [{"targetGroupArn": tg, "containerName": "model", "containerPort": 8080}],
-            "healthCheckGracePeriodSeconds": 60, "deploymentConfiguration": service.DEPLOYMENT,
+            "healthCheckGracePeriodSeconds": 60, "deploymentConfiguration": service.deployment(s),
             "capacityProviderStrategy": want["capacityProviderStrategy"], "tags": want["tags"]}
 
 
@@ -85,7 +90,8 @@ def test_empty_account_creates_everything_with_refs_flowing() -> None:
     s = spec(project(WITH_REQUESTS))
     remote, known = empty_remote(), known_new()
 
-    td_steps = task_definition.plan(s, remote, known)
+    keep, *td_steps = task_definition.plan(s, remote, known)
+    assert keep == ecr.keep(s, remote, {}, Ref("image"))[0]  # the pushed image is tagged keep-… first (plan_images)
     register = task_definition.desired(s, known, Ref("image"))
     assert register["containerDefinitions"][0]["image"] == Ref("image")
     assert register["executionRoleArn"] == EXEC_ROLE and "taskRoleArn" not in register
@@ -102,7 +108,7 @@ def test_empty_account_creates_everything_with_refs_flowing() -> None:
     assert create["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"] == [Ref("task_sg_id")]
     assert create["desiredCount"] == 2
     assert svc_steps == [Step("ecs service", "demo", Action.create,
-                              ["2 tasks", "Fargate on-demand", "circuit breaker + rollback"], calls=[
+                              ["2 tasks", "Fargate on-demand", SUMMARY], calls=[
         ApiCall("ecs", "create_service", create, outputs=(("service_arn", "service.serviceArn"),),
                 retry=service.CREATE_RETRY, retry_timeout_s=900.0)])]
     assert known["service_arn"] == Ref("service_arn")
@@ -115,17 +121,18 @@ def test_empty_account_creates_everything_with_refs_flowing() -> None:
     assert autoscaling.plan(s, remote, known) == [
         Step("scalable target", "demo (1–4 tasks)", Action.create, ["min 1, max 4"], calls=[
             ApiCall("application-autoscaling", "register_scalable_target",
-                    {**target, "MinCapacity": 1, "MaxCapacity": 4, "Tags": s.tags})]),
+                    {**target, "MinCapacity": 1, "MaxCapacity": 4, "Tags": s.tags}, **REGISTER)]),
         Step("scaling policy", "demo-cpu", Action.create, ["target tracking CPU = 60.0"], calls=[
             ApiCall("application-autoscaling", "put_scaling_policy", {
                 "PolicyName": "demo-cpu", **target, "PolicyType": "TargetTrackingScaling",
                 "TargetTrackingScalingPolicyConfiguration": {"TargetValue": 60.0, "PredefinedMetricSpecification": {
-                    "PredefinedMetricType": "ECSServiceAverageCPUUtilization"}, **policy}})]),
+                    "PredefinedMetricType": "ECSServiceAverageCPUUtilization"}, **policy}}, **PUT_POLICY)]),
         Step("scaling policy", "demo-requests", Action.create, ["target tracking requests per target = 100"], calls=[
             ApiCall("application-autoscaling", "put_scaling_policy", {
                 "PolicyName": "demo-requests", **target, "PolicyType": "TargetTrackingScaling",
                 "TargetTrackingScalingPolicyConfiguration": {"TargetValue": 100.0, "PredefinedMetricSpecification": {
-                    "PredefinedMetricType": "ALBRequestCountPerTarget", "ResourceLabel": label}, **policy}})])]
+                    "PredefinedMetricType": "ALBRequestCountPerTarget", "ResourceLabel": label}, **policy}},
+                    **PUT_POLICY)])]
 
     assert alarms.plan_topic(s, remote, known) == [] and known["topic_arn"] is None
     alarm_steps = alarms.plan(s, remote, known)
@@ -281,11 +288,12 @@ def test_scaling_drift_updates_and_removes_policies() -> None:
     assert autoscaling.plan(s, remote, known) == [
         Step("scalable target", "demo (1–4 tasks)", Action.update, ["min/max 2/4 → 1/4"], calls=[
             ApiCall("application-autoscaling", "register_scalable_target",
-                    {**target, "MinCapacity": 1, "MaxCapacity": 4})]),
+                    {**target, "MinCapacity": 1, "MaxCapacity": 4}, **REGISTER)]),
         Step("scaling policy", "demo-cpu", Action.update, ["target / cooldowns"], calls=[
             ApiCall("application-autoscaling", "put_scaling_policy", {
                 "PolicyName": "demo-cpu", **target, "PolicyType": "TargetTrackingScaling",
-                "TargetTrackingScalingPolicyConfiguration": autoscaling.policies(s, known)["demo-cpu"]})]),
+                "TargetTrackingScalingPolicyConfiguration": autoscaling.policies(s, known)["demo-cpu"]},
+                    **PUT_POLICY)]),
         Step("scaling policy", "demo-requests", Action.delete, ["not configured"], calls=[
             ApiCall("application-autoscaling", "delete_scaling_policy", {"PolicyName": "demo-requests", **target},
                     missing=("ObjectNotFoundException",))])]
@@ -434,7 +442,7 @@ def test_canary_service_is_created_on_the_canary_target_group_retrying_while_the
         "networkConfiguration"]
     assert want["capacityProviderStrategy"] == service.capacity_strategy(s)
     assert service.plan(c, remote, known) == [Step("ecs service", "demo-canary", Action.create,
-                                                   ["1 tasks", "Fargate on-demand", "circuit breaker + rollback"],
+                                                   ["1 tasks", "Fargate on-demand", CANARY_SUMMARY],
                                                    calls=[
         ApiCall("ecs", "create_service", want, outputs=(("canary.service_arn", "service.serviceArn"),),
                 retry=service.CREATE_RETRY, retry_timeout_s=900.0)])]
@@ -598,3 +606,160 @@ def test_down_covers_both_roles_of_services_and_alarms() -> None:
     roles = {f.name: f.roles for f in stack.RESOURCES}
     assert roles["service"] == roles["alarms"] == ("stable", "canary")
     assert roles["task definition"] == ("stable",)  # one family holds both roles' revisions
+
+
+# ------------------------------------------------------------------ deployment alarms (issue 14 item 8)
+
+
+def test_services_roll_back_on_their_alarms_too() -> None:
+    """botocore ``DeploymentAlarms``; moto accepts the field but omits ``deploymentConfiguration`` from
+    DescribeServices, so the create request and the drift plan are asserted here as data."""
+    s = spec()
+    assert service.deployment(s)["alarms"] == {"alarmNames": STABLE_ALARMS, "enable": True, "rollback": True}
+    assert service.deployment(s.as_role("canary"))["alarms"]["alarmNames"] == alarms.canary_alarm_names(s)
+    assert set(STABLE_ALARMS) <= set(alarms.names(s))  # names the alarms family creates
+    assert "alarms" not in service.deployment(spec(project(BASE_CONFIG + "aws:\n  alarms:\n    enabled: false\n")))
+
+    # a service deployed before alarms were wired (real ECS answers enable: false) gets them in an update
+    known = {**known_existing(), "task_definition_arn": td_arn(3)}
+    old = {**ecs_service(s, td_arn(3)), "deploymentConfiguration": {
+        **service.DEPLOYMENT, "deploymentCircuitBreaker": {"enable": True, "rollback": True,
+                                                           "resetOnHealthyTask": True},
+        "alarms": {"alarmNames": [], "enable": False, "rollback": False}}}
+    remote = FakeRemote({("ecs", "describe_services"): services(old)})
+    assert service.plan(s, remote, known) == [Step("ecs service", "demo", Action.update, [
+        f"deployment alarms → {', '.join(STABLE_ALARMS)}"], calls=[
+        ApiCall("ecs", "update_service", {"cluster": "demo", "service": "demo",
+                                          "deploymentConfiguration": service.deployment(s)},
+                retry=service.IAM_RETRY, retry_timeout_s=service.IAM_PROPAGATION_S)])]
+    # in sync (AWS's extra resetOnHealthyTask is not drift), and switching alarms off sends enable: false
+    synced = {**old, "deploymentConfiguration": {**old["deploymentConfiguration"],
+                                                 "alarms": service.deployment(s)["alarms"]}}
+    assert service.plan(s, FakeRemote({("ecs", "describe_services"): services(synced)}), known) == [
+        noop("ecs service", "demo")]
+    off = spec(project(BASE_CONFIG + "aws:\n  alarms:\n    enabled: false\n"))
+    (step,) = service.plan(off, FakeRemote({("ecs", "describe_services"): services(synced)}), known)
+    assert step.changes == ("deployment alarms → off",)
+    assert step.calls[0].params["deploymentConfiguration"]["alarms"] == service.NO_ALARMS
+
+
+class _Ecs:
+    """ECS stub answering the service-deployments API (moto does not implement it: HTTP 500)."""
+
+    def __init__(self, status: str, td: str = "td:2", **full: Any) -> None:
+        self.status, self.td, self.full = status, td, full
+
+    def list_service_deployments(self, **_: Any) -> dict[str, Any]:
+        return {"serviceDeployments": [
+            {"serviceDeploymentArn": "sd/old", "createdAt": "2025-01-01", "status": "SUCCESSFUL",
+             "targetServiceRevisionArn": "rev/1"},
+            {"serviceDeploymentArn": "sd/new", "createdAt": "2025-01-02", "status": self.status,
+             "targetServiceRevisionArn": "rev/2"}]}
+
+    def describe_service_revisions(self, serviceRevisionArns: list[str]) -> dict[str, Any]:  # noqa: N803
+        return {"serviceRevisions": [{"arn": a, "taskDefinition": {"rev/1": "td:1", "rev/2": self.td}[a]}
+                                     for a in serviceRevisionArns]}
+
+    def describe_service_deployments(self, **_: Any) -> dict[str, Any]:
+        return {"serviceDeployments": [{"status": self.status, **self.full}]}
+
+
+class _Clients:
+    def __init__(self, ecs: Any) -> None:
+        self.ecs = ecs
+
+    def get(self, name: str) -> Any:
+        return getattr(self, name)
+
+
+def test_rollout_status_from_the_service_deployments_api() -> None:
+    import pytest
+
+    from mldeploy.aws import waiters
+    from mldeploy.errors import RolledBackError
+
+    svc = {"serviceName": "demo", "desiredCount": 2, "runningCount": 2,
+           "deployments": [{"status": "PRIMARY", "taskDefinition": "td:2", "rolloutState": "IN_PROGRESS"}]}
+    ok = waiters.ServiceDeployments(_Clients(_Ecs("SUCCESSFUL")), "demo", "demo")  # type: ignore[arg-type]
+    dep = ok.latest()
+    assert dep is not None and dep["taskDefinition"] == "td:2"
+    succeeded = waiters.check_deployment(svc, dep, "td:2", ok)
+    assert succeeded is True and waiters.is_stable(svc, "td:2", succeeded)  # authoritative over rolloutState
+
+    # rolled back on an alarm: after ECS finished, deployments[] no longer shows the failure, the API does
+    failed = waiters.ServiceDeployments(_Clients(_Ecs(
+        "ROLLBACK_SUCCESSFUL", alarms={"status": "TRIGGERED", "triggeredAlarmNames": ["mldeploy-demo-5xx-rate"]},
+        sourceServiceRevisions=[{"arn": "rev/1"}])), "demo", "demo")  # type: ignore[arg-type]
+    back = {**svc, "deployments": [{"status": "PRIMARY", "taskDefinition": "td:1", "rolloutState": "COMPLETED"}]}
+    waiters.check_rollback(back, "td:2")  # deployments[] alone cannot tell
+    with pytest.raises(RolledBackError, match="rolled back by ECS.*mldeploy-demo-5xx-rate went into ALARM"):
+        waiters.check_deployment(back, failed.latest(), "td:2", failed)
+    # a first deployment has nothing to roll back to: say so
+    first = waiters.ServiceDeployments(_Clients(_Ecs("ROLLBACK_FAILED", sourceServiceRevisions=[])), "demo", "demo")
+    with pytest.raises(RolledBackError, match="nothing to roll back to"):
+        waiters.check_deployment(svc, first.latest(), "td:2", first)  # type: ignore[arg-type]
+    # someone else's newer deployment: no verdict from the API (deployments[] decides)
+    other = waiters.ServiceDeployments(_Clients(_Ecs("IN_PROGRESS", td="td:9")), "demo", "demo")
+    assert waiters.check_deployment(svc, other.latest(), "td:2", other) is None  # type: ignore[arg-type]
+
+    # where the API does not answer (moto: HTTP 500), fall back to deployments[] and stop asking
+    class _Broken:
+        def list_service_deployments(self, **_: Any) -> Any:
+            raise NotImplementedError("The list_service_deployments action has not been implemented")
+
+    gone = waiters.ServiceDeployments(_Clients(_Broken()), "demo", "demo")  # type: ignore[arg-type]
+    assert gone.latest() is None and gone.latest() is None and not gone.available
+
+
+# ------------------------------------------------------------------ transient errors (issue 14 item 4)
+
+
+def test_transient_errors_are_retried_where_aws_and_terraform_document_them() -> None:
+    codes = {(r.code, r.contains) for r in service.CREATE_RETRY}
+    assert ("InvalidParameterException", "Unable to assume the service linked role") in codes
+    assert ("InvalidParameterException", "does not have an associated load balancer") in codes
+    assert ("InvalidParameterException",
+            "verify that the ECS service role being passed has the proper permissions") in codes
+    assert ("ValidationException", "Unable to assume IAM role") in {(r.code, r.contains)
+                                                                    for r in autoscaling.REGISTER_RETRY}
+    assert autoscaling.PROPAGATION_S == 120.0
+    from mldeploy.aws.resources import target_group
+
+    assert target_group.IN_USE.code == "ResourceInUse" and target_group.DELETE_TIMEOUT_S == 120.0
+
+
+# ------------------------------------------------------------------------- preflight (issue 14 item 10)
+
+
+def test_preflight_compares_the_fargate_vcpu_quota_with_the_peak() -> None:
+    """Service Quotas GetServiceQuota (fargate L-3032A538). moto implements Service Quotas for ``vpc`` only and
+    answers NoSuchResourceException for fargate, so the quota answers are canned; the request is asserted."""
+    from mldeploy.aws import preflight
+    from mldeploy.errors import AwsError
+
+    s = spec(project(BASE_CONFIG + "aws:\n  cpu: 1024\n  memory: 2048\n  autoscaling:\n    max: 10\n"))
+    peak = preflight.peak(s)
+    # rolling deploy at 200 % of max 10 + a canary at the largest step below 100 (50 %: 5 tasks), 1 vCPU each
+    assert (peak.stable_tasks, peak.canary_tasks, peak.vcpu) == (20, 5, 25.0)
+
+    def quota(value: float) -> FakeRemote:
+        return FakeRemote({("service-quotas", "get_service_quota"): {"Quota": {"Value": value}}})
+
+    low = quota(6.0)
+    (note,) = preflight.notes(s, low)
+    assert low.calls == [("service-quotas", "get_service_quota", {"ServiceCode": "fargate",
+                                                                   "QuotaCode": "L-3032A538"})]
+    assert "quota is 6" in note and "25 vCPU" in note and "request an increase" in note
+    (fine,) = preflight.notes(s, quota(4000.0))
+    assert "covers the peak of 25 vCPU" in fine
+
+    def unavailable(**_: Any) -> None:
+        raise AwsError("service-quotas:GetServiceQuota failed (NoSuchResourceException): not available")
+
+    (note,) = preflight.notes(s, FakeRemote({("service-quotas", "get_service_quota"): unavailable}))
+    assert "not readable here" in note and "--quota-code L-3032A538" in note
+
+    spot = spec(project(BASE_CONFIG + "aws:\n  spot:\n    enabled: true\n    weight: 100\n    base: 1\n"))
+    remote = quota(100.0)
+    assert len(preflight.notes(spot, remote)) == 2  # on-demand (the base task) and Spot (L-36FBB829)
+    assert {c[2]["QuotaCode"] for c in remote.calls} == {"L-3032A538", "L-36FBB829"}
