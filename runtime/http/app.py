@@ -2,8 +2,9 @@
 
 Assembled in three named steps, like KServe's REST server: register the endpoints, add the exception handlers,
 add the middlewares. The hot path avoids per-request pydantic models: bodies are parsed with orjson/numpy and
-answered with orjson bytes; middleware is pure ASGI. Inference runs in each version's batcher thread, never on
-the event loop.
+answered with orjson bytes; middleware is pure ASGI, and the native predict routes skip FastAPI's routing and
+dependency resolution (``runtime.http.fastpath``). Inference runs in each version's batcher thread — or, for
+small batches of a model measured to answer within ``runtime.batching.INLINE_MAX_MS``, in the batcher's task.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from runtime.dataplane import InferenceService
 from runtime.http.clientip import ClientIP
 from runtime.http.docs import add_docs
 from runtime.http.errors import HANDLERS
+from runtime.http.fastpath import PredictFastPath
 from runtime.http.metrics_endpoint import MetricsEndpoint
 from runtime.http.middleware import ServingMiddleware
+from runtime.http.protocols import protocol_handlers, register_protocols
 from runtime.http.routes import Endpoints
 from runtime.http.security import Guard
 from runtime.lifecycle import Drain
@@ -127,14 +130,19 @@ class RestServer:
     def _register_endpoints(self, app: FastAPI) -> None:
         # on the app's own APIRouter: FastAPI's include_router adds a routing hop (~100 calls) to every request
         srv = self.server
-        Endpoints(srv.dataplane, srv.guard, srv.drain).register(app.router)
+        self.endpoints = Endpoints(srv.dataplane, srv.guard, srv.drain)
+        self.endpoints.register(app.router)
+        register_protocols(app.router, srv.dataplane, srv.guard, srv.drain)  # Open Inference Protocol v2, KServe V1
 
     def _add_exception_handlers(self, app: FastAPI) -> None:
-        for exc_type, handler in HANDLERS.items():
+        for exc_type, handler in protocol_handlers(HANDLERS).items():  # {"error": …} on protocol paths
             app.add_exception_handler(exc_type, handler)
 
     def _add_middlewares(self, app: FastAPI) -> None:
         s = self.server.settings
+        # added first, so innermost (just above the router): the native predict routes without FastAPI's routing
+        app.add_middleware(PredictFastPath, endpoints=self.endpoints, guard=self.server.guard,
+                           exception_handlers=lambda: app.exception_handlers)
         if s.cors.allow_origins:
             from starlette.middleware.cors import CORSMiddleware
 
