@@ -52,6 +52,9 @@ class InputSpec:
         self.single = manifest.inputs[0] if len(manifest.inputs) == 1 else None
         self.dtypes = {t.name: np.dtype(t.dtype) if t.dtype != "string" else np.dtype(object) for t in self.tensors}
         self.features = manifest.feature_names or []
+        if any(t.dtype == "string" for t in self.tensors):  # text models: string inputs checked by runtime.text
+            from runtime.text import text_check
+            self.check = text_check(self)  # type: ignore[method-assign]
         self.max_rows = 1 << 62  # set by the repository (runtime.limits)
         self.max_image_pixels = MAX_IMAGE_PIXELS
         self.max_request_pixels = 2 * MAX_IMAGE_PIXELS

@@ -15,7 +15,7 @@ MANIFEST_FILE = "model.json"
 SCHEMA_VERSION = 1
 
 ServedFormat = Literal["onnx", "torchscript", "pickle", "joblib", "skops", "savedmodel", "xgboost", "lightgbm",
-                       "catboost"]
+                       "catboost", "transformers-onnx"]  # transformers-onnx: a folder, ONNX + tokenizer (runtime.text)
 OutputRole = Literal["label", "probabilities", "logits", "prediction", "other"]
 
 
@@ -101,7 +101,7 @@ class Manifest(BaseModel):
     file: str  # model file or folder, relative to the manifest's folder
     sha256: str  # of the file (of a folder: of its sorted file list + contents)
     size_bytes: int
-    task: Literal["classification", "regression", "image-classification", "other"] = "other"
+    task: Literal["classification", "regression", "image-classification", "feature-extraction", "other"] = "other"
     inputs: list[Tensor]
     outputs: list[Tensor]
     class_labels: list[str] | None = None

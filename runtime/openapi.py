@@ -29,6 +29,8 @@ def request_body(m: Manifest) -> dict[str, Any]:
     if len(m.inputs) == 1:
         t = m.inputs[0]
         inputs.append({"title": "rows", **_nested(t.shape, _item_type(t.dtype))})
+        if t.dtype == "string":  # text models also take one text
+            inputs.append({"title": "text", "type": "string"})
         if m.feature_names:
             props = {f: _item_type(t.dtype) for f in m.feature_names}
             inputs.append({"title": "records", "type": "array",
@@ -58,6 +60,8 @@ def request_body(m: Manifest) -> dict[str, Any]:
 
 def responses(m: Manifest) -> dict[str, Any]:
     pred_item: dict[str, Any] = {"type": "string", "enum": m.class_labels} if m.class_labels else {}
+    if m.task == "feature-extraction":  # one embedding vector per text
+        pred_item = {"type": "array", "items": {"type": "number"}}
     props: dict[str, Any] = {
         "request_id": {"type": "string"},
         "model": {"type": "string", "example": m.name},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -53,9 +54,24 @@ def _boosted_format(head: bytes) -> str | None:
     return None
 
 
+_HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def transformers_config(path: Path) -> dict | None:
+    """The ``config.json`` of a Hugging Face ``save_pretrained`` folder (a ``model_type`` and weights), else None."""
+    if not path.is_dir() or not (path / "config.json").is_file() or not any((path / w).is_file()
+                                                                           for w in _HF_WEIGHTS):
+        return None
+    try:
+        doc = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and isinstance(doc.get("model_type"), str) else None
+
+
 def detect_format(path: Path) -> str:
     """Return one of pickle, joblib, skops, onnx, torchscript, torch, savedmodel, xgboost, lightgbm, catboost,
-    mlflow (or ``keras`` to reject).
+    mlflow, transformers (or ``keras`` to reject).
 
     Raises ArtifactError for a missing, empty or unrecognised file.
     """
@@ -66,9 +82,11 @@ def detect_format(path: Path) -> str:
             return "savedmodel"
         if (path / "MLmodel").is_file():
             return "mlflow"
-        raise ArtifactError(f"{path} is a folder without saved_model.pb or MLmodel; only TensorFlow SavedModel and "
-                            "MLflow model folders are accepted as a model directory",
-                            hint="point model.path at the model file")
+        if transformers_config(path) is not None:
+            return "transformers"
+        raise ArtifactError(f"{path} is a folder without saved_model.pb, MLmodel or a transformers config.json with "
+                            "weights; only TensorFlow SavedModel, MLflow and Hugging Face save_pretrained folders are "
+                            "accepted as a model directory", hint="point model.path at the model file")
     with path.open("rb") as fh:
         head = fh.read(4096)
     if not head:
@@ -120,6 +138,8 @@ MODEL_SUFFIXES = {
     ".ubj": "xgboost", ".xgb": "xgboost", ".cbm": "catboost",
 }
 _SNIFFED_SUFFIXES = (".json", ".txt", ".model", ".bin")  # native boosted-tree files, told apart by content
+# "transformers" is not a model.format value: ``init`` writes ``auto`` for a save_pretrained folder (detected by
+# content) and describe_model says what it is
 _GUESSABLE = {"pickle", "joblib", "skops", "onnx", "torchscript", "torch", "savedmodel", "xgboost", "lightgbm",
               "catboost", "mlflow"}
 
@@ -153,6 +173,10 @@ def describe_model(path: Path, fmt: str) -> str | None:
                    "native format (not pickle)"
     if fmt in _BOOSTED_MODULES:
         return f"a native {_BOOSTED_MODULES[fmt]} model: served as ONNX if it converts with parity, else as is"
+    if fmt in ("auto", "transformers") and (hf := transformers_config(path)) is not None:
+        from mldeploy.artifacts.formats.transformers_fmt import describe
+
+        return describe(hf)
     if fmt == "mlflow":
         from mldeploy.artifacts.formats.mlflow_fmt import read_mlmodel
 
@@ -166,13 +190,14 @@ def describe_model(path: Path, fmt: str) -> str | None:
 
 def _is_model_candidate(p: Path) -> bool:
     if p.is_dir():
-        return (p / "saved_model.pb").exists() or (p / "MLmodel").exists()
+        return (p / "saved_model.pb").exists() or (p / "MLmodel").exists() or transformers_config(p) is not None
     suffix = p.suffix.lower()
     return suffix in MODEL_SUFFIXES or suffix in _SNIFFED_SUFFIXES and guess_format(p) in _BOOSTED_MODULES
 
 
 def find_model_files(folder: Path) -> list[Path]:
-    """Model files, SavedModel and MLflow folders in ``folder`` (one level deep, then ``models/``/``model/``)."""
+    """Model files, SavedModel, MLflow and transformers folders in ``folder`` (one level deep, then
+    ``models/``/``model/``)."""
     found: list[Path] = []
     for base in (folder, folder / "model", folder / "models"):
         if not base.is_dir():

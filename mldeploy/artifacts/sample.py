@@ -74,6 +74,8 @@ def generate(inputs: list[Tensor], rows: int, seed: int = 0,
             out[spec.name] = rng.integers(0, max(hi, 1), size=shape).astype(spec.dtype)
         elif spec.dtype == "bool":
             out[spec.name] = rng.integers(0, 2, size=shape).astype(bool)
+        elif spec.dtype == "string" and len(spec.shape) == 1:
+            out[spec.name] = texts(rows, rng)
         elif spec.dtype == "string":
             raise ArtifactError(f"cannot generate inputs for the string input {spec.name!r}",
                                 hint="set model.sample_input to a file with example rows")
@@ -83,6 +85,18 @@ def generate(inputs: list[Tensor], rows: int, seed: int = 0,
         else:
             out[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
     return out
+
+
+_WORDS = ("the", "a", "model", "service", "was", "quick", "slow", "and", "friendly", "order", "arrived", "late",
+          "price", "quality", "is", "not", "very", "good", "bad", "great", "battery", "screen", "works", "never",
+          "support", "delivery", "on", "time", "i", "love", "this", "product", "hate", "it", "okay", "expected",
+          "more", "beautiful", "design", "broken", "2024", "café", "naïve", "!", "?", "déjà-vu", "e-mail", "x")
+
+
+def texts(rows: int, rng: np.random.Generator) -> np.ndarray:
+    """Deterministic texts of 1 to 300 words (the longest past any small model's maximum length: truncation)."""
+    lengths = [300 if i % 8 == 7 else int(rng.integers(1, 40)) for i in range(rows)]
+    return np.asarray([" ".join(rng.choice(_WORDS, size=n)) for n in lengths], dtype=object)
 
 
 def parity_inputs(inputs: list[Tensor], sample: dict[str, np.ndarray] | None, rows: int) -> dict[str, np.ndarray]:
@@ -119,7 +133,7 @@ def embeddable(sample: dict[str, np.ndarray] | None) -> dict[str, Any] | None:
     """≤ 8 rows as JSON lists, or None when a row is too large (images: the server generates zeros)."""
     if not sample:
         return None
-    if any(v[0].size > MAX_SAMPLE_VALUES for v in sample.values() if len(v)):
+    if any(np.size(v[0]) > MAX_SAMPLE_VALUES for v in sample.values() if len(v)):  # np.size: text rows are str
         return None
     return {k: _shortest(v[:MAX_SAMPLE_ROWS]) for k, v in sample.items()}
 

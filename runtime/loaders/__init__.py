@@ -19,6 +19,7 @@ _MODULES = {
     "xgboost": "runtime.loaders.boosted",  # native gradient-boosted trees (no pickle)
     "lightgbm": "runtime.loaders.boosted",
     "catboost": "runtime.loaders.boosted",
+    "transformers-onnx": "runtime.loaders.transformers_onnx",  # ONNX + tokenizer.json (text in)
 }
 
 __all__ = ["LoadedModel", "ModelLoadError", "load_model"]

@@ -10,6 +10,7 @@ _MODULES = {
     "pickle": "sklearn_family", "joblib": "sklearn_family", "skops": "sklearn_family",
     "onnx": "onnx_fmt", "torchscript": "torch_fmt", "torch": "torch_fmt", "savedmodel": "tensorflow_fmt",
     "xgboost": "boosted", "lightgbm": "boosted", "catboost": "boosted", "mlflow": "mlflow_fmt",
+    "transformers": "transformers_fmt",
 }
 
 
