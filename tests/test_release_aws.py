@@ -48,19 +48,19 @@ def test_up_canary_promote_canary_rollback_rollback_to(project: Path, aws: dict[
     emu = Emulator()
     up(project, env)
     assert emu.weights() == STABLE_ONLY
-    # `history` records the version `up` deployed (up itself does not write release records)
+    # `up` wrote its own record (with its actor), before any other command ran
     assert [(r["action"], r["version"], r["revision"]) for r in history(project, env)] == [("up", "1.0.0", 1)]
     stable_td = emu.task_definition(emu.ecs.describe_services(cluster="app", services=["app"])["services"][0]
                                     ["taskDefinition"])
 
     # canary 10: a second service behind a second target group, weighted 90/10
     bump(project, "1.1.0")
-    proc = ok(["canary", "--percent", "10", "--image", f"{REGISTRY}:v2", "--json"], project, env)
+    proc = ok(["canary", "--percent", "10", "--image", f"{REGISTRY}:1.1.0", "--json"], project, env)
     assert json.loads(proc.stdout)["canary"]["percent"] == 10
     assert emu.weights() == {"app-tg": 90, "app-tgc": 10}
     services = emu.services()
     assert services["app"]["revision"] == 1 and services["app"]["image"] == f"{REGISTRY}:v1"
-    assert services["app-canary"] == {"revision": 2, "image": f"{REGISTRY}:v2", "desired": 1,
+    assert services["app-canary"] == {"revision": 2, "image": f"{REGISTRY}:1.1.0", "desired": 1,
                                       "target_groups": ["app-tgc"]}
     canary_td = emu.task_definition("app:2")
     # the canary differs from the stable task definition only in its image and model version
@@ -84,7 +84,7 @@ def test_up_canary_promote_canary_rollback_rollback_to(project: Path, aws: dict[
 
     # another canary, then rollback: the canary goes, stable stays on revision 2
     bump(project, "1.2.0")
-    ok(["canary", "--percent", "25", "--image", f"{REGISTRY}:v3"], project, env)
+    ok(["canary", "--percent", "25", "--image", f"{REGISTRY}:1.2.0"], project, env)
     assert emu.weights() == {"app-tg": 75, "app-tgc": 25}
     assert emu.services()["app-canary"]["revision"] == 3
     ok(["rollback", "--yes"], project, env)
@@ -111,7 +111,7 @@ def test_up_canary_promote_canary_rollback_rollback_to(project: Path, aws: dict[
     assert records[1]["percent"] == 100 and records[3]["percent"] == 25
     assert all(r["actor"] == "alice (github)" for r in records[1:])
     assert all(r["git_commit"] == "0123456789abcdef" for r in records)
-    assert records[1]["image"] == f"{REGISTRY}:v2" and records[-1]["from_revision"] == 2
+    assert records[1]["image"] == f"{REGISTRY}:1.1.0" and records[-1]["from_revision"] == 2
     params = emu.ssm.get_parameters_by_path(Path="/mldeploy/app/default/releases")["Parameters"]
     assert len(params) == 6
     assert emu.lock() is None  # released after every command
@@ -137,12 +137,12 @@ def test_invalid_transitions_change_nothing(project: Path, aws: dict[str, str], 
         assert proc.returncode == code, (args, proc.stderr)
         assert message in proc.stderr.replace("\n", " "), (args, proc.stderr)
 
-    run("canary", "--percent", "10", "--image", f"{REGISTRY}:v2", code=1, message="nothing is deployed for app")
+    run("canary", "--percent", "10", "--image", f"{REGISTRY}:1.1.0", code=1, message="nothing is deployed for app")
     up(project, env)
     run("promote", "--yes", code=1, message="no canary is active for app (cluster app): nothing to promote")
     run("rollback", "--yes", code=1, message="no earlier version of app to roll back to")
     run("rollback", "--yes", "--to", "9.9.9", code=1, message="no deployment of app with version or revision '9.9.9'")
-    run("canary", "--percent", "150", "--image", f"{REGISTRY}:v2", code=2, message="--percent 150 is outside 0–100")
+    run("canary", "--percent", "150", "--image", f"{REGISTRY}:1.1.0", code=2, message="--percent 150 is outside 0–100")
     run("canary", code=2, message="--percent is required")
     run("canary", "--percent", "10", "--image", f"{REGISTRY}:v1", code=1, message="is already the stable version")
     run("rollback", code=2, message="pass --yes")  # no terminal, no --yes: refuse rather than act unasked
@@ -157,14 +157,14 @@ def test_invalid_transitions_change_nothing(project: Path, aws: dict[str, str], 
     assert emu.weights() == STABLE_ONLY and set(emu.services()) == {"app"} and emu.alarms() == {}
     monkeypatch.setenv("MLDEPLOY_SKIP_HEALTH_WAIT", "1")
 
-    run("canary", "--percent", "10", "--image", f"{REGISTRY}:v2", code=0, message="takes 10% of traffic")
-    run("canary", "--percent", "20", "--image", f"{REGISTRY}:v3", code=1,
-        message=f"a canary is already active for app (cluster app) with {REGISTRY}:v2 (10% of traffic)")
+    run("canary", "--percent", "10", "--image", f"{REGISTRY}:1.1.0", code=0, message="takes 10% of traffic")
+    run("canary", "--percent", "20", "--image", f"{REGISTRY}:1.2.0", code=1,
+        message=f"a canary is already active for app (cluster app) with {REGISTRY}:1.1.0 (10% of traffic)")
     run("rollback", "--yes", "--to", "1.0.0", code=1,
         message="roll it back before returning the stable service to 1.0.0")
     assert emu.weights() == {"app-tg": 90, "app-tgc": 10} and emu.revisions() == 3
-    assert [(r["version"], r["outcome"]) for r in emu.records()[1:]] == [("1.0.0", "failed"),
-                                                                              ("1.0.0", "active")]
+    # each canary records its image's version (the tag here: moto's registry has no labels to read)
+    assert [(r["version"], r["outcome"]) for r in emu.records()[1:]] == [("v9", "failed"), ("1.1.0", "active")]
     assert emu.lock() is None
 
 
@@ -174,7 +174,7 @@ def test_auto_rolls_back_when_a_canary_alarm_fires_then_promotes_when_quiet(proj
     up(project, env)
     bump(project, "1.1.0", steps="[10, 50]", bake=60)
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "mldeploy", "canary", "--auto", "--image", f"{REGISTRY}:v2"],
+    proc = subprocess.Popen([sys.executable, "-m", "mldeploy", "canary", "--auto", "--image", f"{REGISTRY}:1.1.0"],
                             cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         emu.wait_for(lambda: emu.weights() == {"app-tg": 90, "app-tgc": 10}, what="the 10% step")
@@ -197,12 +197,12 @@ def test_auto_rolls_back_when_a_canary_alarm_fires_then_promotes_when_quiet(proj
 
     # quiet alarms: every step bakes, then the canary is promoted
     bump(project, "1.1.0", steps="[10, 50]", bake=1)
-    proc2 = ok(["canary", "--auto", "--image", f"{REGISTRY}:v2", "--json"], project, env)
+    proc2 = ok(["canary", "--auto", "--image", f"{REGISTRY}:1.1.0", "--json"], project, env)
     result = json.loads(proc2.stdout)
     assert [s["percent"] for s in result["steps"]] == [10, 50]
     assert "10% → 50%" in proc2.stderr and "promoted 1.1.0" in proc2.stderr
     assert emu.weights() == STABLE_ONLY and set(emu.services()) == {"app"}
-    assert emu.services()["app"]["image"] == f"{REGISTRY}:v2"
+    assert emu.services()["app"]["image"] == f"{REGISTRY}:1.1.0"
 
 
 def test_lock_two_concurrent_cli_processes(project: Path, aws: dict[str, str]):
@@ -210,7 +210,7 @@ def test_lock_two_concurrent_cli_processes(project: Path, aws: dict[str, str]):
     emu = Emulator()
     up(project, env)
     bump(project, "1.1.0", steps="[10, 50]", bake=1)
-    cmd = [sys.executable, "-m", "mldeploy", "canary", "--auto", "--image", f"{REGISTRY}:v2"]
+    cmd = [sys.executable, "-m", "mldeploy", "canary", "--auto", "--image", f"{REGISTRY}:1.1.0"]
     procs = [subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     results = [(p.wait(timeout=90), p.stderr.read()) for p in procs]
@@ -220,7 +220,7 @@ def test_lock_two_concurrent_cli_processes(project: Path, aws: dict[str, str]):
     assert "another deployment of app is in progress: the lock is held by" in loser
     assert "canary --auto" in loser and "--force-unlock" in loser
     assert emu.lock() is None
-    assert emu.services()["app"]["image"] == f"{REGISTRY}:v2"  # the winner promoted exactly once
+    assert emu.services()["app"]["image"] == f"{REGISTRY}:1.1.0"  # the winner promoted exactly once
     assert [r["action"] for r in emu.records()] == ["up", "canary", "promote"]
 
     # a stale lock (its holder died) is reported, and broken only on request
@@ -235,3 +235,51 @@ def test_lock_two_concurrent_cli_processes(project: Path, aws: dict[str, str]):
     proc = ok(["rollback", "--yes", "--force-unlock"], project, env)
     assert "broke the deployment lock held by ci-job-41" in proc.stderr.replace("\n", " ")
     assert emu.services()["app"]["revision"] == 1 and emu.lock() is None
+
+
+def test_release_state_up_record_plan_status_sizing_version_and_down(project: Path, aws: dict[str, str]):
+    """Issue 14 item 7, one claim per block."""
+    env = cli_env(aws, GITHUB_ACTOR="bob")
+    emu = Emulator()
+    # `up` writes its own history record (its actor), before any other command reads the history
+    up(project, env)
+    assert [(r["action"], r["version"], r["actor"]) for r in emu.records()] == [("up", "1.0.0", "bob (github)")]
+
+    proc = ok(["canary", "--percent", "50", "--image", f"{REGISTRY}:9.9.9"], project, env)  # config stays 1.0.0
+    # canary --image records the image's version: the label is unreadable here (no registry), so the tag, warned
+    assert "recording version '9.9.9' (its tag)" in proc.stderr.replace("\n", " ")
+    assert emu.records()[-1]["version"] == "9.9.9"
+    env_vars = {e["name"]: e["value"] for e in emu.task_definition("app:2")["containerDefinitions"][0]["environment"]}
+    assert env_vars["MLDEPLOY_MODEL_VERSION"] == "9.9.9"
+
+    # plan during a canary: no change for the stable service nor its task definition
+    plan = json.loads(ok(["plan", "--json"], project, env).stdout)
+    stable = [s for s in plan["steps"] if s["kind"] in ("ecs service", "task definition") and s["name"] in ("app",)]
+    assert all(s["action"] == "no-op" for s in stable), [s["message"] for s in stable]
+
+    # status shows the canary and its weight
+    st = json.loads(ok(["status", "--json"], project, env).stdout)
+    assert st["canary"]["name"] == "app-canary" and st["canary"]["percent"] == 50
+    assert st["canary"]["version"] == "9.9.9" and st["weights"] == {"app-tg": 50, "app-tgc": 50}
+    assert "50% of traffic" in ok(["status"], project, env).stderr
+
+    # the canary scales with the stable service: `up` with 4 stable tasks resizes it to ceil(4 × 50 %) = 2
+    assert emu.services()["app-canary"]["desired"] == 1
+    emu.ecs.update_service(cluster="app", service="app", desiredCount=4)  # as autoscaling would
+    proc = ok(["up", "--no-wait", "--image", f"{REGISTRY}:v1"], project, env)
+    assert "desired count 1 → 2 (50% of 4 stable tasks)" in proc.stderr.replace("\n", " ")
+    assert emu.services()["app-canary"]["desired"] == 2
+    ok(["canary", "--percent", "75"], project, env)  # and every --percent recomputes from the stable count
+    assert emu.services()["app-canary"]["desired"] == 3
+
+    # status is current after promote: no canary, the stable service runs the canary's image and version
+    ok(["promote", "--yes"], project, env)
+    st = json.loads(ok(["status", "--json"], project, env).stdout)
+    assert st["canary"] is None and st["weights"] == {"app-tg": 100}
+    assert st["image"] == f"{REGISTRY}:9.9.9" and st["version"] == "9.9.9"
+
+    # down deletes the canary's alarms with everything else
+    ok(["canary", "--percent", "10", "--image", f"{REGISTRY}:1.2.0"], project, env)
+    assert set(emu.alarms()) == {"mldeploy-app-canary-5xx", "mldeploy-app-canary-p99"}
+    ok(["down", "--yes"], project, env)
+    assert emu.alarms() == {} and emu.alarms("mldeploy-app") == {}

@@ -38,6 +38,7 @@ class ModelFormat(StrEnum):
     lightgbm = "lightgbm"  # LightGBM text model (Booster.save_model)
     catboost = "catboost"  # CatBoost .cbm
     mlflow = "mlflow"  # an MLflow model folder (MLmodel file)
+    transformers = "transformers"  # a Hugging Face save_pretrained folder (config.json + weights + tokenizer)
 
 
 class ConvertTarget(StrEnum):

@@ -96,6 +96,11 @@ def canary(project: Project, clients: Clients | None, ui: Ui, *, percent: int | 
         local.adopt_stable(local_history)
         return ops.canary(local, local_history, ui, percent=percent or 0, image=version, version=version)
     aws = _need_clients(clients)
+    if image:
+        # the version the image carries (its label in the registry), not the config's: --image may be any build
+        from mldeploy.release.image_version import image_version
+
+        version = image_version(image, aws, ui)
     label = "canary" + (f" --percent {percent}" if percent is not None else "") + (" --auto" if auto else "")
     with locked(project, aws, ui, label, force_unlock=force_unlock) as lock:
         release, history_store = aws_release(project, aws, ui)

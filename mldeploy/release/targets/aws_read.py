@@ -6,7 +6,6 @@ forward to the stable target group; ``Fleet`` answers the questions the release 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -62,8 +61,9 @@ class Fleet:
 
     def canary_count(self, percent: int) -> int:
         """Tasks for the canary: its share of the stable service's tasks, at least one."""
-        stable = int((self.stable or {}).get("desiredCount", 1))
-        return max(1, math.ceil(stable * percent / 100))
+        from mldeploy.aws.engine.stack import canary_count
+
+        return canary_count(int((self.stable or {}).get("desiredCount", 1)), percent)
 
 
 def tg_name(arn: str) -> str:
