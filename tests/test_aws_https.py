@@ -34,9 +34,7 @@ def acm_moto() -> Iterator[infra.MotoServer]:
 @pytest.fixture
 def env(acm_moto: infra.MotoServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     acm_moto.reset()
-    # the strict AWS-rules layer (mldeploy/testing/aws_rules.py request_params) decodes a rest-xml body (Route 53)
-    # as CBOR and fails every Route 53 change; off here until it learns rest-xml
-    full = {**infra.aws_env(acm_moto.url), "MLDEPLOY_STRICT_AWS": "0"}
+    full = infra.aws_env(acm_moto.url)  # with the strict AWS-rules layer on, as the rest of the suite
     for key in set(os.environ) - set(full):
         monkeypatch.delenv(key)
     for key, value in full.items():

@@ -44,6 +44,10 @@ ACTIONS: dict[str, list[str]] = {
             "DeleteParameter", "AddTagsToResource"],
     "tag": ["GetResources"],
     "servicequotas": ["GetServiceQuota"],  # plan's Fargate vCPU preflight (aws/preflight.py)
+    # aws.domain: the ACM certificate with DNS validation and the alias record (resources/certificate.py, dns.py)
+    "acm": ["RequestCertificate", "AddTagsToCertificate", "DescribeCertificate", "ListCertificates",
+            "ListTagsForCertificate", "DeleteCertificate"],
+    "route53": ["ListHostedZones", "GetHostedZone", "ListResourceRecordSets", "ChangeResourceRecordSets"],
 }
 
 IAM_ROLE_ACTIONS = ["GetRole", "CreateRole", "DeleteRole", "TagRole", "GetRolePolicy", "PutRolePolicy",

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING
 
 from mldeploy.errors import BuildError
 from mldeploy.gitinfo import git_commit
-from mldeploy.image.dockerfile import UNUSED_FOR_ONNX, DockerfileSpec, render_dockerfile, render_dockerignore
+from mldeploy.image.dockerfile import (
+    UNUSED_FOR_ONNX,
+    UNUSED_FOR_TEXT,
+    DockerfileSpec,
+    render_dockerfile,
+    render_dockerignore,
+)
 from mldeploy.image.wheelhouse import (
     LOCK_FILE,
     Wheelhouse,
@@ -39,6 +45,11 @@ class BuildContext:
     wheelhouse: Wheelhouse
     requirements: list[str]
     spec: DockerfileSpec
+
+
+def unused_packages(served_format: str) -> list[str]:
+    """Installed as dependencies, never imported by the runtime for this served format: removed from the image."""
+    return {"onnx": UNUSED_FOR_ONNX, "transformers-onnx": UNUSED_FOR_TEXT}.get(served_format, [])
 
 
 def runtime_dir() -> Path:
@@ -156,7 +167,7 @@ def assemble(project: Project, artifact_dir: Path, manifest: Manifest, out_dir: 
         model_format=manifest.format,
         git_commit=git_commit(project.root) or "unknown",
         uninstall=[p for p in ("pip", "setuptools") if p not in locked]
-        + ([p for p in UNUSED_FOR_ONNX if p in locked] if manifest.format == "onnx" else []),
+        + [p for p in unused_packages(manifest.format) if p in locked],
         system_packages=list(cfg.image.system_packages),
     )
     (out / "Dockerfile").write_text(render_dockerfile(spec), encoding="utf-8")

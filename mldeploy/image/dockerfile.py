@@ -22,6 +22,9 @@ PRUNE = [
 # Installed as dependencies but never imported when the server runs an ONNX model (protobuf is only used by
 # onnxruntime's tooling); uninstalled in the builder stage so they never reach the image.
 UNUSED_FOR_ONNX = ["protobuf"]
+# tokenizers depends on huggingface-hub (downloads) and its chain; the runtime only loads tokenizer.json from disk
+UNUSED_FOR_TEXT = ["huggingface-hub", "hf-xet", "fsspec", "filelock", "httpx2", "httpcore2", "tqdm", "pyyaml",
+                   "protobuf"]
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,8 @@ def request_params(model: Any, request: Any) -> Params:
         return {}
     if isinstance(body, str):
         body = body.encode()
+    if protocol in ("rest-xml", "rest-json") or body.lstrip()[:1] == b"<":
+        return {}  # Route 53 (XML) and REST bodies: no rule reads them (the URI carries their ids)
     if protocol == "smithy-rpc-v2-cbor" or body[:1] not in (b"{", b"["):
         from botocore.parsers import RpcV2CBORParser
 

@@ -82,7 +82,8 @@ def up_aws(project: Project, aws: Clients, ui: Ui, *, wait: bool = True, image: 
             ui.success("service is stable")
     elif service_changed:
         ui.info("not waiting for the rollout (--no-wait); follow it with `mldeploy status`")
-    ui.success(f"deployed [bold]{project.names.base}[/]: {url}")
+    plain = "" if planned.spec.https else " [yellow](plain HTTP: set aws.domain for HTTPS)[/]"
+    ui.success(f"deployed [bold]{project.names.base}[/]: {url}{plain}")
     return {"url": url, "image": image, "task_definition": known.get("task_definition_arn"),
             "changes": len(planned.plan.changes), "applied": applied, "seconds": round(time.monotonic() - t0, 2),
             "api_calls": aws.counter.total, "mutating_api_calls": aws.counter.mutating}

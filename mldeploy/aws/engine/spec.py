@@ -88,6 +88,11 @@ class StackSpec:
         return f"arn:{self.partition}:{service}:{self.region if region else ''}:{self.account}:{resource}"
 
     @property
+    def https(self) -> bool:
+        """The endpoint serves HTTPS: a certificate is given, or ``aws.domain`` gets one from ACM."""
+        return bool(self.config.aws.certificate_arn or self.config.aws.domain)
+
+    @property
     def ecr_repository(self) -> str:
         return self.config.registry.repository or self.config.name
 

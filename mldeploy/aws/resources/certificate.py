@@ -35,8 +35,7 @@ VALIDATION_TTL = 300
 
 def https(spec: StackSpec) -> bool:
     """The endpoint serves HTTPS: a certificate is given, or ``aws.domain`` gets one from ACM."""
-    aws = spec.config.aws
-    return bool(aws.certificate_arn or aws.domain)
+    return spec.https
 
 
 def managed(spec: StackSpec) -> bool:

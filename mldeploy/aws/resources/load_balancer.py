@@ -39,8 +39,8 @@ def url(spec: StackSpec, known: Known) -> Any:
     """The service URL: ``https://`` the domain (or the ALB's DNS name) with a certificate, else ``http://`` the DNS
     name; an ``Fn`` while ``known["alb_dns"]`` is not known yet."""
     aws = spec.config.aws
-    proto = "https" if aws.certificate_arn else "http"
-    host = (aws.domain if aws.certificate_arn else None) or known.get("alb_dns")
+    proto = "https" if spec.https else "http"
+    host = (aws.domain if spec.https else None) or known.get("alb_dns")
     if is_unknown(host):
         return Fn("format", (proto + "://{host}",), (("host", host),))
     return f"{proto}://{host}"

@@ -80,7 +80,7 @@ def permission(rule: Rule, description: str) -> dict[str, Any]:
 
 
 def alb_rules(spec: StackSpec, known: Known) -> set[Rule]:
-    ports = [80, 443] if spec.config.aws.certificate_arn else [80]
+    ports = [80, 443] if spec.https else [80]  # 443 also when aws.domain gets its certificate from ACM
     return {(p, "cidr", cidr) for p in ports for cidr in spec.config.aws.allowed_cidrs}
 
 
