@@ -110,6 +110,7 @@ def resolve(spec: StackSpec, remote: Remote, known: Known, *, deploying: bool = 
             raise AwsError(f"aws.vpc_id {aws.vpc_id!r} does not exist in {spec.region}",
                            hint="check the VPC id and the region")
         vpc_id = aws.vpc_id
+        known["vpc_cidr"] = vpcs["Vpcs"][0].get("CidrBlock")
     else:
         found = remote.get("ec2", "describe_vpcs", Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
         if not found:
@@ -117,6 +118,7 @@ def resolve(spec: StackSpec, remote: Remote, known: Known, *, deploying: bool = 
                            hint="set aws.vpc_id and aws.subnet_ids in mldeploy.yaml, or create one with "
                                 "`aws ec2 create-default-vpc`")
         vpc_id = found[0]["VpcId"]
+        known["vpc_cidr"] = found[0].get("CidrBlock")
     if aws.subnet_ids:
         subnets = _configured(remote, vpc_id, "subnet_ids", aws.subnet_ids)
         outside = [s["SubnetId"] for s in subnets if not fargate_az(spec.region, s)]

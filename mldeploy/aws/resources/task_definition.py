@@ -49,14 +49,24 @@ def version(spec: StackSpec) -> str:
     return spec.version if spec.canary and spec.version else spec.config.model.version
 
 
-def container(spec: StackSpec, image: Any) -> dict[str, Any]:
+def runtime_environment(spec: StackSpec, known: Known) -> dict[str, str]:
+    """What the runtime needs to know about its task: the memory its row limits derive from (the cgroup inside a
+    Fargate container may read ``max``) and the proxies whose ``X-Forwarded-For`` it may trust (the ALB lives in
+    the VPC: its CIDR; without it every client behind the ALB would share one rate-limit bucket)."""
+    env = {"MLDEPLOY_MEMORY_MIB": str(spec.config.aws.memory)}
+    if known.get("vpc_cidr") and not spec.config.runtime.trusted_proxies:
+        env["MLDEPLOY_TRUSTED_PROXIES"] = str(known["vpc_cidr"])
+    return env
+
+
+def container(spec: StackSpec, image: Any, known: Known | None = None) -> dict[str, Any]:
     cfg = spec.config
     port = cfg.runtime.port
     hc = cfg.aws.health_check
     probe = (f"python -c \"import urllib.request;urllib.request.urlopen('http://127.0.0.1:{port}{hc.path}',"
              f"timeout={max(1, hc.timeout_s - 1)})\" || exit 1")
     env = {"MLDEPLOY_APP": spec.names.app, "MLDEPLOY_ENV": spec.names.env, "MLDEPLOY_MODEL_VERSION": version(spec),
-           **cfg.aws.environment}
+           **runtime_environment(spec, known or {}), **cfg.aws.environment}
     return {
         "name": CONTAINER_NAME,
         "image": image,
@@ -107,7 +117,7 @@ def desired(spec: StackSpec, known: Known, image: Any) -> dict[str, Any]:
         "memory": str(aws.memory),
         "runtimePlatform": {"cpuArchitecture": ARCH[spec.config.image.platform], "operatingSystemFamily": "LINUX"},
         "executionRoleArn": known["execution_role_arn"],
-        "containerDefinitions": [container(spec, image)],
+        "containerDefinitions": [container(spec, image, known)],
         "volumes": [{"name": TMP_VOLUME}],  # Fargate task storage (ephemeral), writable even with a read-only root
         "tags": tags(spec),
     }

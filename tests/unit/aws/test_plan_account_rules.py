@@ -78,7 +78,7 @@ def test_public_alb_subnets_and_private_task_subnets_go_to_separate_known_values
     known: dict[str, Any] = {}
     s = _custom("private-a, private-b", "  alb_subnet_ids: [public-a, public-b]\n  assign_public_ip: false\n")
     notes = network.resolve(s, _net_remote(), known)
-    assert known == {"vpc_id": VPC, "subnet_ids": ["private-a", "private-b"],
+    assert known == {"vpc_id": VPC, "vpc_cidr": None, "subnet_ids": ["private-a", "private-b"],
                      "alb_subnet_ids": ["public-a", "public-b"]}
     assert any("NAT gateway" in n for n in notes)
 

@@ -364,7 +364,8 @@ def test_during_a_canary_a_config_change_diffs_against_the_stable_revision() -> 
     s = spec(project(BASE_CONFIG + "aws:\n  cpu: 1024\n  memory: 2048\n"))
     remote, known = canary_in_progress(spec()), known_existing()
     (td,) = task_definition.plan(s, remote, known)
-    assert td == Step("task definition", "demo", Action.update, ["cpu 512 → 1024", "memory 1024 → 2048"],
+    assert td == Step("task definition", "demo", Action.update, ["cpu 512 → 1024", "memory 1024 → 2048",
+                                                                 "environment MLDEPLOY_MEMORY_MIB"],
                       note="new revision after 3", calls=[
         ApiCall("ecs", "register_task_definition", task_definition.desired(s, known, IMAGE_A),
                 outputs=(("task_definition_arn", "taskDefinition.taskDefinitionArn"),))])
@@ -763,3 +764,12 @@ def test_preflight_compares_the_fargate_vcpu_quota_with_the_peak() -> None:
     remote = quota(100.0)
     assert len(preflight.notes(spot, remote)) == 2  # on-demand (the base task) and Spot (L-36FBB829)
     assert {c[2]["QuotaCode"] for c in remote.calls} == {"L-3032A538", "L-36FBB829"}
+
+
+def test_the_runtime_learns_its_memory_and_the_vpc_as_trusted_proxies() -> None:
+    from mldeploy.aws.resources.task_definition import container
+
+    env = {e["name"]: e["value"] for e in container(spec(), "repo@sha256:1", {"vpc_cidr": "172.31.0.0/16"})[
+        "environment"]}
+    assert env["MLDEPLOY_MEMORY_MIB"] == "1024" and env["MLDEPLOY_TRUSTED_PROXIES"] == "172.31.0.0/16"
+    assert "MLDEPLOY_TRUSTED_PROXIES" not in {e["name"] for e in container(spec(), "x", {})["environment"]}
