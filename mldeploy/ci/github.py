@@ -1,9 +1,10 @@
-"""GitHub Actions: render and write the deploy workflow; the OIDC trust policy of the role it assumes.
+"""GitHub Actions: render and write the deploy workflow; the OIDC roles its jobs assume.
 
-The workflow (``templates/github-workflow.yml.j2``) runs test → build and push → deploy (first release, or a
-canary) → promote, gated by a protected GitHub environment. Jobs get short-lived AWS credentials from GitHub's
-OIDC provider (``aws-actions/configure-aws-credentials`` with ``role-to-assume``); the role's trust policy
-(:func:`oidc_trust_policy`) admits only this repository's default branch and its deployment environments.
+The workflow (``templates/github-workflow.yml.j2``) runs test → deploy (build and push the image, then the first
+release or a canary) → promote. Jobs get short-lived AWS credentials from GitHub's OIDC provider
+(``aws-actions/configure-aws-credentials``); each mldeploy environment has two roles (:func:`iam_policy_with_oidc`):
+``deploy`` trusted only from the GitHub environment ``<env>`` and ``release`` (promote, rollback, down) only from
+``<env>-release``. Every action the workflow uses is pinned by commit (:data:`ACTION_PINS`).
 """
 
 from __future__ import annotations
@@ -22,11 +23,17 @@ if TYPE_CHECKING:
 OIDC_HOST = "token.actions.githubusercontent.com"
 OIDC_AUDIENCE = "sts.amazonaws.com"
 ROLE_VARIABLE = "MLDEPLOY_AWS_ROLE_ARN"
-DEFAULT_ROLE_NAME = "mldeploy-github-deploy"
 WORKFLOW_DIR = Path(".github/workflows")
 # GitHub: owners are alphanumerics and single hyphens (≤ 39), repositories [A-Za-z0-9._-] (≤ 100).
 REPO_RE = re.compile(r"(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38})/(?P<repo>[A-Za-z0-9._-]{1,100})")
 ENV_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,255}")
+# Every action the generated workflow uses, pinned by full commit SHA (the version goes in a comment). Each SHA is
+# what the tag resolved to in the action's repository; bump both together (and rerun tests/test_ci.py).
+ACTION_PINS: dict[str, tuple[str, str]] = {
+    "actions/checkout": ("11d5960a326750d5838078e36cf38b85af677262", "v4.4.0"),
+    "actions/setup-python": ("a26af69be951a213d495a4c3e4e4022e16d87065", "v5.6.0"),
+    "aws-actions/configure-aws-credentials": ("7474bc4690e29a8392af63c5b98e7449536d5c3a", "v4.3.1"),
+}
 EXTRAS = {"torch": "torch", "torchscript": "torch", "savedmodel": "tensorflow", "skops": "skops"}
 
 
@@ -157,13 +164,19 @@ def _gh(expression: str) -> str:
     return "${{ " + expression + " }}"
 
 
+def pinned(action: str) -> str:
+    """``owner/repo@<sha> # <version>`` for a ``uses:`` line; only actions in :data:`ACTION_PINS` exist."""
+    sha, version = ACTION_PINS[action]
+    return f"{action}@{sha} # {version}"
+
+
 def render_workflow(spec: WorkflowSpec) -> str:
     """The workflow YAML for ``spec`` (checked to parse before it is returned)."""
     import yaml
 
     from mldeploy.templating import render
 
-    text = render("github-workflow.yml.j2", gh=_gh, **asdict(spec))
+    text = render("github-workflow.yml.j2", gh=_gh, pin=pinned, release_suffix=RELEASE_SUFFIX, **asdict(spec))
     try:
         yaml.safe_load(text)
     except yaml.YAMLError as e:  # a template bug, never the user's fault
@@ -205,23 +218,45 @@ def oidc_provider_arn(account_id: str, partition: str = "aws") -> str:
     return f"arn:{partition}:iam::{account_id}:oidc-provider/{OIDC_HOST}"
 
 
-def oidc_subjects(owner_repo: str, environments: list[str] | tuple[str, ...] = ("prod",),
-                  branches: list[str] | tuple[str, ...] = ("main",)) -> list[str]:
-    """The ``sub`` claims the workflow's AWS jobs present: pushes to ``branches`` (build, deploy) and jobs
-    that run in a GitHub environment (promote, rollback). Pull requests never get AWS credentials."""
-    owner, repo = parse_repo(owner_repo)
+def github_environment(env: str, kind: str) -> str:
+    """The GitHub environment a job of ``kind`` (``deploy`` or ``release``) runs in for mldeploy environment ``env``:
+    ``prod`` for build/deploy (up, canary), ``prod-release`` for promote/rollback/down."""
+    if kind not in ROLE_KINDS:
+        raise ValueError(kind)
+    return env if kind == "deploy" else f"{env}{RELEASE_SUFFIX}"
+
+
+def github_environments(environments: list[str] | tuple[str, ...]) -> dict[tuple[str, str], str]:
+    """(env, kind) → GitHub environment, for every environment and both kinds; refuses invalid or colliding names
+    (an mldeploy environment ``prod-release`` next to ``prod`` would share one GitHub environment, hence one
+    ``sub``, between two roles)."""
     for env in environments:
-        if not ENV_NAME_RE.fullmatch(env):
+        if not ENV_NAME_RE.fullmatch(env) or not ENV_NAME_RE.fullmatch(env + RELEASE_SUFFIX):
             raise MldeployError(f"{env!r} is not a valid GitHub environment name", exit_code=ExitCode.USAGE)
-    subjects = [f"repo:{owner}/{repo}:ref:refs/heads/{b}" for b in branches]
-    subjects += [f"repo:{owner}/{repo}:environment:{e}" for e in environments]
-    return list(dict.fromkeys(subjects))
+    names = {(env, kind): github_environment(env, kind) for env in environments for kind in ROLE_KINDS}
+    seen: dict[str, tuple[str, str]] = {}
+    for key, name in names.items():
+        if name.lower() in seen:  # GitHub environment names are case-insensitive
+            raise MldeployError(f"environments {seen[name.lower()][0]!r} and {key[0]!r} would share the GitHub "
+                                f"environment {name!r}", hint=f"rename the mldeploy environment {key[0]!r}",
+                                exit_code=ExitCode.CONFIG)
+        seen[name.lower()] = key
+    return names
 
 
-def oidc_trust_policy(owner_repo: str, environments: list[str] | tuple[str, ...] = ("prod",), *,
-                      account_id: str | None = None, branches: list[str] | tuple[str, ...] = ("main",),
+def oidc_subject(owner_repo: str, github_env: str) -> str:
+    """The ``sub`` claim of a job that runs in GitHub environment ``github_env`` of ``owner_repo``."""
+    owner, repo = parse_repo(owner_repo)
+    if not ENV_NAME_RE.fullmatch(github_env):
+        raise MldeployError(f"{github_env!r} is not a valid GitHub environment name", exit_code=ExitCode.USAGE)
+    return f"repo:{owner}/{repo}:environment:{github_env}"
+
+
+def oidc_trust_policy(owner_repo: str, github_env: str, *, account_id: str | None = None,
                       partition: str = "aws") -> dict[str, Any]:
-    """The trust policy of the role GitHub Actions assumes with OIDC: exact subjects, no wildcards.
+    """The trust policy of one role GitHub Actions assumes with OIDC: only jobs of ``owner_repo`` that run in the
+    GitHub environment ``github_env`` (exact ``sub``, ``aud`` = STS; no wildcards, no branch subjects — restrict
+    the environment's deployment branches in GitHub).
 
     ``account_id`` None leaves the placeholder ``ACCOUNT_ID`` (IAM rejects it, so it cannot be used by mistake).
     """
@@ -238,26 +273,12 @@ def oidc_trust_policy(owner_repo: str, environments: list[str] | tuple[str, ...]
                 "Condition": {
                     "StringEquals": {
                         f"{OIDC_HOST}:aud": OIDC_AUDIENCE,
-                        f"{OIDC_HOST}:sub": oidc_subjects(owner_repo, environments, branches),
+                        f"{OIDC_HOST}:sub": oidc_subject(owner_repo, github_env),
                     }
                 },
             }
         ],
     }
-
-
-def oidc_setup_commands(role_name: str = DEFAULT_ROLE_NAME, *, trust_file: str = "trust.json",
-                        policy_file: str = "policy.json") -> str:
-    """AWS CLI commands that create the OIDC provider and the role (printed by ``iam-policy --github-oidc``)."""
-    return "\n".join([
-        "# once per AWS account (skip if the provider exists):",
-        f"aws iam create-open-id-connect-provider --url https://{OIDC_HOST} --client-id-list {OIDC_AUDIENCE}",
-        "# the deploy role, trusted by this repository only:",
-        f"aws iam create-role --role-name {role_name} --assume-role-policy-document file://{trust_file}",
-        f"aws iam put-role-policy --role-name {role_name} --policy-name mldeploy "
-        f"--policy-document file://{policy_file}",
-        f"# then in GitHub: repository variable {ROLE_VARIABLE} = the role's ARN",
-    ])
 
 
 def init_ci(config_file: Path, provider: str, *, force: bool = False) -> WrittenWorkflow:
@@ -269,48 +290,136 @@ def init_ci(config_file: Path, provider: str, *, force: bool = False) -> Written
     return write_workflow(load_project(config_file), force=force)
 
 
-def merge_policies(documents: list[dict[str, Any]]) -> dict[str, Any]:
-    """One policy from several (one per environment): statements with the same Sid get the union of resources."""
-    merged: dict[str, dict[str, Any]] = {}
-    for doc in documents:
-        for stmt in doc["Statement"]:
-            key = stmt.get("Sid") or json_key(stmt)
-            if key not in merged:
-                merged[key] = {**stmt}
-                continue
-            have = merged[key].get("Resource", [])
-            have = [have] if isinstance(have, str) else list(have)
-            new = stmt.get("Resource", [])
-            new = [new] if isinstance(new, str) else new
-            union = list(dict.fromkeys([*have, *new]))
-            merged[key]["Resource"] = union[0] if len(union) == 1 else union
-    return {"Version": "2012-10-17", "Statement": list(merged.values())}
-
-
 def json_key(value: Any) -> str:
     import json
 
     return json.dumps(value, sort_keys=True)
 
 
-def oidc_role_name(project: Project | None) -> str:
-    """The deploy role ``iam-policy --github-oidc`` suggests creating."""
-    return f"mldeploy-github-{project.config.name}" if project is not None else DEFAULT_ROLE_NAME
+# --------------------------------------------------------------------------- deploy and release roles
+
+ROLE_KINDS = ("deploy", "release")
+RELEASE_SUFFIX = "-release"
+ROLE_COMMANDS = {"deploy": ["build", "push", "plan", "status", "up", "canary"],
+                 "release": ["status", "promote", "rollback", "down"]}
+
+DOWN_ONLY_ACTIONS = frozenset({
+    # Only ``down`` (the Family.delete planners in aws/engine/stack.py) makes these calls; ``up`` and ``canary``
+    # (including canary --auto rolling itself back) never do, so the deploy role cannot tear the stack down.
+    "ecr:DeleteRepository", "ecs:DeleteCluster", "ec2:DeleteSecurityGroup",
+    "application-autoscaling:DeregisterScalableTarget", "elasticloadbalancing:DeleteLoadBalancer",
+    "elasticloadbalancing:DeleteTargetGroup", "cloudwatch:DeleteDashboards", "ecs:DeregisterTaskDefinition",
+    "ecs:DeleteTaskDefinitions", "logs:DeleteLogGroup",
+})
+RELEASE_WRITE_ACTIONS = DOWN_ONLY_ACTIONS | {
+    # promote / rollback: point the stable service at a registered revision, shift the listener weights, remove
+    # the canary service and its alarms, write the history and the lock (SSM)
+    "ecs:UpdateService", "ecs:DeleteService", "elasticloadbalancing:ModifyListener", "cloudwatch:DeleteAlarms",
+    "ssm:PutParameter", "ssm:DeleteParameter", "ssm:DeleteParameters",
+    # down: the rest of the teardown (the role deletions stay scoped to the app's roles by policy_for)
+    "elasticloadbalancing:DeleteListener", "application-autoscaling:DeleteScalingPolicy", "sns:DeleteTopic",
+    "ec2:RevokeSecurityGroupIngress", "iam:DetachRolePolicy", "iam:DeleteRolePolicy", "iam:DeleteRole",
+    # down with aws.domain: the alias and validation records, then the ACM certificate (resources/dns.py,
+    # certificate.py)
+    "route53:ChangeResourceRecordSets", "acm:DeleteCertificate",
+}
+READ_PREFIXES = ("Describe", "List", "Get")
+RELEASE_EXCLUDED_READS = frozenset({
+    # image pulls are for the tasks (execution role), not for a release job
+    "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "ecr:GetLifecyclePolicy",
+})
+
+
+def role_allows(kind: str, action: str) -> bool:
+    """Whether the ``kind`` role keeps ``action`` of the full ``mldeploy iam-policy`` document.
+
+    deploy (build, push, plan, status, up, canary): everything but the teardown-only calls. release (promote,
+    rollback, down): reads plus the calls those commands make — no create/register/put of infrastructure, no
+    ``iam:PassRole``, no image push, so a release job cannot run a new image or widen a role.
+    """
+    if kind == "deploy":
+        return action not in DOWN_ONLY_ACTIONS
+    if kind == "release":
+        if action in RELEASE_WRITE_ACTIONS:
+            return True
+        verb = action.split(":", 1)[1]
+        return verb.startswith(READ_PREFIXES) and action not in RELEASE_EXCLUDED_READS
+    raise ValueError(kind)
+
+
+def split_policy(policy: dict[str, Any], kind: str) -> dict[str, Any]:
+    """``policy`` (from ``mldeploy.aws.iam_policy.policy_for``) reduced to the ``kind`` role's actions: each
+    statement keeps its resources and conditions; statements left with no action are dropped."""
+    statements = []
+    for stmt in policy["Statement"]:
+        actions = [stmt["Action"]] if isinstance(stmt["Action"], str) else list(stmt["Action"])
+        kept = [a for a in actions if role_allows(kind, a)]
+        if kept:
+            statements.append({**stmt, "Action": kept[0] if isinstance(stmt["Action"], str) else kept})
+    return {"Version": policy.get("Version", "2012-10-17"), "Statement": statements}
+
+
+def oidc_role_name(project: Project | None, env: str, kind: str) -> str:
+    """The name of the ``kind`` role of ``env`` that ``iam-policy --github-oidc`` suggests creating (≤ 64)."""
+    app = project.config.name if project is not None else "app"
+    return f"mldeploy-gh-{app}-{env}-{kind}"[:64]
 
 
 def iam_policy_with_oidc(owner_repo: str, project: Project | None,
                          permissions_for: Callable[[Project | None], dict[str, Any]],
                          account_id: str | None = None) -> dict[str, Any]:
-    """``iam-policy --github-oidc OWNER/REPO``: the deploy role's trust policy (for ``account_id``; None keeps the
-    ``ACCOUNT_ID`` placeholder) and its permissions for every environment the workflow deploys (the overlays)."""
+    """``iam-policy --github-oidc OWNER/REPO``: two roles per environment the workflow deploys (the overlays) —
+    ``deploy`` (build, push, up, canary) trusted only from the GitHub environment ``<env>``, ``release`` (promote,
+    rollback, down) only from ``<env>-release`` — each with that environment's permissions only (``account_id``
+    None keeps the ``ACCOUNT_ID`` placeholder)."""
     from mldeploy.config import load_project
 
     parse_repo(owner_repo)
     if project is None:
-        envs, projects = ["prod"], [None]
+        envs, projects = ["prod"], {"prod": None}
     else:
         envs = list(project.config.environments) or ["default"]
-        projects = [load_project(project.path, env) for env in envs]
-    trust = oidc_trust_policy(owner_repo, envs, account_id=account_id)
-    return {"role_name": oidc_role_name(project), "environments": envs, "subjects": oidc_subjects(owner_repo, envs),
-            "trust_policy": trust, "permissions_policy": merge_policies([permissions_for(p) for p in projects])}
+        projects = {env: load_project(project.path, env) for env in envs}
+    names = github_environments(envs)
+    roles = []
+    for env in envs:
+        full = permissions_for(projects[env])
+        for kind in ROLE_KINDS:
+            gh_env = names[(env, kind)]
+            roles.append({
+                "role_name": oidc_role_name(project, env, kind), "environment": env, "kind": kind,
+                "commands": ROLE_COMMANDS[kind], "github_environment": gh_env,
+                "subject": oidc_subject(owner_repo, gh_env),
+                "trust_policy": oidc_trust_policy(owner_repo, gh_env, account_id=account_id),
+                "permissions_policy": split_policy(full, kind),
+            })
+    return {"oidc_provider": oidc_provider_arn(account_id or "ACCOUNT_ID"), "environments": envs,
+            "role_variable": ROLE_VARIABLE, "roles": roles}
+
+
+def oidc_setup_commands(owner_repo: str, doc: dict[str, Any]) -> str:
+    """How to create what ``iam_policy_with_oidc`` printed (``doc``): the OIDC provider, each role with its two
+    documents, and each GitHub environment's ``MLDEPLOY_AWS_ROLE_ARN`` variable (printed on stderr)."""
+    lines = [
+        "# once per AWS account (skip if the provider exists):",
+        f"aws iam create-open-id-connect-provider --url https://{OIDC_HOST} --client-id-list {OIDC_AUDIENCE}",
+        "# each role: trusted by one GitHub environment of this repository only",
+        f"mldeploy iam-policy --github-oidc {owner_repo} > oidc.json",
+    ]
+    for i, role in enumerate(doc["roles"]):
+        name, gh_env = role["role_name"], role["github_environment"]
+        lines += [
+            f"# {role['kind']} role of {role['environment']} ({', '.join(role['commands'])}), GitHub environment "
+            f"{gh_env}:",
+            f"jq '.roles[{i}].trust_policy' oidc.json > trust-{name}.json",
+            f"jq '.roles[{i}].permissions_policy' oidc.json > policy-{name}.json",
+            f"aws iam create-role --role-name {name} --assume-role-policy-document file://trust-{name}.json",
+            f"aws iam put-role-policy --role-name {name} --policy-name mldeploy "
+            f"--policy-document file://policy-{name}.json",
+            f"gh api --method PUT repos/{owner_repo}/environments/{gh_env} > /dev/null  # creates it if missing",
+            f"gh variable set {ROLE_VARIABLE} --repo {owner_repo} --env {gh_env} --body "
+            f"\"$(aws iam get-role --role-name {name} --query Role.Arn --output text)\"",
+        ]
+    lines += ["# then in GitHub → Settings → Environments, for each environment above: deployment branches = "
+              "main only; required reviewers on the ones that need approval (prod, prod-release)"]
+    return "\n".join(lines)

@@ -104,9 +104,11 @@ def down(
 
 def iam_policy(
     ctx: typer.Context,
-    github_oidc: Annotated[str | None, typer.Option("--github-oidc", metavar="OWNER/REPO", help="Print the trust "
-                                                    "policy and permissions of a role GitHub Actions assumes with "
-                                                    "OIDC (no long-lived keys), and how to create it.")] = None,
+    github_oidc: Annotated[str | None, typer.Option("--github-oidc", metavar="OWNER/REPO", help="Print the two "
+                                                    "roles per environment (deploy: up/canary; release: promote/"
+                                                    "rollback/down) GitHub Actions assumes with OIDC, each "
+                                                    "trusted from one GitHub environment only, and how to create "
+                                                    "them.")] = None,
 ) -> None:
     """Print the least-privilege IAM policy the caller needs for plan/up/status/logs/down/canary."""
     from mldeploy import console
@@ -119,15 +121,17 @@ def iam_policy(
         project = None
     if github_oidc:
         from mldeploy.ci import github
-        from mldeploy.cli.render.ci import print_oidc_setup
 
         github.parse_repo(github_oidc)
         account = session.account_id()
         if account is None:
-            console.warn("no AWS credentials answered: the trust policy names ACCOUNT_ID — replace it with your "
+            console.warn("no AWS credentials answered: the trust policies name ACCOUNT_ID — replace it with your "
                          "12-digit account id")
         doc = github.iam_policy_with_oidc(github_oidc, project, policy_for, account_id=account)
-        print_oidc_setup(github_oidc, doc["role_name"])
+        console.console.print("[bold]GitHub Actions OIDC setup[/bold] (a deploy and a release role per environment):",
+                              soft_wrap=True)
+        console.console.print("\n".join(f"  {line}" for line in github.oidc_setup_commands(github_oidc, doc)
+                                         .splitlines()), soft_wrap=True, markup=False, highlight=False)
         console.emit_json(doc)
         return
     console.emit_json(policy_for(project))

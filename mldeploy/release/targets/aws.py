@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from mldeploy.aws.engine.model import Step, Wait
 from mldeploy.aws.engine.remote import Remote
 from mldeploy.aws.engine.spec import Known, StackSpec
-from mldeploy.aws.resources import alarms, listener, service, target_group
+from mldeploy.aws.resources import alarms, ecr, listener, service, target_group
 from mldeploy.errors import AwsError, ExitCode, MldeployError
 from mldeploy.release.history import Record, revision_of
 from mldeploy.release.state import TransitionError
@@ -115,7 +115,8 @@ class AwsTarget:
         fleet: Fleet = snap.detail
         self._require_listener(fleet)
         spec = self.canary_spec.as_role("canary", image=image, version=version)
-        return plans.task_definition(spec, fleet, self.remote, known)
+        # the canary's image gets its keep- tag too, so the ECR lifecycle policy can never expire it
+        return ecr.keep(spec, self.remote, known, image) + plans.task_definition(spec, fleet, self.remote, known)
 
     def plan_start(self, snap: Snapshot, percent: int, known: Known) -> list[Step]:
         """Canary TG → weights 0 (attach it before ECS uses it) → service → alarms (fresh) → wait.
