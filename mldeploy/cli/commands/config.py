@@ -173,9 +173,11 @@ def _init_ci(target: Path, ci: CiProvider, force: bool) -> None:
     spec = written.spec
     console.success(f"wrote {written.path} (environments: {', '.join(spec.environments)})")
     _check_ci_install(spec.install, target)
-    console.info(f"next: set the repository variable [bold]{spec.role_variable}[/bold] to a deploy role's ARN — "
-                 "[bold]mldeploy iam-policy --github-oidc OWNER/REPO[/bold] prints its trust policy and permissions; "
-                 f"protect the GitHub environment(s) {', '.join(spec.environments)} with required reviewers")
+    envs = ", ".join(f"{e} and {e}-release" for e in spec.environments)
+    console.info("next: [bold]mldeploy iam-policy --github-oidc OWNER/REPO[/bold] prints a deploy and a release "
+                 "role per environment (trust policy, permissions, setup commands); set "
+                 f"[bold]{spec.role_variable}[/bold] as an environment variable of each GitHub environment ({envs}) "
+                 "to its role's ARN, and protect them with required reviewers and main-only deployment branches")
 
 
 def _check_ci_install(spec: str, config_file: Path) -> None:
