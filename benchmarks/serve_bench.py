@@ -1,16 +1,29 @@
-"""Serving benchmark: the article's naive server vs BentoML vs the mldeploy runtime, same models, same machine.
+"""Serving benchmark: the mldeploy runtime against reference servers, same models, same machine, same run.
 
-    python benchmarks/serve_bench.py [--duration 10] [--concurrency 1,8,32,64] [--workers 2] [--skip-bentoml]
+    python benchmarks/serve_bench.py [--duration 10] [--concurrency 1,8,32,64] [--workers 2] [--repeat 3]
+        [--servers thin,ours,litserve,bentoml,naive] [--scenarios iris,cnn] [--before DIR]
+    python benchmarks/serve_bench.py --calls [--calls-concurrency 32]   # Python calls per request, in process
 
-Scenarios: ``iris`` (one 100-tree random forest, one JSON row per request: the naive server calls scikit-learn
-as the article does, BentoML and the runtime serve its ONNX conversion — what ``mldeploy package`` produces), and
-``cnn`` (224×224×3 TorchScript CNN): naive nested-list JSON vs the runtime's binary tensor body. All servers of a
-scenario run at once and are measured in turn at each concurrency, so background load on a shared machine hits
-them alike. Load comes from Debian's
-``wrk`` (one thread, so it does not starve the servers' CPU) with ``post.lua``. BentoML runs from its own
-virtualenv, ``benchmarks/.venv-bentoml`` (``python -m venv benchmarks/.venv-bentoml &&
-benchmarks/.venv-bentoml/bin/pip install bentoml onnxruntime``). Results: a table on stdout with ratios, and
-``benchmarks/results/serve_bench.json``.
+Servers (``iris``: one 100-tree random forest, one JSON row per request):
+
+* ``thin`` — the yardstick: a plain ASGI app (no framework) under uvicorn, orjson, one onnxruntime call per request
+  on the same ONNX file, no features at all. Every ratio in the table is to this server.
+* ``ours`` — the mldeploy runtime as production runs it: batching on, metrics on (own port), request ids, API-key
+  auth on, the default access-log sampling.
+* ``litserve`` — LitServe with batching (32 rows / 2 ms), from ``benchmarks/.venv-litserve``
+  (``python -m venv benchmarks/.venv-litserve && benchmarks/.venv-litserve/bin/pip install litserve onnxruntime``).
+* ``bentoml`` — BentoML, batchable, from ``benchmarks/.venv-bentoml``
+  (``python -m venv benchmarks/.venv-bentoml && benchmarks/.venv-bentoml/bin/pip install bentoml onnxruntime``).
+* ``naive`` — the article's pattern (FastAPI + pydantic + scikit-learn in the default executor).
+* ``before`` — with ``--before DIR``: the runtime from another checkout's ``DIR/runtime`` (A/B in the same run).
+
+``cnn`` (224×224×3 TorchScript CNN): naive nested-list JSON vs the runtime's binary tensor body.
+
+All servers of a scenario run at once and are measured in turn at each concurrency (and each ``--repeat`` round),
+so background load on a shared machine hits them alike; the table shows the median round. Load comes from
+Debian's ``wrk`` (one thread, so it does not starve the servers' CPU) with ``post.lua``. CPU per request is the
+servers' CPU seconds (utime + stime of every process in the server's session, from ``/proc/<pid>/stat``, read
+before and after the run) ÷ requests answered. Results: a table on stdout and ``benchmarks/results/serve_bench.json``.
 """
 
 from __future__ import annotations
@@ -32,6 +45,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results"
 BENTO_VENV = HERE / ".venv-bentoml"
+LITSERVE_VENV = HERE / ".venv-litserve"
+API_KEY = "bench-key-0123456789"
 sys.path.insert(0, str(REPO))
 
 
@@ -46,6 +61,8 @@ class Point:
     p99_ms: float
     errors: int
     requests: int
+    cpu_ms_per_request: float = 0.0
+    round: int = 0
 
 
 def free_port() -> int:
@@ -132,24 +149,30 @@ class Target:
         return wrk(f"http://127.0.0.1:{self.server.port}{self.path}", self.body, self.ctype, c, duration, self.headers)
 
 
-def measure(scenario: str, targets: list[Target], conc: list[int], duration: float) -> list[Point]:
-    """All servers are up; each concurrency level is measured on each server in turn (interleaved)."""
+def measure(scenario: str, targets: list[Target], conc: list[int], duration: float, repeat: int = 1) -> list[Point]:
+    """All servers are up; each concurrency level is measured on each server in turn (interleaved), ``repeat``
+    rounds."""
     for t in targets:
         t.server.wait_ready()
     for t in targets:
         t.run(8, 3)  # warm-up (lets adaptive batchers settle)
         t.server.settle()
     points = []
-    for c in conc:
-        for t in targets:
-            r = t.run(c, duration)
-            t.server.settle()
-            errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
-            p = Point(scenario, t.server.name, c, r["requests"] / (r["duration_us"] / 1e6), r["p50_us"] / 1000,
-                      r["p95_us"] / 1000, r["p99_us"] / 1000, errors, r["requests"])
-            print(f"  {scenario:5} {p.server:8} c={c:<3} {p.rps:9.1f} req/s  p50 {p.p50_ms:8.2f}  "
-                  f"p95 {p.p95_ms:8.2f}  p99 {p.p99_ms:8.2f} ms  errors {p.errors}", flush=True)
-            points.append(p)
+    for rnd in range(repeat):
+        for c in conc:
+            for t in targets:
+                cpu0 = t.server.cpu_seconds()
+                r = t.run(c, duration)
+                cpu1 = t.server.cpu_seconds()  # before settling: abandoned requests are not this run's
+                t.server.settle()
+                errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
+                p = Point(scenario, t.server.name, c, r["requests"] / (r["duration_us"] / 1e6), r["p50_us"] / 1000,
+                          r["p95_us"] / 1000, r["p99_us"] / 1000, errors, r["requests"],
+                          (cpu1 - cpu0) * 1000 / max(1, r["requests"]), rnd)
+                print(f"  {scenario:5} {p.server:8} c={c:<3} {p.rps:9.1f} req/s  p50 {p.p50_ms:8.2f}  "
+                      f"p95 {p.p95_ms:8.2f}  p99 {p.p99_ms:8.2f} ms  cpu {p.cpu_ms_per_request:6.3f} ms/req  "
+                      f"errors {p.errors}", flush=True)
+                points.append(p)
     return points
 
 
@@ -199,15 +222,136 @@ def write_bodies(work: Path) -> dict[str, Path]:
     return paths
 
 
-def ours(model_dir: Path, workers: int) -> Server:
+def ours(model_dir: Path, workers: int, name: str = "ours", tree: Path = REPO) -> Server:
+    """The runtime as production runs it: batching, metrics (own port), request ids, API-key auth, sampled
+    access log — every knob at its default except auth, which a deployment turns on."""
     port = free_port()
     cmd = [sys.executable, "-m", "runtime", "--model-dir", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(workers)]
     env = {k: "" for k in os.environ if k.startswith("MLDEPLOY_")}
-    return Server("ours", cmd, env, port, "/ready", REPO)
+    env.update({"MLDEPLOY_AUTH_MODE": "api_key", "MLDEPLOY_API_KEYS": API_KEY,
+                "MLDEPLOY_METRICS_PORT": str(free_port()), "PYTHONPATH": str(tree)})
+    return Server(name, cmd, env, port, "/ready", tree)
 
 
+def thin(iris: Path, workers: int) -> Server:
+    """The yardstick: ``thin_app`` below under uvicorn (same workers, same event loop and HTTP parser)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "serve_bench:thin_app", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    return Server("thin", cmd, {"THIN_ONNX": str(iris / "model.onnx")}, port, "/ready", HERE)
 
+
+class _ThinApp:
+    """A plain ASGI app: orjson body → one onnxruntime call per request (on the event loop) → orjson answer.
+
+    No framework, no validation beyond what orjson/numpy do, no metrics, no logs, no auth: the speed of serving
+    this model over HTTP with nothing else. The session is opened at import (each uvicorn worker)."""
+
+    def __init__(self) -> None:
+        self.session = None
+
+    def _load(self):
+        import numpy as np
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        self.np = np
+        self.session = ort.InferenceSession(os.environ["THIN_ONNX"], sess_options=opts,
+                                            providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    self._load()
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        import orjson
+
+        if scope["path"] == "/ready":
+            await _answer(send, 200, b'{"ready":true}')
+            return
+        body = b""
+        more = True
+        while more:
+            msg = await receive()
+            body += msg.get("body", b"")
+            more = msg.get("more_body", False)
+        x = self.np.asarray(orjson.loads(body)["inputs"], dtype=self.np.float32)
+        label, proba = self.session.run(None, {self.input: x})
+        await _answer(send, 200, orjson.dumps({"predictions": label.tolist(), "probabilities": proba},
+                                              option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+async def _answer(send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+thin_app = _ThinApp()
+
+
+def litserve(iris: Path, workers: int) -> Server | None:
+    exe = LITSERVE_VENV / "bin" / "python"
+    if not exe.exists():
+        print(f"LitServe is not installed in {LITSERVE_VENV} (see this file's docstring): skipping it")
+        return None
+    port = free_port()
+    cmd = [str(exe), str(Path(__file__).resolve()), "--litserve-child", str(port)]
+    env = {"THIN_ONNX": str(iris / "model.onnx"), "LITSERVE_WORKERS": str(workers), "SERVE_BENCH_LITSERVE": "1"}
+    return Server("litserve", cmd, env, port, "/health", HERE)
+
+
+if os.environ.get("SERVE_BENCH_LITSERVE"):  # inside benchmarks/.venv-litserve (at module level: it is pickled)
+    import litserve as ls
+    import numpy as np
+
+    class IrisAPI(ls.LitAPI):
+        """The iris ONNX model behind LitServe's batching."""
+
+        def setup(self, device):
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1
+            self.session = ort.InferenceSession(os.environ["THIN_ONNX"], sess_options=opts,
+                                                providers=["CPUExecutionProvider"])
+
+        def decode_request(self, request):
+            return np.asarray(request["inputs"], dtype=np.float32)
+
+        def batch(self, inputs):
+            return np.concatenate(inputs)
+
+        def predict(self, x):
+            return self.session.run(None, {"input": x})
+
+        def unbatch(self, output):
+            label, proba = output
+            return [(label[i:i + 1], proba[i:i + 1]) for i in range(len(label))]
+
+        def encode_response(self, output):
+            label, proba = output
+            return {"predictions": label.tolist(), "probabilities": proba.tolist()}
+
+
+def litserve_child(port: int) -> int:
+    """Runs inside benchmarks/.venv-litserve: batching 32 rows / 2 ms, ``workers`` inference workers and as many
+    API server processes."""
+    workers = int(os.environ.get("LITSERVE_WORKERS", "2"))
+    server = ls.LitServer(IrisAPI(max_batch_size=32, batch_timeout=0.002), accelerator="cpu",
+                          workers_per_device=workers)
+    server.run(host="127.0.0.1", port=port, num_api_servers=workers, log_level="warning",
+               generate_client_file=False)
+    return 0
 
 
 def naive(iris: Path, cnn: Path | None, workers: int) -> Server:
@@ -231,26 +375,98 @@ def bento(iris: Path, workers: int) -> Server | None:
     return Server("bentoml", cmd, env, port, "/readyz", HERE)
 
 
-def run_scenario(scenario: str, targets: list[Target], conc: list[int], duration: float) -> list[Point]:
+def run_scenario(scenario: str, targets: list[Target], conc: list[int], duration: float,
+                 repeat: int) -> list[Point]:
     try:
-        return measure(scenario, targets, conc, duration)
+        return measure(scenario, targets, conc, duration, repeat)
     finally:
         for t in targets:
             t.server.stop()
 
 
+def medians(points: list[Point]) -> list[Point]:
+    """Per (scenario, server, concurrency): the round with the median throughput (its p99 and CPU with it)."""
+    groups: dict[tuple, list[Point]] = {}
+    for p in points:
+        groups.setdefault((p.scenario, p.server, p.concurrency), []).append(p)
+    out = []
+    for runs in groups.values():
+        out.append(sorted(runs, key=lambda p: p.rps)[(len(runs) - 1) // 2])
+    return out
+
+
 def table(points: list[Point]) -> str:
     by = {(p.scenario, p.server, p.concurrency): p for p in points}
-    lines = ["| scenario | server | conc | req/s | p50 ms | p95 ms | p99 ms | errors | vs naive | vs BentoML |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| scenario | server | conc | req/s | vs thin | p50 ms | p99 ms | CPU ms/req | errors |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for p in points:
-        base = by.get((p.scenario, "naive", p.concurrency))
-        peer = by.get((p.scenario, "bentoml", p.concurrency))
-        vs_naive = f"{p.rps / base.rps:.2f}×" if base and p.server != "naive" and base.rps else ""
-        vs_bento = f"{p.rps / peer.rps:.2f}×" if peer and p.server == "ours" and peer.rps else ""
-        lines.append(f"| {p.scenario} | {p.server} | {p.concurrency} | {p.rps:,.0f} | {p.p50_ms:.2f} | "
-                     f"{p.p95_ms:.2f} | {p.p99_ms:.2f} | {p.errors} | {vs_naive} | {vs_bento} |")
+        base = by.get((p.scenario, "thin", p.concurrency))
+        ratio = f"{p.rps / base.rps:.2f}×" if base and base.rps else ""
+        lines.append(f"| {p.scenario} | {p.server} | {p.concurrency} | {p.rps:,.0f} | {ratio} | {p.p50_ms:.2f} | "
+                     f"{p.p99_ms:.2f} | {p.cpu_ms_per_request:.3f} | {p.errors} |")
     return "\n".join(lines)
+
+
+def calls_per_request(model_dir: Path, n: int, concurrency: int, top: int = 0) -> float:
+    """Python function calls per request on the event loop, from cProfile over an in-process ASGI driver (no
+    sockets, no uvicorn): a noise-free figure for the runtime's own per-request work (inference thread excluded)."""
+    import asyncio
+    import cProfile
+    import logging
+    import pstats
+
+    from runtime.http.app import create_app
+    from runtime.settings import load_settings
+
+    env = {"MLDEPLOY_MODEL_DIR": str(model_dir), "MLDEPLOY_AUTH_MODE": "api_key", "MLDEPLOY_API_KEYS": API_KEY,
+           "MLDEPLOY_METRICS_PORT": "0"}
+    app = create_app(load_settings(environ=env), env)
+    logging.getLogger("mldeploy.access").handlers[:] = [logging.NullHandler()]
+    logging.getLogger("mldeploy.access").propagate = False
+    body = b'{"inputs": [[5.1, 3.5, 1.4, 0.2]]}'
+    headers = [(b"host", b"127.0.0.1:8080"), (b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode()), (b"x-api-key", API_KEY.encode())]
+
+    async def one() -> int:
+        sent, status = False, []
+
+        async def receive():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.sleep(3600)
+
+        async def send(m):
+            if m["type"] == "http.response.start":
+                status.append(m["status"])
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
+                 "root_path": "", "headers": headers, "client": ("127.0.0.1", 5555), "server": ("127.0.0.1", 8080)}
+        await app(scope, receive, send)
+        return status[0]
+
+    async def drive(count: int) -> set[int]:
+        seen: set[int] = set()
+        for _ in range(0, count, concurrency):
+            seen |= set(await asyncio.gather(*[one() for _ in range(concurrency)]))
+        return seen
+
+    async def run() -> float:
+        async with app.router.lifespan_context(app):
+            assert await drive(10 * concurrency) == {200}
+            prof = cProfile.Profile()
+            prof.enable()
+            seen = await drive(n)
+            prof.disable()
+            assert seen == {200}, seen
+            stats = pstats.Stats(prof)
+            if top:
+                stats.sort_stats("tottime").print_stats(top)
+            return stats.total_calls / n
+
+    return asyncio.run(run())
 
 
 def main() -> int:
@@ -258,36 +474,70 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per measurement (default 10)")
     ap.add_argument("--concurrency", default="1,8,32,64")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=1, help="interleaved rounds; the table shows the median")
     ap.add_argument("--scenarios", default="iris,cnn")
+    ap.add_argument("--servers", default="thin,ours,litserve,bentoml,naive")
+    ap.add_argument("--before", type=Path, help="also serve the runtime of DIR/runtime as 'before' (A/B)")
     ap.add_argument("--skip-bentoml", action="store_true")
+    ap.add_argument("--calls", action="store_true", help="only count Python calls per request (in process)")
+    ap.add_argument("--calls-concurrency", type=int, default=32)
+    ap.add_argument("--calls-top", type=int, default=0, help="also print the top N functions by own time")
+    ap.add_argument("--litserve-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.litserve_child:
+        return litserve_child(args.litserve_child)
+    work = RESULTS / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    if args.calls:
+        iris, _ = build_models(work)
+        for c in sorted({1, args.calls_concurrency}):
+            print(f"calls per request (c={c}): {calls_per_request(iris, 100 * max(c, 32), c, args.calls_top):.1f}")
+        return 0
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
     conc = [int(c) for c in args.concurrency.split(",")]
     scenarios = set(args.scenarios.split(","))
-    work = RESULTS / "work"
-    work.mkdir(parents=True, exist_ok=True)
+    servers = set(args.servers.split(","))
+    if args.skip_bentoml:
+        servers.discard("bentoml")
     iris, cnn = build_models(work)
     bodies = write_bodies(work)
     d, w = args.duration, args.workers
     points: list[Point] = []
-    print(f"# {os.cpu_count()} CPUs, {w} workers per server, {d:g}s per point, wrk -t1")
+    print(f"# {os.cpu_count()} CPUs, {w} workers per server, {d:g}s per point, {args.repeat} round(s), wrk -t1")
     js = "application/json"
+    auth = f"X-API-Key: {API_KEY}"
     if "iris" in scenarios:
-        targets = [Target(naive(iris, cnn, w), "/predict", bodies["iris_naive"], js)]
-        peer = None if args.skip_bentoml else bento(iris, w)
-        if peer:
-            targets.append(Target(peer, "/predict", bodies["iris_bento"], js))
-        targets.append(Target(ours(iris, w), "/predict", bodies["iris_ours"], js))
-        points += run_scenario("iris", targets, conc, d)
+        targets = []
+        if "thin" in servers:
+            targets.append(Target(thin(iris, w), "/predict", bodies["iris_ours"], js))
+        if "naive" in servers:
+            targets.append(Target(naive(iris, cnn, w), "/predict", bodies["iris_naive"], js))
+        for peer in (litserve(iris, w) if "litserve" in servers else None,
+                     bento(iris, w) if "bentoml" in servers else None):
+            if peer:
+                targets.append(Target(peer, "/predict", bodies["iris_bento" if peer.name == "bentoml" else
+                                                            "iris_ours"], js))
+        if args.before:
+            targets.append(Target(ours(iris, w, "before", args.before.resolve()), "/predict", bodies["iris_ours"],
+                                  js, auth))
+        if "ours" in servers:
+            targets.append(Target(ours(iris, w), "/predict", bodies["iris_ours"], js, auth))
+        points += run_scenario("iris", targets, conc, d, args.repeat)
     if "cnn" in scenarios and cnn is not None:
-        targets = [Target(naive(iris, cnn, w), "/predict/image", bodies["cnn_naive"], js),
-                   Target(ours(cnn, w), "/predict", bodies["cnn_ours"], "application/octet-stream",
-                          "X-Tensor-Shape: 1,3,224,224;X-Tensor-Dtype: float32")]
-        points += run_scenario("cnn", targets, conc, d)
+        raw = ("application/octet-stream", f"X-Tensor-Shape: 1,3,224,224;X-Tensor-Dtype: float32;{auth}")
+        targets = []
+        if "naive" in servers:
+            targets.append(Target(naive(iris, cnn, w), "/predict/image", bodies["cnn_naive"], js))
+        if args.before:
+            targets.append(Target(ours(cnn, w, "before", args.before.resolve()), "/predict", bodies["cnn_ours"],
+                                  *raw))
+        if "ours" in servers:
+            targets.append(Target(ours(cnn, w), "/predict", bodies["cnn_ours"], *raw))
+        points += run_scenario("cnn", targets, conc, d, args.repeat)
     print()
-    print(table(points))
+    print(table(medians(points)))
     (RESULTS / "serve_bench.json").write_text(json.dumps([asdict(p) for p in points], indent=2))
     return 0
 

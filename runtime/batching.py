@@ -2,8 +2,14 @@
 
 Requests are queued with their rows; the worker takes everything waiting (up to ``max_batch_size`` rows), waits
 up to ``max_wait_ms`` for more only while other requests are still being parsed, concatenates compatible inputs,
-runs one inference in a dedicated thread (never on the event loop) and resolves each request's future with its
-slice of the outputs.
+runs one inference in a dedicated thread and resolves each request's future with its slice of the outputs.
+
+Tiny models are the exception: handing a batch to the thread and back (executor queue, GIL hand-over, wake-up of
+the loop) costs more than the inference. While the model's measured time per batch (an exponential average, seeded
+by the warm-up) stays below ``INLINE_MAX_MS``, batches of at most ``max_batch_size`` rows run in the worker task
+itself, and a request arriving at an idle batcher (empty queue, nothing being parsed) runs at once in its own task,
+without queueing. A slower batch raises the average past the bound and later ones go back to the thread; big
+requests (above ``max_batch_size`` rows) always do.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import numpy as np
 from runtime.loaders import LoadedModel
 
 Inputs = dict[str, np.ndarray]
+INLINE_MAX_MS = 1.0  # on the event loop only while a batch takes less than this (exponential average)
+_EWMA_WEIGHT = 0.2
 
 
 class QueueFullError(Exception):
@@ -34,7 +42,7 @@ class InferenceError(Exception):
 class _Item:
     inputs: Inputs
     rows: int
-    future: asyncio.Future
+    future: asyncio.Future | None
     key: tuple = field(default=())
 
 
@@ -43,7 +51,8 @@ def _shape_key(inputs: Inputs) -> tuple:
 
 
 class Batcher:
-    """Queue + worker for one model. ``after_batch(inputs, outputs, seconds)`` runs in the inference thread."""
+    """Queue + worker for one model. ``after_batch(inputs, outputs, rows, seconds)`` runs where the batch runs
+    (the inference thread, or the event loop for inline batches)."""
 
     def __init__(
         self,
@@ -54,6 +63,7 @@ class Batcher:
         max_queue: int = 256,
         after_batch: Callable[[Inputs, Inputs, int, float], None] | None = None,
         name: str = "model",
+        inline_max_ms: float = INLINE_MAX_MS,
     ) -> None:
         self.model = model
         self.max_batch_size = max_batch_size
@@ -67,6 +77,8 @@ class Batcher:
         self._task: asyncio.Task | None = None
         self._busy = False
         self._carry: _Item | None = None
+        self.inline_max = inline_max_ms / 1000.0
+        self.batch_seconds: float | None = None  # exponential average of the model's time per batch
 
     @property
     def depth(self) -> int:
@@ -87,11 +99,30 @@ class Batcher:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def predict_sync(self, inputs: Inputs) -> Inputs:
-        """Run outside the queue (warm-up at start)."""
-        return self.model.predict(inputs)
+        """Run outside the queue (warm-up at start); its time seeds ``batch_seconds``."""
+        t0 = time.perf_counter()
+        out = self.model.predict(inputs)
+        self._timed(time.perf_counter() - t0)
+        return out
+
+    def _timed(self, seconds: float) -> None:
+        avg = self.batch_seconds
+        self.batch_seconds = seconds if avg is None else avg + _EWMA_WEIGHT * (seconds - avg)
+
+    def inline(self, rows: int) -> bool:
+        """Whether a batch of ``rows`` runs on the event loop (see the module docstring)."""
+        avg = self.batch_seconds
+        return avg is not None and avg < self.inline_max and rows <= self.max_batch_size
 
     async def submit(self, inputs: Inputs) -> Inputs:
         rows = next(iter(inputs.values())).shape[0]
+        if (self.arriving <= 0 and not self._busy and self._carry is None and self._task is not None
+                and self._queue.empty() and self.inline(rows)):
+            # idle batcher, nobody to wait for: a batch of one, now, in this task
+            res = self._infer_group([_Item(inputs, rows, None)])[0]
+            if isinstance(res, BaseException):
+                raise res
+            return res
         fut = asyncio.get_running_loop().create_future()
         try:
             self._queue.put_nowait(_Item(inputs, rows, fut, _shape_key(inputs)))
@@ -136,7 +167,10 @@ class Batcher:
                 for it in batch:
                     groups.setdefault(it.key, []).append(it)
                 for items in groups.values():
-                    results = await loop.run_in_executor(self._executor, self._infer_group, items)
+                    if self.inline(sum(it.rows for it in items)):
+                        results = self._infer_group(items)
+                    else:
+                        results = await loop.run_in_executor(self._executor, self._infer_group, items)
                     for it, res in zip(items, results, strict=True):
                         if it.future.done():
                             continue
@@ -169,9 +203,11 @@ class Batcher:
         else:
             inputs = {k: np.concatenate([it.inputs[k] for it in items]) for k in items[0].inputs}
         outputs = self.model.predict(inputs)
+        seconds = time.perf_counter() - t0
+        self._timed(seconds)
         total = sum(it.rows for it in items)
         if self.after_batch:
-            self.after_batch(inputs, outputs, total, time.perf_counter() - t0)
+            self.after_batch(inputs, outputs, total, seconds)
         if len(items) == 1:
             return [outputs]
         results: list[Inputs] = []

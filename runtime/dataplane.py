@@ -81,6 +81,22 @@ class InferenceService:
         self.emf = emf
         self.name = repository.name
         self._images: ThreadPoolExecutor | None = None
+        self._children: dict[tuple[str, str], Any] = {}  # (metric, version) -> labelled child, cached
+
+    def _child(self, metric: str, version: str) -> Any:
+        """The buffered labelled child of a per-version counter/histogram (``Metrics.counter``/``histogram``)."""
+        child = self._children.get((metric, version))
+        if child is None:
+            m = self.metrics
+            raw = getattr(m, metric).labels(version)
+            child = self._children[(metric, version)] = m.histogram(raw) if metric == "confidence" else m.counter(raw)
+        return child
+
+    def _watch_queue(self, version: str, mv: ModelVersion) -> None:
+        """The version's queue-depth gauge, refreshed at every metrics flush (not set per request)."""
+        self._children[("queue_depth", version)] = True
+        self.metrics.gauge(self.metrics.queue_depth.labels(version),
+                           lambda: mv.batcher.depth if mv.batcher is not None else 0)
 
     async def decode(self, request: Request, mv: ModelVersion) -> Inputs:
         """Body → named input arrays; JSON above 64 KiB and images are decoded off the event loop."""
@@ -156,6 +172,8 @@ class InferenceService:
         batcher = mv.batcher
         if batcher is None or not repo.ready:
             raise NotReadyError("model is loading")
+        if ("queue_depth", chosen) not in self._children:
+            self._watch_queue(chosen, mv)
         s = self.settings
         try:
             async with asyncio.timeout(s.request_timeout_s):
@@ -164,7 +182,6 @@ class InferenceService:
                     inputs = await self.decode(request, mv)
                 finally:
                     batcher.arriving -= 1
-                self.metrics.queue_depth.labels(chosen).set(batcher.depth)
                 outputs = await batcher.submit(inputs)
         except QueueFullError:
             self.metrics.rejected.labels("queue_full").inc()
@@ -175,7 +192,7 @@ class InferenceService:
         except InferenceError as e:
             log.error("inference failed: %s", e, extra={"version": chosen})
             raise
-        top_k = request.query_params.get("top_k")
+        top_k = request.query_params.get("top_k") if request.scope.get("query_string") else None
         try:
             k = int(top_k) if top_k else None
         except ValueError:
@@ -194,10 +211,14 @@ class InferenceService:
         return fields
 
     def _observe(self, version: str, conf: list[float]) -> None:
-        hist = self.metrics.confidence.labels(version)
-        for c in conf:
-            hist.observe(c)
-        low = sum(c < self.settings.low_confidence_threshold for c in conf)
+        hist = self._child("confidence", version)
+        if hasattr(hist, "observe_many"):
+            hist.observe_many(conf)
+        else:
+            for c in conf:
+                hist.observe(c)
+        threshold = self.settings.low_confidence_threshold
+        low = sum(c < threshold for c in conf)
         if low:
-            self.metrics.low_confidence.labels(version).inc(low)
+            self._child("low_confidence", version).inc(low)
         self.emf.confidences(version, conf)

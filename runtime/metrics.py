@@ -6,9 +6,12 @@ worker writes its samples to shared files and ``/metrics`` on any worker reports
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import os
 import threading
 import time
+from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -17,6 +20,9 @@ from prometheus_client import multiprocess as mp
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+
+FLUSH_INTERVAL_S = 0.1  # buffered samples reach the Prometheus values (shared files with several workers) this often
 
 
 def multiprocess_enabled() -> bool:
@@ -72,10 +78,133 @@ class Metrics:
             multiprocess_mode="mostrecent", registry=r,
         )
 
+        self._buffers: list[_Buffered] = []
+        self._buffers_lock = threading.Lock()
+        self._gauges: list[tuple[Any, Any]] = []  # (gauge child, () -> value) refreshed at each flush
+        self.flushed_at = 0.0
+
+    # -- the hot path: per-request samples are tallied in process memory and pushed every FLUSH_INTERVAL_S
+    # (each prometheus value update takes a lock, and with several workers a pid check and an mmap write)
+
+    def counter(self, child: Any) -> BufferedCounter:
+        """A buffered view of a labelled counter child."""
+        return self._register(BufferedCounter(child))
+
+    def histogram(self, child: Any) -> BufferedHistogram | Any:
+        """A buffered view of a labelled histogram child (the child itself on a prometheus_client without the
+        bucket internals it relies on)."""
+        if not isinstance(getattr(child, "_buckets", None), list) or not hasattr(child, "_sum") \
+                or not hasattr(child, "_upper_bounds"):
+            return child
+        return self._register(BufferedHistogram(child))
+
+    def gauge(self, child: Any, read: Any) -> None:
+        """Set ``child`` to ``read()`` at every flush (queue depths, requests in flight)."""
+        with self._buffers_lock:
+            self._gauges.append((child, read))
+
+    def _register(self, buf: _Buffered) -> Any:
+        with self._buffers_lock:
+            self._buffers.append(buf)
+        return buf
+
+    def maybe_flush(self, now: float) -> None:
+        if now - self.flushed_at >= FLUSH_INTERVAL_S:
+            self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        """Push every buffered sample to its Prometheus value (any thread)."""
+        self.flushed_at = time.monotonic() if now is None else now
+        with self._buffers_lock:
+            buffers, gauges = list(self._buffers), list(self._gauges)
+        for buf in buffers:
+            buf.flush()
+        for child, read in gauges:
+            child.set(read())
+
+    async def flush_periodically(self) -> None:
+        """Flush every ``FLUSH_INTERVAL_S`` (also while no request comes) until cancelled."""
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            self.flush()
+
     def render(self) -> bytes:
+        self.flush()
         if multiprocess_enabled():
             return render_multiprocess()
         return generate_latest(self.registry)
+
+
+class _Buffered:
+    __slots__ = ("child", "lock")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.lock = threading.Lock()
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+
+class BufferedCounter(_Buffered):
+    __slots__ = ("pending",)
+
+    def __init__(self, child: Any) -> None:
+        super().__init__(child)
+        self.pending = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        with self.lock:
+            self.pending += amount
+
+    def flush(self) -> None:
+        with self.lock:
+            pending, self.pending = self.pending, 0.0
+        if pending:
+            self.child.inc(pending)
+
+
+class BufferedHistogram(_Buffered):
+    """Bucket counts and sum in process memory; ``flush`` adds them to the child's bucket and sum values."""
+
+    __slots__ = ("bounds", "counts", "total", "n")
+
+    def __init__(self, child: Any) -> None:
+        super().__init__(child)
+        self.bounds = list(child._upper_bounds)
+        self.counts = [0] * len(self.bounds)
+        self.total = 0.0
+        self.n = 0
+
+    def observe(self, amount: float) -> None:
+        i = bisect.bisect_left(self.bounds, amount)  # the first bucket with amount <= bound, as observe() does
+        with self.lock:
+            if i < len(self.counts):
+                self.counts[i] += 1
+            self.total += amount
+            self.n += 1
+
+    def observe_many(self, amounts: list[float]) -> None:
+        bounds, counts = self.bounds, self.counts
+        with self.lock:
+            for a in amounts:
+                i = bisect.bisect_left(bounds, a)
+                if i < len(counts):
+                    counts[i] += 1
+            self.total += sum(amounts)
+            self.n += len(amounts)
+
+    def flush(self) -> None:
+        with self.lock:
+            if not self.n:
+                return
+            counts, total = self.counts, self.total
+            self.counts, self.total, self.n = [0] * len(self.bounds), 0.0, 0
+        buckets = self.child._buckets
+        for i, c in enumerate(counts):
+            if c:
+                buckets[i].inc(c)
+        self.child._sum.inc(total)
 
 
 def render_multiprocess() -> bytes:
@@ -92,6 +221,8 @@ class DriftTracker:
     published (nor shown by ``stats``) before ``min_count`` rows: with few rows the means are the callers' inputs.
     """
 
+    FOLD_ROWS = 512
+
     def __init__(self, metrics: Metrics, version: str, names: list[str], baseline_mean: list[float] | None,
                  baseline_std: list[float] | None, interval_s: float = 1.0, min_count: int = 100) -> None:
         self.metrics, self.version, self.names = metrics, version, names
@@ -104,26 +235,42 @@ class DriftTracker:
         self.min_count = min_count
         self._last = 0.0
         self._lock = threading.Lock()
+        self._pending: list[np.ndarray] = []
+        self._pending_rows = 0
 
     def update(self, x: np.ndarray) -> None:
-        if x.ndim != 2 or x.shape[1] != len(self.names) or not np.issubdtype(x.dtype, np.number):
+        """Queue a batch; batches are folded into the running statistics every ``FOLD_ROWS`` rows (or when read,
+        or ``interval_s`` after the last publication) — a list append per request instead of a numpy reduction."""
+        if x.ndim != 2 or x.shape[1] != len(self.names) or x.dtype.kind not in "iufc":
             return
-        xb = x.astype(np.float64, copy=False)
-        nb = xb.shape[0]
-        mb = xb.mean(axis=0)
-        m2b = ((xb - mb) ** 2).sum(axis=0)
         with self._lock:
+            self._pending.append(x)
+            self._pending_rows += x.shape[0]
+            full = self._pending_rows >= self.FOLD_ROWS
+        now = time.monotonic()
+        if now - self._last >= self.interval_s:
+            self._last = now
+            self.publish()
+        elif full:
+            self._fold()
+
+    def _fold(self) -> None:
+        with self._lock:
+            pending, self._pending, self._pending_rows = self._pending, [], 0
+            if not pending:
+                return
+            xb = (pending[0] if len(pending) == 1 else np.concatenate(pending)).astype(np.float64, copy=False)
+            nb = xb.shape[0]
+            mb = xb.mean(axis=0)
+            m2b = ((xb - mb) ** 2).sum(axis=0)
             n = self.n + nb
             delta = mb - self.mean
             self.mean = self.mean + delta * nb / n
             self.m2 = self.m2 + m2b + delta**2 * self.n * nb / n
             self.n = n
-        now = time.monotonic()
-        if now - self._last >= self.interval_s:
-            self._last = now
-            self.publish()
 
     def stats(self) -> dict[str, dict[str, float]]:
+        self._fold()
         with self._lock:
             std = np.sqrt(self.m2 / max(self.n - 1, 1))
             mean = self.mean.copy()
@@ -139,6 +286,7 @@ class DriftTracker:
         return out
 
     def publish(self) -> None:
+        self._fold()
         if self.n < self.min_count:
             return
         for name, s in self.stats().items():

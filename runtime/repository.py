@@ -149,11 +149,11 @@ class ModelRepository:
                  extra={"version": m.version, "threads": threads, "max_rows_per_request": mv.spec.max_rows})
 
     def _after_batch(self, mv: ModelVersion) -> Callable[[Inputs, Inputs, int, float], None]:
-        batch_hist = self.metrics.batch_size.labels(mv.manifest.version)
-        infer_hist = self.metrics.inference.labels(mv.manifest.version)
+        batch_hist = self.metrics.histogram(self.metrics.batch_size.labels(mv.manifest.version))
+        infer_hist = self.metrics.histogram(self.metrics.inference.labels(mv.manifest.version))
         input_name = mv.manifest.inputs[0].name
 
-        def after(inputs: Inputs, outputs: Inputs, rows: int, seconds: float) -> None:  # in the inference thread
+        def after(inputs: Inputs, outputs: Inputs, rows: int, seconds: float) -> None:  # where the batch ran
             batch_hist.observe(rows)
             infer_hist.observe(seconds)
             if mv.drift is not None:

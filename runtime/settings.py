@@ -30,7 +30,6 @@ class Settings(ServingConfig):
     model_dir: str | None = None
     models_dir: str | None = None
     host: str = "0.0.0.0"
-    access_log: bool = True
     emf_namespace: str = "mldeploy"
     emf_interval_s: Annotated[float, Field(gt=0)] = 10.0
     threads: Annotated[int, Field(ge=0)] = 0  # inference threads per worker; 0 = CPU quota / workers
@@ -70,7 +69,9 @@ ENV_MAP: dict[str, str] = {
     "MLDEPLOY_TOP_K": "top_k",
     "MLDEPLOY_LOW_CONFIDENCE": "low_confidence_threshold",
     "MLDEPLOY_LOG_LEVEL": "log_level",
-    "MLDEPLOY_ACCESS_LOG": "access_log",
+    "MLDEPLOY_ACCESS_LOG": "access_log.enabled",
+    "MLDEPLOY_ACCESS_LOG_SAMPLE_RATE": "access_log.sample_rate",
+    "MLDEPLOY_ACCESS_LOG_SLOW_MS": "access_log.slow_ms",
     "MLDEPLOY_EMF_NAMESPACE": "emf_namespace",
     "MLDEPLOY_EMF_INTERVAL_S": "emf_interval_s",
     "MLDEPLOY_THREADS": "threads",
@@ -94,7 +95,10 @@ class SettingsError(Exception):
 def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     for p in parents:
-        data = data.setdefault(p, {})
+        nxt = data.get(p)
+        if not isinstance(nxt, dict):  # ``access_log: false`` in runtime.json, then MLDEPLOY_ACCESS_LOG_SLOW_MS
+            nxt = data[p] = {} if nxt is None else {"enabled": nxt}
+        data = nxt
     data[leaf] = value
 
 

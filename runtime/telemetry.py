@@ -50,6 +50,9 @@ def setup_logging(level: str = "info") -> None:
     logging.getLogger("uvicorn.access").disabled = True  # we write our own access line with the request id
 
 
+_random = random.random
+
+
 class _Reservoir:
     __slots__ = ("count", "values")
 
@@ -62,7 +65,7 @@ class _Reservoir:
         if len(self.values) < EMF_MAX_VALUES:
             self.values.append(v)
         else:
-            j = random.randrange(self.count)  # noqa: S311 - sampling, not security
+            j = int(_random() * self.count)  # noqa: S311 - sampling, not security (one C call, not randrange)
             if j < EMF_MAX_VALUES:
                 self.values[j] = v
 

@@ -251,6 +251,7 @@ def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(iris, tmp_p
         assert codes == [200, 200, 200, 429, 429]
         assert '"client":"203.0.113' not in proc.logs()
     env["MLDEPLOY_TRUSTED_PROXIES"] = "127.0.0.0/8"  # as the ALB's VPC CIDR on ECS
+    env["MLDEPLOY_ACCESS_LOG_SAMPLE_RATE"] = "1"  # the 200s below are logged too (by default 1 % of them are)
     with serve(tmp_path, iris, env=env) as proc:
         url = proc.url + "/predict"
         # the client's own address is the right-most untrusted hop: a forged left part does not rotate it

@@ -467,7 +467,8 @@ def test_two_workers_share_metrics(artifacts, tmp_path):
 
 def test_sigterm_drains_without_losing_requests(tmp_path):
     ex.slow_pickle(tmp_path / "slow", delay=0.05)
-    env = {"MLDEPLOY_DRAIN_TIMEOUT_S": "10", "MLDEPLOY_MAX_QUEUE": "1000"}
+    # every request logged (the default samples 1 % of successes): the log is the server's record of what it answered
+    env = {"MLDEPLOY_DRAIN_TIMEOUT_S": "10", "MLDEPLOY_MAX_QUEUE": "1000", "MLDEPLOY_ACCESS_LOG_SAMPLE_RATE": "1"}
     with serve(tmp_path, tmp_path / "slow", env=env) as proc:
         url = proc.url + "/predict"
         stop = threading.Event()

@@ -264,3 +264,80 @@ def test_openapi_documents_the_auth_scheme(tmp_path, mode, env, schemes):
     security = doc["paths"]["/predict"]["post"].get("security")
     assert (None if security is None else {k for req in security for k in req}) == schemes
     assert "security" not in doc["paths"]["/health"]["get"] and "security" not in doc["paths"]["/ready"]["get"]
+
+
+def test_access_log_samples_successes_and_keeps_errors_and_slow_requests(caplog):
+    import logging
+
+    from runtime.contract.serving import AccessLog
+    from runtime.http.middleware import ServingMiddleware
+    from runtime.lifecycle import Drain
+    from runtime.metrics import Metrics
+    from runtime.telemetry import EmfAggregator
+
+    async def app(scope, receive, send):
+        status = int(scope["path"].strip("/"))
+        if status == 299:
+            await asyncio.sleep(0.03)
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    mw = ServingMiddleware(app, Metrics(), EmfAggregator("ns", "m", 0.5, stream=io.StringIO()), 1024,
+                           AccessLog(sample_rate=0.1, slow_ms=20), Drain())
+
+    async def call(path: str) -> None:
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            pass
+
+        await mw({"type": "http", "method": "POST", "path": path, "headers": [], "client": ("1.2.3.4", 1)},
+                 receive, send)
+
+    async def main():
+        for _ in range(100):
+            await call("/200")
+        await call("/404")
+        await call("/503")
+        await call("/299")  # slow: above slow_ms
+
+    with caplog.at_level(logging.INFO, logger="mldeploy.access"):
+        asyncio.run(main())
+    statuses = [r.status for r in caplog.records if r.name == "mldeploy.access"]
+    assert statuses.count(200) == 10 and {404, 503, 299} <= set(statuses)
+    assert ServingConfig().access_log.sample_rate == 0.01 and ServingConfig(access_log=False).access_log.enabled is False
+    s = load_settings(environ={"MLDEPLOY_MODEL_DIR": "x", "MLDEPLOY_ACCESS_LOG_SAMPLE_RATE": "1",
+                               "MLDEPLOY_ACCESS_LOG": "false"})
+    assert s.access_log.sample_rate == 1.0 and s.access_log.enabled is False
+
+
+def test_batcher_runs_fast_models_inline_and_slow_ones_in_its_thread():
+    import threading
+
+    class Where:
+        def __init__(self, delay: float) -> None:
+            self.delay, self.threads = delay, []
+
+        def predict(self, inputs):
+            self.threads.append(threading.current_thread().name)
+            time.sleep(self.delay)
+            return {"y": inputs["x"] * 2}
+
+    async def run(model):
+        b = Batcher(model, max_batch_size=4, max_wait_ms=1, max_queue=100)
+        b.predict_sync({"x": np.ones((1, 2), np.float32)})  # the warm-up seeds the time per batch
+        b.start()
+        small = await asyncio.gather(*(b.submit({"x": np.full((1, 2), i, np.float32)}) for i in range(6)))
+        big = await b.submit({"x": np.ones((10, 2), np.float32)})  # above max_batch_size: always the thread
+        await b.stop()
+        return small, big
+
+    fast = Where(0.0)
+    small, big = asyncio.run(run(fast))
+    assert [float(o["y"][0, 0]) for o in small] == [2.0 * i for i in range(6)] and big["y"].shape == (10, 2)
+    assert fast.threads[1:-1] == ["MainThread"] * (len(fast.threads) - 2)
+    assert fast.threads[-1].startswith("infer-")
+    slow = Where(0.005)
+    asyncio.run(run(slow))
+    assert all(t.startswith("infer-") for t in slow.threads[1:])

@@ -86,6 +86,7 @@ class ModelServer:
         await self.repository.start(inference_threads(self.settings))
         emf_task = asyncio.get_running_loop().create_task(
             flush_periodically(self.emf, self.settings.emf_interval_s))
+        metrics_task = asyncio.get_running_loop().create_task(self.metrics.flush_periodically())
         self.drain.install_signal_handlers()
         endpoint = self.metrics_endpoint()
         if endpoint is not None:
@@ -99,6 +100,8 @@ class ModelServer:
                 endpoint.stop()
             await self.repository.stop(self.settings.drain_timeout_s)
             emf_task.cancel()
+            metrics_task.cancel()
+            self.metrics.flush()
             self.emf.flush()
             self.repository.publish_drift()
             log.info("stopped")

@@ -113,6 +113,24 @@ class Guard:
             raise RateLimitedError(f"rate limit {self.limit} exceeded", headers)
         request.state.rate_limit_headers = headers
 
+    def check_request(self, request: Request) -> None:
+        """``check`` with the credentials read as the dependency's security schemes read them (the predict fast
+        path, ``runtime.http.fastpath``, which skips FastAPI's dependency resolution)."""
+        mode = self.auth.mode
+        if mode == "none":
+            self.check(request, None, None)
+            return
+        headers = request.headers
+        authorization = headers.get("authorization")
+        bearer = None
+        if authorization:  # fastapi.security.HTTPBearer(auto_error=False)
+            scheme, _, credentials = authorization.partition(" ")
+            credentials = credentials.strip()
+            if scheme and credentials and scheme.lower() == "bearer":
+                bearer = credentials
+        key = (headers.get("x-api-key") or None) if mode == "api_key" else None  # APIKeyHeader(auto_error=False)
+        self.check(request, key, bearer)
+
     def dependency(self) -> Callable[..., Any] | None:
         """The FastAPI dependency for protected routes (``None`` when neither auth nor a rate limit is on).
 
