@@ -118,7 +118,7 @@ def test_access_log_sampling_keeps_logs_below_compute():
     est = estimate_for_config(big, 10000)
     access = 10000 * 0.0199 * 300 * S / 1e9
     assert est.component("logs_ingest").quantity == pytest.approx(access + est.tasks * EMF_GB_PER_TASK)
-    assert est.assumptions["log_sample_source"] == "default"
+    assert est.assumptions["log_sample_source"] == "runtime.access_log.sample_rate"  # the runtime's own default
     for rps in (100, 1000, 10000):
         e = estimate_for_config(big, rps)
         logs = e.component("logs_ingest").monthly + e.component("logs_storage").monthly
@@ -135,7 +135,8 @@ def test_log_sampling_reads_the_runtime_section_when_it_has_one():
     from mldeploy.cost.model import DEFAULT_LOG_SAMPLE_RATE, log_sample_rate
 
     cfg = config()
-    assert log_sample_rate(cfg) == (DEFAULT_LOG_SAMPLE_RATE, "default")
+    # the runtime samples its access log (runtime/contract/serving.py AccessLog); its default is the cost default
+    assert log_sample_rate(cfg) == (DEFAULT_LOG_SAMPLE_RATE, "runtime.access_log.sample_rate")
     fake = cfg.model_copy(update={"runtime": SimpleNamespace(access_log=SimpleNamespace(sample_rate=0.1))})
     assert log_sample_rate(fake) == (0.1, "runtime.access_log.sample_rate")
     off = cfg.model_copy(update={"runtime": SimpleNamespace(access_log=SimpleNamespace(enabled=False))})
