@@ -93,16 +93,23 @@ class Server:
         raise RuntimeError(f"{self.name} not ready after {timeout}s; see {self.log.name}")
 
     def cpu_seconds(self) -> float:
-        """CPU time of every process in the server's session (its workers included), from /proc."""
-        total = 0
+        """CPU time of the server's processes — every process in its session or below it in the process tree
+        (workers included; BentoML's start their own sessions) — from /proc/<pid>/stat (utime + stime)."""
+        stats: dict[int, tuple[int, int, int]] = {}  # pid -> (ppid, session, ticks)
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[3]) == self.proc.pid:  # session id (the server was started in its own session)
-                total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-        return total / os.sysconf("SC_CLK_TCK")
+            stats[int(stat.parent.name)] = (int(fields[1]), int(fields[3]), int(fields[11]) + int(fields[12]))
+        root = self.proc.pid
+        ours = {pid for pid, (_, sid, _) in stats.items() if sid == root} | {root}
+        grew = True
+        while grew:
+            below = {pid for pid, (ppid, _, _) in stats.items() if ppid in ours} - ours
+            grew = bool(below)
+            ours |= below
+        return sum(stats[pid][2] for pid in ours if pid in stats) / os.sysconf("SC_CLK_TCK")
 
     def settle(self, timeout: float = 120.0) -> None:
         """Wait until the server has worked off requests that wrk abandoned (so it does not slow the next run)."""

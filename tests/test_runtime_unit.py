@@ -306,7 +306,8 @@ def test_access_log_samples_successes_and_keeps_errors_and_slow_requests(caplog)
         asyncio.run(main())
     statuses = [r.status for r in caplog.records if r.name == "mldeploy.access"]
     assert statuses.count(200) == 10 and {404, 503, 299} <= set(statuses)
-    assert ServingConfig().access_log.sample_rate == 0.01 and ServingConfig(access_log=False).access_log.enabled is False
+    assert ServingConfig().access_log.sample_rate == 0.01
+    assert ServingConfig(access_log=False).access_log.enabled is False
     s = load_settings(environ={"MLDEPLOY_MODEL_DIR": "x", "MLDEPLOY_ACCESS_LOG_SAMPLE_RATE": "1",
                                "MLDEPLOY_ACCESS_LOG": "false"})
     assert s.access_log.sample_rate == 1.0 and s.access_log.enabled is False

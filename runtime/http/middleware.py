@@ -1,8 +1,8 @@
 """Pure-ASGI serving middleware (no BaseHTTPMiddleware overhead): request id, header (431) and body (413) limits,
 ``X-Content-Type-Options: nosniff`` and ``Cache-Control: no-store`` on every response (static docs assets keep
-their own), in-flight gauge, per-route/status/version metrics (buffered: ``Metrics.flush``), EMF samples, ``Connection: close`` while draining
-and the JSON access log line (``runtime.access_log``: every error and slow request, ``sample_rate`` of the
-rest).
+their own), in-flight gauge, per-route/status/version metrics (histograms buffered: ``Metrics.flush``), EMF
+samples, ``Connection: close`` while draining and the JSON access log line (``runtime.access_log``: every error
+and slow request, ``sample_rate`` of the rest).
 
 It shares two values with the app through the request state (``scope["state"]``): it sets ``request_id``, and
 reads ``model_version`` (set by the data plane) to label the metrics.
@@ -152,7 +152,8 @@ class ServingMiddleware:
             key = (route, status, version)
             counter = self._requests.get(key)
             if counter is None:
-                counter = self._requests[key] = m.counter(m.requests.labels(route, str(status), version))
+                # not buffered: a scrape right after a response counts it (histograms lag ≤ FLUSH_INTERVAL_S)
+                counter = self._requests[key] = m.requests.labels(route, str(status), version)
             counter.inc()
             hist = self._latency.get((route, version))
             if hist is None:
