@@ -50,7 +50,9 @@ def image(tmp_path_factory, base_image, docker_client):
     shutil.copytree(ROOT / "examples" / "iris-sklearn", root, ignore=shutil.ignore_patterns(".mldeploy"))
     subprocess.run([sys.executable, "make_model.py"], cwd=root, check=True, capture_output=True, timeout=600)
     cfg = root / "mldeploy.yaml"
-    cfg.write_text(cfg.read_text().replace("name: iris", "name: h-iris", 1))
+    # every accepted request must leave an access-log line (the soak counts them): no sampling here
+    cfg.write_text(cfg.read_text().replace("name: iris", "name: h-iris", 1).replace(
+        "  port: 8080\n", "  port: 8080\n  access_log: {sample_rate: 1.0}\n", 1))
     old = os.environ.get("MLDEPLOY_BASE_IMAGE")
     os.environ["MLDEPLOY_BASE_IMAGE"] = base_image
     try:
