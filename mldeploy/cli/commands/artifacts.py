@@ -19,8 +19,9 @@ def package(
     """Detect, convert (ONNX by default), parity-check and describe the model in model.json."""
     from mldeploy import console
     from mldeploy.artifacts import package as build_artifact
-    from mldeploy.artifacts.summary import as_dict, render
+    from mldeploy.artifacts.summary import as_dict
     from mldeploy.ci.outputs import package_report
+    from mldeploy.cli.render.package import render
 
     session = Session.of(ctx)
     with session.ui.status("packaging the model…"):
