@@ -82,6 +82,12 @@ def http_request(
         return e.code, dict(e.headers), e.read()
 
 
+def interruptible() -> None:  # pragma: no cover - runs in the child (subprocess preexec_fn)
+    """Restore SIGINT's default in a child the test will Ctrl-C: a shell starts background jobs (``cmd &``) with
+    SIGINT ignored, children inherit that, and Python then installs no KeyboardInterrupt handler at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child
     """Child dies with its parent (no orphaned servers when pytest is killed)."""
     os.setsid()

@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from tests import infra
 from tests.test_aws_helpers import BASE_CONFIG, Project, tagged_arns
 
 IMAGE = "registry.example/demo:1"
@@ -290,7 +291,7 @@ def test_logs_since_follow_and_status_when_not_deployed(project, moto_server):
     # --follow prints new events as they arrive and stops cleanly on Ctrl-C
     proc = subprocess.Popen([sys.executable, "-m", "mldeploy", "logs", "--follow", "--since", "5m"],
                             cwd=project.root, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=infra.interruptible)
     time.sleep(3)
     put("arrived while following", int(time.time() * 1000))
     time.sleep(2)

@@ -146,7 +146,8 @@ def test_ctrl_c_mid_apply_then_rerun_converges(proxied):
     proxy.faults = {"CreateListener": [("delay", 5)]}
     env = dict(project.env, MLDEPLOY_API_LOG=str(project.root / "api.jsonl"))
     proc = subprocess.Popen([sys.executable, "-m", "mldeploy", "up", "--image", IMAGE, "--no-wait"],
-                            cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=infra.interruptible)
     deadline = time.monotonic() + 60
     while "CreateListener" not in proxy.seen and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -128,6 +128,29 @@ def test_example_walkthrough(example: str, tmp_path: Path, aws: dict[str, str], 
     if require_linter():  # else the workflow is linted by tests/test_ci.py when the linter is there
         assert actionlint(workflow) == []
     step("validate")
+    step("package")
+
+    # serve: the same server in this process (no Docker), until /ready answers and one prediction comes back
+    ran.append("serve")
+    serve_port = infra.free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mldeploy", "serve", "--port", str(serve_port)], cwd=project,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, f"mldeploy serve exited: {server.stderr.read()[-2000:]}"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{serve_port}/ready", timeout=2).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "mldeploy serve never became ready"
+            time.sleep(0.2)
+        served = step("predict", "--json", "--url", f"http://127.0.0.1:{serve_port}", *_predict_input(project))
+        assert json.loads(served.stdout), served.stdout
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
     # build → run → predict, on the local Docker engine
     built = step("build", "--json")
