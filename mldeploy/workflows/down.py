@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from mldeploy.aws.clients import call
 from mldeploy.aws.engine import stack
 from mldeploy.aws.engine.executor import Executor
+from mldeploy.aws.engine.model import Action
 from mldeploy.aws.engine.remote import Remote
 from mldeploy.aws.engine.spec import StackSpec
 
@@ -60,6 +61,9 @@ def down_aws(project: Project, aws: Clients, ui: Ui, *, purge: bool = False) -> 
     plan = plan_down(project, aws, purge=purge)
     with ui.group(f"down {n.base}"):
         applied = Executor(aws, ui).apply(plan)
+        for step in plan.steps:  # what down keeps on purpose (e.g. an ECR repository another env still uses)
+            if step.action is Action.noop and step.note:
+                ui.info(f"  = kept {step.kind} {step.name}: {step.note.removeprefix('kept: ')}")
         left = leftovers(project, aws)
     deleted = [f"{a['kind']} {a['name']}" for a in applied]
     spec_uses_ecr = not project.config.registry.url

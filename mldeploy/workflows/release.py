@@ -81,8 +81,23 @@ def _builder(project: Project, clients: Clients, ui: Ui) -> Any:
     return build
 
 
+def _budget_gate(project: Project, aws: Clients, ui: Ui, percent: int, ignore: bool) -> None:
+    """``cost.budget_monthly``: the monthly estimate with the canary's extra tasks, against what runs; exit 9 over."""
+    from mldeploy.aws.engine.remote import Remote
+    from mldeploy.aws.engine.spec import StackSpec
+    from mldeploy.cost.budget import enforce
+    from mldeploy.workflows.plan import estimate
+
+    remote = Remote(aws)
+    est = estimate(project, aws.region, spec=StackSpec.of(project, remote), remote=remote, canary_percent=percent)
+    if est and est.get("line"):
+        ui.info(f"estimated cost: {est['line']}")
+    enforce((est or {}).get("budget"), ignore=ignore)
+
+
 def canary(project: Project, clients: Clients | None, ui: Ui, *, percent: int | None, image: str | None = None,
-           auto: bool = False, target: TargetName = "aws", force_unlock: bool = False) -> dict[str, Any]:
+           auto: bool = False, target: TargetName = "aws", force_unlock: bool = False,
+           ignore_budget: bool = False) -> dict[str, Any]:
     """``mldeploy canary``: start or shift a canary (``auto``: progressive delivery, then promote)."""
     check_percent(percent, required=not auto)
     version = project.config.model.version
@@ -103,6 +118,7 @@ def canary(project: Project, clients: Clients | None, ui: Ui, *, percent: int | 
         version = image_version(image, aws, ui)
     label = "canary" + (f" --percent {percent}" if percent is not None else "") + (" --auto" if auto else "")
     with locked(project, aws, ui, label, force_unlock=force_unlock) as lock:
+        _budget_gate(project, aws, ui, percent or project.config.release.steps[0], ignore_budget)
         release, history_store = aws_release(project, aws, ui)
         build = _builder(project, aws, ui)
         if auto:

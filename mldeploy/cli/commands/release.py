@@ -99,8 +99,7 @@ def canary(
     check_percent(percent, required=not auto)  # a usage error before any config or AWS lookup
     session = Session.of(cli)
     result = release.canary(session.project, _clients(session, target), session.ui, percent=percent, image=image,
-                            auto=auto, target=target.value, force_unlock=force_unlock,
-                            **({"ignore_budget": True} if ignore_budget else {}))
+                            auto=auto, target=target.value, force_unlock=force_unlock, ignore_budget=ignore_budget)
     _follow_locally(session, target)
     _report(session, "canary", result, target)
 
