@@ -58,6 +58,7 @@ class ParityReport(BaseModel):
     max_rel_error: float
     argmax_agreement: float | None = None  # classifiers only
     passed: bool
+    single_row_ms: float | None = None  # served model, one row, one thread (median); feeds `mldeploy cost`
 
 
 # Names that construct or call code from data, or touch files, processes or the network. No skops file may use them,

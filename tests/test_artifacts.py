@@ -57,6 +57,9 @@ def test_iris_pickle_is_served_as_onnx_with_parity_and_full_manifest(iris: Path)
     # parity: tree ensemble in ONNX agrees with scikit-learn to float32 rounding
     assert m.parity and m.parity.passed and m.parity.samples == 64
     assert m.parity.max_abs_error < 1e-5 and m.parity.argmax_agreement == 1.0
+    # the served ONNX model's single-row time (one thread, median): `mldeploy cost` estimates capacity from it
+    assert isinstance(m.parity.single_row_ms, float) and 0 < m.parity.single_row_ms < 100
+    assert json.loads((result.dir / "model.json").read_text())["parity"]["single_row_ms"] == m.parity.single_row_ms
     # the server needs onnxruntime only: no scikit-learn in the image
     assert m.requirements == [f"onnxruntime=={ort.__version__}"]
     assert {"scikit-learn", "skl2onnx", "numpy"} <= set(m.framework_versions)
@@ -350,3 +353,32 @@ def test_unconvertible_custom_estimator_falls_back_to_pickle_with_notes(tmp_path
     with pytest.raises(ArtifactError, match="conversion pickle → onnx failed") as err:
         package(project(tmp_path))
     assert "model.convert: none" in (err.value.hint or "")
+
+
+def test_manifest_without_single_row_ms_still_loads(iris: Path) -> None:
+    """model.json files written before ``parity.single_row_ms`` existed load with it unset."""
+    result = package(project(iris))
+    path = result.dir / "model.json"
+    doc = json.loads(path.read_text())
+    del doc["parity"]["single_row_ms"]
+    path.write_text(json.dumps(doc))
+    m = Manifest.load(result.dir)
+    assert m.parity and m.parity.passed and m.parity.single_row_ms is None
+
+
+def test_single_row_timing_is_bounded() -> None:
+    from mldeploy.artifacts.parity import time_single_row
+
+    calls: list[int] = []
+    assert time_single_row(lambda: calls.append(1)) > 0
+    assert len(calls) == 21  # one warm-up + 20 timed
+    slow: list[int] = []
+
+    def sleepy() -> None:
+        slow.append(1)
+        import time
+
+        time.sleep(0.12)
+
+    assert time_single_row(sleepy) >= 100
+    assert len(slow) == 4  # warm-up + 3: a call over 100 ms stops the timing

@@ -230,6 +230,27 @@ def test_cost_after_package_uses_the_recorded_inference_time_as_an_estimate(tmp_
     assert "ESTIMATE" in proc.stderr and "mldeploy bench" in proc.stderr
 
 
+def test_cost_right_after_package_estimates_from_the_real_artifact(tmp_path: Path):
+    """No bench, no configured capacity: ``package`` alone records the timing ``cost`` needs, labelled an estimate."""
+    from mldeploy.cost.capacity import from_inference_time
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "iris-sklearn"
+    (tmp_path / "mldeploy.yaml").write_text((example / "mldeploy.yaml").read_text())  # cpu 256 = 0.25 vCPU
+    train = f"import pathlib, runpy; runpy.run_path({str(example / 'make_model.py')!r})['main'](pathlib.Path('.'))"
+    subprocess.run([sys.executable, "-c", train], check=True, timeout=60, cwd=tmp_path, capture_output=True)
+    proc = cli("package", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((tmp_path / ".mldeploy" / "default" / "artifact" / "model.json").read_text())
+    ms = manifest["parity"]["single_row_ms"]
+    assert isinstance(ms, float) and ms > 0
+    proc = cli("cost", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (est, *_) = json.loads(proc.stdout)["variants"]["x86"]
+    assert est["capacity_estimated"] is True
+    assert est["capacity_rps_per_task"] == pytest.approx(round(from_inference_time(ms, 256), 1))
+    assert "ESTIMATE" in proc.stderr and "mldeploy bench" in proc.stderr
+
+
 def test_overloaded_level_and_compare_marks(project: Path):
     proc = cli("cost", "--rps", "100,10000", "--compare", cwd=project)
     assert proc.returncode == 0, proc.stderr

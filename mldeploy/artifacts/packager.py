@@ -23,7 +23,7 @@ from mldeploy.artifacts.formats import Handler, handler_for
 from mldeploy.artifacts.formats.base import Served, Signature
 from mldeploy.artifacts.formats.onnx_fmt import infer_roles
 from mldeploy.artifacts.hashing import sha256_path, size_bytes
-from mldeploy.artifacts.parity import compare
+from mldeploy.artifacts.parity import compare, served_single_row_ms
 from mldeploy.artifacts.verify import verify
 from mldeploy.errors import ArtifactError, ConfigError, Location, Problem
 from mldeploy.gitinfo import git_commit
@@ -150,6 +150,9 @@ def package(project: Project, output_dir: Path | None = None, *, force: bool = F
             served, parity, quant = quantize_int8(handler, sig, tmp, x, reference, served, parity, cfg.quantize_parity)
             notes += quant.pop("notes", [])
             (tmp / QUANTIZE_FILE).write_text(json.dumps(quant, sort_keys=True) + "\n")
+        if parity is not None:  # the served (converted) model's single-row time: `mldeploy cost` estimates from it
+            ms = served_single_row_ms(served.format, tmp / served.file, x)
+            parity = parity.model_copy(update={"single_row_ms": ms})
         manifest = _manifest(project, handler, sig, served, parity, tmp, source, source_sha, sample)
         manifest.save(tmp)
         (tmp / KEY_FILE).write_text(key + "\n")

@@ -1,8 +1,13 @@
-"""Compare the original model's outputs with the converted model's: max abs/rel error, argmax agreement."""
+"""Compare the original model's outputs with the converted model's: max abs/rel error, argmax agreement; and time
+one single-row prediction of the served model (``parity.single_row_ms``, which ``mldeploy cost`` turns into a
+capacity estimate until ``mldeploy bench`` measures one)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import numpy as np
 
@@ -52,3 +57,45 @@ def compare(original: Mapping[str, np.ndarray], converted: Mapping[str, np.ndarr
     passed = close and (agreement is None or agreement >= tolerance.min_argmax_agreement)
     return ParityReport(samples=samples, max_abs_error=max_abs, max_rel_error=max_rel,
                         argmax_agreement=agreement, passed=passed)
+
+
+def time_single_row(call: Callable[[], object], runs: int = 20, budget_s: float = 0.5,
+                    slow_ms: float = 100.0) -> float:
+    """Median wall time of ``call()`` in milliseconds, after one warm-up call.
+
+    Up to ``runs`` timed calls, stopping once ``budget_s`` is spent or, after 3, when the median exceeds
+    ``slow_ms`` (a slow model's figure is already precise enough); never fewer than 3.
+    """
+    call()
+    start = time.perf_counter()
+    times: list[float] = []
+    while len(times) < runs:
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+        if len(times) >= 3 and (time.perf_counter() - start > budget_s
+                                or statistics.median(times) * 1000 > slow_ms):
+            break
+    return max(round(statistics.median(times) * 1000, 4), 0.0001)
+
+
+def served_single_row_ms(served_format: str, path: Path, x: Mapping[str, np.ndarray]) -> float | None:
+    """One-thread single-row latency of the served model file, or None where there is no cheap way to hold it
+    loaded (only ONNX is timed) or the run fails: the figure is an estimate's input, never a reason to fail."""
+    if served_format != "onnx":
+        return None
+    try:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        names = [i.name for i in session.get_inputs()]
+        values = [np.asarray(v)[:1] for v in x.values()]
+        row = {k: np.asarray(v)[:1] for k, v in x.items()} if set(names) == set(x) else \
+            dict(zip(names, values, strict=True))
+        return time_single_row(lambda: session.run(None, row))
+    except Exception:  # noqa: BLE001 - timing is best effort
+        return None
