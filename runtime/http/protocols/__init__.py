@@ -2,6 +2,7 @@
 
 - ``v2``: Open Inference Protocol v2 (KServe V2 / Triton / MLServer) with the binary tensor extension;
 - ``kserve_v1``: KServe V1 ``:predict``;
+- ``openai``: OpenAI-compatible ``POST /v1/embeddings`` for text-embedding models;
 - ``errors``: their ``{"error": …}`` format, wrapped around the app's exception handlers.
 
 A protocol is a class built from ``(dataplane, guard[, drain])`` with ``register(router)``. Requests go through
@@ -18,6 +19,7 @@ from fastapi import APIRouter
 from runtime.dataplane import InferenceService
 from runtime.http.protocols.errors import protocol_handlers
 from runtime.http.protocols.kserve_v1 import KServeV1Endpoints
+from runtime.http.protocols.openai import OpenAIEndpoints
 from runtime.http.protocols.v2 import V2Endpoints
 from runtime.http.security import Guard
 from runtime.lifecycle import Drain
@@ -26,6 +28,7 @@ __all__ = ["protocol_handlers", "register_protocols"]
 
 
 def register_protocols(router: APIRouter, dataplane: InferenceService, guard: Guard, drain: Drain) -> None:
-    """Add the v2 and KServe V1 routes to ``router`` (after the native ones)."""
+    """Add the v2, KServe V1 and OpenAI routes to ``router`` (after the native ones)."""
     V2Endpoints(dataplane, guard, drain).register(router)
     KServeV1Endpoints(dataplane, guard).register(router)
+    OpenAIEndpoints(dataplane, guard).register(router)

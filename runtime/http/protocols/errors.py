@@ -51,12 +51,38 @@ def as_protocol_error(response: Response) -> Response:
     return error_response(status, _message(detail), headers)
 
 
+_OPENAI_PATHS = frozenset({"/v1/embeddings"})
+_OPENAI_TYPES = {400: ("invalid_request_error", None), 401: ("invalid_request_error", "invalid_api_key"),
+                 404: ("invalid_request_error", "model_not_found"), 413: ("invalid_request_error", "too_large"),
+                 429: ("rate_limit_error", "rate_limit_exceeded")}
+
+
+def openai_error(response: Response) -> Response:
+    """A native ``{"detail": …}`` error → OpenAI's ``{"error": {"message", "type", "param", "code"}}``."""
+    try:
+        detail = orjson.loads(response.body).get("detail", "")
+    except (orjson.JSONDecodeError, AttributeError):
+        detail = response.body.decode("utf-8", "replace")
+    param = None
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):  # InputError: the first bad field
+        loc = [str(x) for x in detail[0].get("loc", []) if x != "body"]
+        param = ".".join(loc) or None
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in _DROP}
+    status = _AS_BAD_REQUEST.get(response.status_code, response.status_code)
+    kind, code = _OPENAI_TYPES.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
+    doc = {"error": {"message": _message(detail), "type": kind, "param": param, "code": code}}
+    return Response(orjson.dumps(doc), status_code=status, media_type=JSON, headers=headers)
+
+
 def protocol_aware(handler: Handler) -> Handler:
     """``handler`` whose answers on protocol paths use the protocol's error format."""
 
     async def handle(request: Request, exc: Exception) -> Response:
         response = await handler(request, exc)
-        if speaks_protocol(request.scope.get("path", "")):
+        path = request.scope.get("path", "")
+        if path in _OPENAI_PATHS:
+            return openai_error(response)
+        if speaks_protocol(path):
             return as_protocol_error(response)
         return response
 
