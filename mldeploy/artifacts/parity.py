@@ -79,23 +79,28 @@ def time_single_row(call: Callable[[], object], runs: int = 20, budget_s: float 
     return max(round(statistics.median(times) * 1000, 4), 0.0001)
 
 
+def onnx_single_row(path: Path, x: Mapping[str, np.ndarray]) -> Callable[[], object]:
+    """A call that runs the ONNX file on the first row of ``x`` in a one-thread CPU session (for timing)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    values = [np.asarray(v)[:1] for v in x.values()]
+    row = {k: np.asarray(v)[:1] for k, v in x.items()} if set(names) == set(x) else \
+        dict(zip(names, values, strict=True))
+    return lambda: session.run(None, row)
+
+
 def served_single_row_ms(served_format: str, path: Path, x: Mapping[str, np.ndarray]) -> float | None:
     """One-thread single-row latency of the served model file, or None where there is no cheap way to hold it
     loaded (only ONNX is timed) or the run fails: the figure is an estimate's input, never a reason to fail."""
     if served_format != "onnx":
         return None
     try:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        names = [i.name for i in session.get_inputs()]
-        values = [np.asarray(v)[:1] for v in x.values()]
-        row = {k: np.asarray(v)[:1] for k, v in x.items()} if set(names) == set(x) else \
-            dict(zip(names, values, strict=True))
-        return time_single_row(lambda: session.run(None, row))
+        return time_single_row(onnx_single_row(path, x))
     except Exception:  # noqa: BLE001 - timing is best effort
         return None

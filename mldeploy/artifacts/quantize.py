@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mldeploy.artifacts.formats.base import Handler, Served, Signature
-from mldeploy.artifacts.parity import compare
+from mldeploy.artifacts.parity import compare, onnx_single_row
 from mldeploy.config.schema import Parity
 from mldeploy.errors import ArtifactError
 from runtime.manifest import ParityReport
@@ -29,22 +29,13 @@ _QUANTIZED_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "Dyna
 
 def single_row_latency_ms(path: Path, x: dict[str, np.ndarray], runs: int = 200) -> float:
     """Median wall time of one single-row ``session.run`` (one thread, after a warm-up), in milliseconds."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    row = dict(zip(names, (v[:1] for v in x.values()), strict=True)) if set(names) != set(x) else \
-        {k: v[:1] for k, v in x.items()}
+    run = onnx_single_row(path, x)
     for _ in range(20):
-        session.run(None, row)
+        run()
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        session.run(None, row)
+        run()
         times.append(time.perf_counter() - t0)
     return round(statistics.median(times) * 1000, 4)
 
