@@ -82,6 +82,59 @@ def http_request(
         return e.code, dict(e.headers), e.read()
 
 
+class RuntimeProc:
+    """A running ``python -m runtime`` subprocess: its URL, metrics URL and log file."""
+
+    def __init__(self, popen: subprocess.Popen, url: str, log: Path, metrics_url: str = "") -> None:
+        self.popen, self.url, self.log, self.metrics_url = popen, url, log, metrics_url
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        return self.popen.wait(timeout)
+
+
+@contextlib.contextmanager
+def runtime_server(log_dir: Path, model_dir: Path | None = None, *, models_dir: Path | None = None,
+                   env: Mapping[str, str] | None = None, workers: int = 1, wait_ready: bool = True,
+                   ready_timeout: float = 60) -> Iterator[RuntimeProc]:
+    """``python -m runtime`` on free 127.0.0.1 ports (serving + metrics) with no ``MLDEPLOY_*`` from the caller's
+    environment; yields once ``/ready`` answers 200 (unless ``wait_ready`` is off); SIGTERM (then kill) on exit."""
+    import httpx
+
+    port, metrics_port = free_port(), free_port()
+    args = [sys.executable, "-m", "runtime", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    args += ["--model-dir", str(model_dir)] if model_dir else ["--models-dir", str(models_dir)]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLDEPLOY_", "PROMETHEUS_"))}
+    full_env.update({"MLDEPLOY_EMF_INTERVAL_S": "0.5", "MLDEPLOY_METRICS_PORT": str(metrics_port), **(env or {})})
+    log = log_dir / f"server-{port}.log"
+    with log.open("wb") as out:
+        popen = subprocess.Popen(args, cwd=REPO_ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    proc = RuntimeProc(popen, f"http://127.0.0.1:{port}", log, f"http://127.0.0.1:{metrics_port}")
+    try:
+        if wait_ready:
+            deadline = time.monotonic() + ready_timeout
+            while True:
+                if popen.poll() is not None:
+                    raise AssertionError(f"server exited {popen.returncode}:\n{proc.logs()}")
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(proc.url + "/ready", timeout=1).status_code == 200:
+                        break
+                assert time.monotonic() < deadline, proc.logs()
+                time.sleep(0.05)
+        yield proc
+    finally:
+        if popen.poll() is None:
+            popen.send_signal(signal.SIGTERM)
+            try:
+                popen.wait(30)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+
+
 def interruptible() -> None:  # pragma: no cover - runs in the child (subprocess preexec_fn)
     """Restore SIGINT's default in a child the test will Ctrl-C: a shell starts background jobs (``cmd &``) with
     SIGINT ignored, children inherit that, and Python then installs no KeyboardInterrupt handler at all."""

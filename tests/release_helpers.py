@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -155,31 +154,7 @@ def history(cwd: Path, env: dict[str, str]) -> list[dict[str, Any]]:
 @contextlib.contextmanager
 def serve_models(tmp: Path, models_dir: Path) -> Iterator[str]:
     """``python -m runtime --models-dir`` on a free port until ready; yields its URL."""
-    import httpx
+    from tests.infra import runtime_server
 
-    from tests.infra import free_port
-
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLDEPLOY_")}
-    log = tmp / f"runtime-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "runtime", "--host", "127.0.0.1", "--port", str(port),
-                                 "--models-dir", str(models_dir)], cwd=REPO, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text(errors="replace")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, log.read_text(errors="replace")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with runtime_server(tmp, models_dir=models_dir) as proc:
+        yield proc.url

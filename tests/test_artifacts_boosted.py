@@ -8,10 +8,6 @@ import io
 import json
 import os
 import pickle
-import signal
-import socket
-import subprocess
-import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -26,6 +22,7 @@ from mldeploy.artifacts.detect import describe_model, detect_format, find_model_
 from mldeploy.errors import BuildError
 from mldeploy.image import wheelhouse as wh
 from tests.artifact_helpers import cli, edit_config, example, project
+from tests.infra import runtime_server
 
 ROOT = Path(__file__).resolve().parent.parent
 xgb = pytest.importorskip("xgboost")
@@ -35,40 +32,11 @@ pytest.importorskip("onnxmltools")
 
 # -- the real server ---------------------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def served(artifact: Path, log_dir: Path) -> Iterator[str]:
     """``python -m runtime --model-dir artifact`` on a free port; yields its base URL once /ready answers 200."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLDEPLOY_", "PROMETHEUS_"))}
-    env["MLDEPLOY_METRICS_PORT"] = str(_free_port())
-    log = log_dir / f"server-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "runtime", "--host", "127.0.0.1", "--port", str(port),
-                                 "--model-dir", str(artifact)], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text(errors="replace")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, log.read_text(errors="replace")
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with runtime_server(log_dir, artifact) as proc:
+        yield proc.url
 
 
 def single_request_ms(client: httpx.Client, rows: list, n: int = 30) -> float:

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -22,6 +21,7 @@ import numpy as np
 import pytest
 
 from benchmarks import models as ex
+from tests.infra import RuntimeProc, runtime_server
 
 REPO = Path(__file__).resolve().parent.parent
 IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
@@ -34,52 +34,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Proc:
-    def __init__(self, popen: subprocess.Popen, url: str, log: Path, metrics_url: str = "") -> None:
-        self.popen, self.url, self.log, self.metrics_url = popen, url, log, metrics_url
-
-    def logs(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self, timeout: float = 30) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-        return self.popen.wait(timeout)
+Proc = RuntimeProc
 
 
-@contextmanager
 def serve(tmp: Path, model_dir: Path | None = None, *, models_dir: Path | None = None, env: dict | None = None,
           workers: int = 1, wait_ready: bool = True):
-    port, metrics_port = free_port(), free_port()
-    args = [sys.executable, "-m", "runtime", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    args += ["--model-dir", str(model_dir)] if model_dir else ["--models-dir", str(models_dir)]
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLDEPLOY_", "PROMETHEUS_"))}
-    full_env.update({"MLDEPLOY_EMF_INTERVAL_S": "0.5", "MLDEPLOY_METRICS_PORT": str(metrics_port), **(env or {})})
-    log = tmp / f"server-{port}.log"
-    with log.open("wb") as out:
-        popen = subprocess.Popen(args, cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT)
-    proc = Proc(popen, f"http://127.0.0.1:{port}", log, f"http://127.0.0.1:{metrics_port}")
-    try:
-        if wait_ready:
-            deadline = time.monotonic() + 60
-            while True:
-                if popen.poll() is not None:
-                    raise AssertionError(f"server exited {popen.returncode}:\n{proc.logs()}")
-                try:
-                    if httpx.get(proc.url + "/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, proc.logs()
-                time.sleep(0.05)
-        yield proc
-    finally:
-        if popen.poll() is None:
-            popen.send_signal(signal.SIGTERM)
-            try:
-                popen.wait(30)
-            except subprocess.TimeoutExpired:
-                popen.kill()
+    """The runtime under test (tests.infra.runtime_server)."""
+    return runtime_server(tmp, model_dir, models_dir=models_dir, env=env, workers=workers, wait_ready=wait_ready)
 
 
 def npy(arr: np.ndarray) -> bytes:
