@@ -34,6 +34,12 @@ class Settings(ServingConfig):
     emf_interval_s: Annotated[float, Field(gt=0)] = 10.0
     threads: Annotated[int, Field(ge=0)] = 0  # inference threads per worker; 0 = CPU quota / workers
     memory_mib: Annotated[int, Field(ge=64)] | None = None  # the task's memory; default: cgroup memory.max
+    # seconds an idle keep-alive connection stays open (uvicorn timeout_keep_alive). Above the ALB's idle timeout
+    # (default 60 s) so the ALB, not the server, closes idle connections: "we recommend that you configure the idle
+    # timeout of your application to be larger than the idle timeout configured for the load balancer" (ALB
+    # guide, "Connection idle timeout"); ``mldeploy up`` sets MLDEPLOY_KEEP_ALIVE_S when it raises the ALB's.
+    # 4000 s is the ALB's maximum (botocore elbv2 LoadBalancerAttribute.Key idle_timeout "1-4000"), plus a margin.
+    keep_alive_s: Annotated[int, Field(ge=1, le=4100)] = 75
 
     @model_validator(mode="after")
     def _one_model_source(self) -> Settings:
@@ -76,6 +82,7 @@ ENV_MAP: dict[str, str] = {
     "MLDEPLOY_EMF_INTERVAL_S": "emf_interval_s",
     "MLDEPLOY_THREADS": "threads",
     "MLDEPLOY_MEMORY_MIB": "memory_mib",
+    "MLDEPLOY_KEEP_ALIVE_S": "keep_alive_s",
     "MLDEPLOY_MAX_ROWS": "max_rows_per_request",
     "MLDEPLOY_MAX_RESPONSE_BYTES": "max_response_bytes",
     "MLDEPLOY_MAX_IMAGE_PIXELS": "max_image_pixels",

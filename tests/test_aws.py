@@ -98,6 +98,12 @@ def test_plan_up_noop_update_status_down(project, moto_server):
                                                        "mldeploy-demo-unhealthy-hosts"]
     p99 = next(a for a in alarms if a["AlarmName"].endswith("p99-latency"))
     assert p99["Threshold"] == 1.0 and p99["ExtendedStatistic"] == "p99"
+    # the stable 5xx rate counts the stable target group's targets only; the LB's own 5xx has no TargetGroup
+    rate = next(a for a in alarms if a["AlarmName"].endswith("5xx-rate"))
+    dims = {m["Id"]: sorted(d["Name"] for d in m["MetricStat"]["Metric"]["Dimensions"])
+            for m in rate["Metrics"] if "MetricStat" in m}
+    assert dims == {"t5xx": ["LoadBalancer", "TargetGroup"], "req": ["LoadBalancer", "TargetGroup"],
+                    "e5xx": ["LoadBalancer"]}
     # /metrics is answered by the ALB with a 404, never forwarded to the tasks from the internet
     elbv2 = c("elbv2")
     lb_arn = elbv2.describe_load_balancers(Names=["demo"])["LoadBalancers"][0]["LoadBalancerArn"]
@@ -118,6 +124,22 @@ def test_plan_up_noop_update_status_down(project, moto_server):
     assert r.mutating == [], r.mutating
     noop_calls = len(r.calls)
     assert "nothing to change" in r.stderr
+
+    # an alarm put by an earlier release with LB-only dimensions is brought up to date (drift), nothing else
+    cw = c("cloudwatch")
+    old = {k: copy.deepcopy(rate[k]) for k in ("AlarmName", "AlarmDescription", "ComparisonOperator", "Threshold",
+                                               "EvaluationPeriods", "DatapointsToAlarm", "TreatMissingData",
+                                               "Metrics")}
+    for m in old["Metrics"]:
+        if "MetricStat" in m:
+            m["MetricStat"]["Metric"]["Dimensions"] = [d for d in m["MetricStat"]["Metric"]["Dimensions"]
+                                                       if d["Name"] == "LoadBalancer"]
+    cw.put_metric_alarm(**old)
+    r = project.run("up", "--image", IMAGE, "--no-wait")
+    assert r.rc == 0, r.stderr
+    assert r.resource_mutating == ["PutMetricAlarm"], r.resource_mutating
+    (fixed,) = cw.describe_alarms(AlarmNames=[rate["AlarmName"]])["MetricAlarms"]
+    assert fixed["Metrics"] == rate["Metrics"]
 
     # a config change: a minimal update and a new task-definition revision
     cfg = copy.deepcopy(BASE_CONFIG)
@@ -194,10 +216,19 @@ def test_spot_https_requests_scaling_and_email(tmp_path, aws, moto_server):
                       allowed_cidrs=["10.0.0.0/8"], autoscaling={"min": 2, "max": 6, "requests_per_target": 500},
                       alarms={"email": "ops@example.com"}, task_role_policy_arns=[
                           "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"])
+    cfg["runtime"] = {"request_timeout_s": 300}  # slow predictions: the ALB idle timeout and keep-alive follow
     project = Project(tmp_path, aws, cfg)
     r = project.run("up", "--image", IMAGE, "--no-wait", "--json")
     assert r.rc == 0, r.stderr
     assert r.json["url"] == "https://api.example.com"
+    elbv2 = moto_server.client("elbv2")
+    lb = elbv2.describe_load_balancers(Names=["demo"])["LoadBalancers"][0]
+    lb_attrs = {a["Key"]: a["Value"] for a in
+                elbv2.describe_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"])["Attributes"]}
+    assert lb_attrs["idle_timeout.timeout_seconds"] == "305"
+    env = {e["name"]: e["value"] for e in moto_server.client("ecs").describe_task_definition(
+        taskDefinition="demo")["taskDefinition"]["containerDefinitions"][0]["environment"]}
+    assert env["MLDEPLOY_KEEP_ALIVE_S"] == "310"  # above the ALB's 305 s, so the ALB closes idle connections
     (create,) = r.params("CreateService")  # moto does not echo the strategy back; check what we sent
     assert create["capacityProviderStrategy"] == [
         {"capacityProvider": "FARGATE", "weight": 20, "base": 1},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -19,6 +20,7 @@ from runtime.manifest import never_trusted
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 MAX_BASE_NAME = 28  # "<base>-tgc" target-group names must stay within AWS's 32 characters
+MIN_NAME = 2  # the default ECR repository is the app name: botocore ecr RepositoryName has "min": 2, "max": 256
 
 
 class Strict(BaseModel):
@@ -105,6 +107,11 @@ class ModelSection(Strict):
     quantize_parity: Parity = Field(
         default_factory=_int8_parity, description="The gate for model.quantize: max abs/rel error and argmax "
         "agreement of the quantized model against the original (defaults: atol 0.05, rtol 0.05, agreement 0.98).")
+    store: Literal["image", "s3"] = Field(
+        default="image", description="Where the served model lives: 'image' (baked into the container image) or "
+        "'s3' (uploaded by `up` to the account's mldeploy bucket and downloaded by each task at start into its "
+        "ephemeral storage, every file's sha256 verified before the task reports ready; the image holds only the "
+        "runtime).")
     trusted_types: list[str] = Field(
         default_factory=list,
         description="skops only: fully qualified types or functions (as `skops.io.get_untrusted_types` names them, "
@@ -112,6 +119,23 @@ class ModelSection(Strict):
         "estimators and containers. Each one runs with the file's data at `mldeploy package` and at server start: "
         "list only code you have read.",
     )
+    code_paths: list[str] = Field(
+        default_factory=list,
+        description="Your own Python modules (`features.py`) or package folders (`src/mypkg`), relative to "
+        "mldeploy.yaml, that define classes a pickle/joblib model needs: importable at `mldeploy package`, copied "
+        "into the image (/app/code, on the server's sys.path) and on `mldeploy serve`'s sys.path.",
+    )
+
+    @field_validator("code_paths")
+    @classmethod
+    def _code_paths(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            p = PurePosixPath(entry.replace("\\", "/").rstrip("/"))
+            module = p.name[:-3] if p.name.endswith(".py") else p.name
+            if p.is_absolute() or ".." in p.parts or not module.isidentifier():
+                raise ValueError(f"{entry!r} must be a relative path to a module file (name.py) or a package "
+                                 "folder whose name is a Python identifier, inside the project folder")
+        return v
 
     @field_validator("trusted_types")
     @classmethod
@@ -152,6 +176,14 @@ class ImageSection(Strict):
     pip_packages: list[str] = Field(default_factory=list)
     system_packages: list[str] = Field(default_factory=list)
     wheelhouse: str | None = Field(default=None, description="A folder of wheels to install from (offline).")
+    cuda_base: str = Field(
+        default="nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04", description="The base image when aws.gpus > 0 and "
+        "image.base is not set: a CUDA runtime image (CUDA 12 + cuDNN 9, what onnxruntime-gpu and the CUDA torch "
+        "wheels load); Python is installed on it from the distribution (python3-venv).")
+
+    def base_for(self, gpus: int) -> str:
+        """The base image: ``base`` when set (or for CPU), else ``cuda_base`` for a GPU deployment."""
+        return self.cuda_base if gpus > 0 and "base" not in self.model_fields_set else self.base
 
     @field_validator("python_version")
     @classmethod
@@ -198,6 +230,73 @@ class RegistrySection(Strict):
         return v
 
 
+CRON_FIELDS = ("minutes", "hours", "day-of-month", "month", "day-of-week", "year")
+_CRON_FIELD = {
+    # Application Auto Scaling user guide, "Schedule recurring scaling actions using cron expressions" (the
+    # EventBridge cron format): values, ranges a-b, lists a,b, increments a/b, * (all) and ? (any); L and W for
+    # day-of-month, L and # for day-of-week
+    "minutes": r"(\*|\d{1,2}(-\d{1,2})?)(/\d{1,2})?(,\d{1,2}(-\d{1,2})?)*",
+    "hours": r"(\*|\d{1,2}(-\d{1,2})?)(/\d{1,2})?(,\d{1,2}(-\d{1,2})?)*",
+    "day-of-month": r"\?|L|\d{1,2}W|(\*|\d{1,2}(-\d{1,2})?)(/\d{1,2})?(,\d{1,2}(-\d{1,2})?)*",
+    "month": r"(\*|(\d{1,2}|[A-Z]{3})(-(\d{1,2}|[A-Z]{3}))?)(/\d{1,2})?(,(\d{1,2}|[A-Z]{3})(-(\d{1,2}|[A-Z]{3}))?)*",
+    "day-of-week": r"\?|[1-7A-Z]{1,3}L|[1-7A-Z]{1,3}#[1-5]|(\*|([1-7]|[A-Z]{3})(-([1-7]|[A-Z]{3}))?)(/\d)?"
+                   r"(,([1-7]|[A-Z]{3})(-([1-7]|[A-Z]{3}))?)*",
+    "year": r"(\*|\d{4}(-\d{4})?)(/\d{1,3})?(,\d{4}(-\d{4})?)*",
+}
+_CRON_RANGE = {"minutes": (0, 59), "hours": (0, 23), "day-of-month": (1, 31), "month": (1, 12),
+               "day-of-week": (1, 7), "year": (1970, 2199)}
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")  # day-of-week 1-7 = SUN-SAT
+
+
+def parse_cron(text: str) -> str:
+    """``cron(m h dom mon dow year)`` (the ``cron(...)`` wrapper optional) → the six fields, or ValueError.
+
+    botocore application-autoscaling PutScheduledActionRequest.Schedule: "The cron format consists of six fields
+    separated by white spaces: [Minutes] [Hours] [Day_of_Month] [Month] [Day_of_Week] [Year]" (UTC by default);
+    the user guide: "You can't specify the Day-of-month and Day-of-week fields in the same cron expression. If you
+    specify a value (or a *) in one of the fields, you must use a ? (question mark) in the other"."""
+    inner = text.strip()
+    if inner.startswith("cron(") and inner.endswith(")"):
+        inner = inner[5:-1].strip()
+    fields = inner.upper().split()
+    if len(fields) != 6:
+        raise ValueError(f"{text!r} has {len(fields)} fields; AWS cron has 6: minutes hours day-of-month month "
+                         "day-of-week year, e.g. '0 20 ? * MON-FRI *'")
+    for name, value in zip(CRON_FIELDS, fields, strict=True):
+        if not re.fullmatch(_CRON_FIELD[name], value):
+            raise ValueError(f"{text!r}: {name} field {value!r} is not a cron value, range, list or increment")
+        names = {"month": _MONTHS, "day-of-week": _DAYS}.get(name, ())
+        if bad := [w for w in re.findall(r"[A-Z]{3}", value) if w not in names]:
+            raise ValueError(f"{text!r}: {name} {bad[0]} is not one of {', '.join(names) or 'the numbers'}")
+        low, high = _CRON_RANGE[name]
+        for number in re.findall(r"(?<![/#])\b\d+", value):
+            if not low <= int(number) <= high:
+                raise ValueError(f"{text!r}: {name} {number} is outside {low}–{high}")
+    if (fields[2] == "?") == (fields[4] == "?"):
+        raise ValueError(f"{text!r}: exactly one of day-of-month and day-of-week must be '?' (AWS cron)")
+    return " ".join(fields)
+
+
+class ScheduledScaling(Strict):
+    """One Application Auto Scaling scheduled action: from ``cron`` on (UTC), keep min–max tasks."""
+
+    cron: str
+    min: Annotated[int, Field(ge=0, le=1000)]
+    max: Annotated[int, Field(ge=1, le=1000)]
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        return parse_cron(v)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ScheduledScaling:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
 class Autoscaling(Strict):
     min: Annotated[int, Field(ge=0, le=1000)] = 1
     max: Annotated[int, Field(ge=1, le=1000)] = 4
@@ -205,11 +304,17 @@ class Autoscaling(Strict):
     requests_per_target: Annotated[int, Field(ge=0)] = 0
     scale_in_cooldown_s: Annotated[int, Field(ge=0)] = 120
     scale_out_cooldown_s: Annotated[int, Field(ge=0)] = 30
+    schedule: list[ScheduledScaling] = Field(
+        default_factory=list, description="Scheduled changes of min/max tasks (Application Auto Scaling scheduled "
+        "actions), e.g. a lower minimum at night: [{cron: '0 20 ? * MON-FRI *', min: 1, max: 2}, …] (UTC).")
 
     @model_validator(mode="after")
     def _bounds(self) -> Autoscaling:
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        crons = [s.cron for s in self.schedule]
+        if dupes := sorted({c for c in crons if crons.count(c) > 1}):
+            raise ValueError(f"schedule lists {', '.join(dupes)} more than once")
         return self
 
 
@@ -264,6 +369,21 @@ FARGATE_SIZES: dict[int, list[int]] = {
 }
 
 
+def fargate_memory_rule(cpu: int) -> str:
+    """The memory values FARGATE_SIZES allows with ``cpu``, as the table states them: a list where it lists
+    values (cpu 256: 512, 1024 or 2048 MiB), else a range and its increment (cpu 2048: 4096–16384 MiB in 1024 steps).
+
+    botocore ecs RegisterTaskDefinitionRequest.memory: "512 (0.5 GB), 1024 (1 GB), 2048 (2 GB) - Available cpu
+    values: 256 (.25 vCPU)"; "Between 4096 (4 GB) and 16384 (16 GB) in increments of 1024 (1 GB) - Available cpu
+    values: 2048 (2 vCPU)".
+    """
+    allowed = FARGATE_SIZES[cpu]
+    steps = {b - a for a, b in zip(allowed, allowed[1:], strict=False)}
+    if len(steps) == 1 and len(allowed) > 7:
+        return f"{allowed[0]}–{allowed[-1]} MiB in increments of {steps.pop()}"
+    return f"{', '.join(map(str, allowed[:-1]))} or {allowed[-1]} MiB"
+
+
 SECRET_REF = re.compile(
     r"(?P<secret>arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:(?P<name>[\w/+=.@-]+))"
     r"(?::(?P<json_key>[^:]*)(?::(?P<stage>[^:]*)(?::(?P<version>[^:]*))?)?)?")
@@ -302,9 +422,20 @@ class AwsSection(Strict):
     assign_public_ip: bool = True
     internal: bool = False
     allowed_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"])
+    compute: Literal["fargate", "ec2"] = Field(
+        default="fargate", description="fargate (default), or ec2: ECS on an Auto Scaling group of instances of "
+        "aws.instance_type (an ECS capacity provider; the only way to get GPUs).")
+    instance_type: str | None = Field(
+        default=None, description="compute ec2: the instance type, e.g. c7i.large or g5.xlarge (validate checks "
+        "that the task's cpu, memory and gpus fit it).")
+    gpus: Annotated[int, Field(ge=0, le=8)] = Field(
+        default=0, description="GPUs per task (compute ec2 on a GPU instance type; the GPU ECS-optimized AMI).")
     cpu: int = 512
     memory: int = 1024
     desired_count: Annotated[int, Field(ge=0, le=1000)] = 2
+    deploy_timeout_s: Annotated[int, Field(ge=10, le=7200)] | None = Field(
+        default=None, description="Seconds up/canary/promote/rollback wait for an ECS rollout before exiting 8 (the "
+        "rollout continues on AWS); 10–7200, default release.stability_timeout_s (900).")
     spot: Spot = Field(default_factory=Spot)
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     health_check: HealthCheck = Field(default_factory=HealthCheck)
@@ -327,6 +458,10 @@ class AwsSection(Strict):
         default=None, description="The customer managed KMS key that encrypts the secrets (the execution role gets "
         "kms:Decrypt on it); not needed for the AWS managed keys.")
     task_role_policy_arns: list[str] = Field(default_factory=list)
+    permissions_boundary: str | None = Field(
+        default=None, description="IAM policy ARN set as the permissions boundary of the roles mldeploy creates "
+        "(execution and task role); `mldeploy iam-policy` then lets the deploy identity create or widen those roles "
+        "only with this boundary. `mldeploy iam-policy --boundary` prints a suggested one.")
     tags: dict[str, str] = Field(default_factory=dict)
     read_only_root_filesystem: bool = Field(
         default=True, description="Run the container with a read-only root filesystem (a writable /tmp volume is "
@@ -365,6 +500,15 @@ class AwsSection(Strict):
                 raise ValueError(f"secret {key}: {arn!r} names both a version stage and a version id; give one")
         return v
 
+    @field_validator("permissions_boundary")
+    @classmethod
+    def _boundary(cls, v: str | None) -> str | None:
+        # IAM API reference, CreateRole PermissionsBoundary: "The ARN of the managed policy that is used to set the
+        # permissions boundary for the role" (a customer managed policy: arn:aws:iam::ACCOUNT:policy/PATH/NAME)
+        if v is not None and not re.fullmatch(r"arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]{1,1000}", v):
+            raise ValueError(f"{v!r} is not an IAM managed policy ARN (arn:aws:iam::ACCOUNT:policy/NAME)")
+        return v
+
     @field_validator("secrets_kms_key_arn")
     @classmethod
     def _kms_key(cls, v: str | None) -> str | None:
@@ -390,9 +534,29 @@ class AwsSection(Strict):
                 raise ValueError(f"tag key {key!r} uses a reserved prefix (aws:, mldeploy:)")
         return v
 
+    @field_validator("spot", mode="before")
+    @classmethod
+    def _spot_shorthand(cls, v: Any) -> Any:
+        return {"enabled": v} if isinstance(v, bool) else v  # `spot: true` = spot.enabled
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, v: str | None) -> str | None:
+        # EC2 instance type names are family.size, e.g. "g5.xlarge", "c7i.large" (EC2 user guide, "Instance type
+        # naming conventions")
+        if v is not None and not re.fullmatch(r"[a-z][a-z0-9-]*\.[a-z0-9]+", v):
+            raise ValueError(f"{v!r} is not an EC2 instance type like 'c7i.large' or 'g5.xlarge'")
+        return v
+
     @field_validator("cpu")
     @classmethod
-    def _fargate_cpu(cls, v: int) -> int:
+    def _fargate_cpu(cls, v: int, info: ValidationInfo) -> int:
+        if info.data.get("compute") == "ec2":
+            # botocore ecs TaskDefinition.cpu: "If you're using the EC2 launch type … Supported values are between
+            # 128 CPU units (0.125 vCPUs) and 196608 CPU units (192 vCPUs)"
+            if not 128 <= v <= 196608:
+                raise ValueError(f"cpu {v} is outside 128–196608 CPU units (ECS on EC2)")
+            return v
         if v not in FARGATE_SIZES:
             raise ValueError(f"cpu {v} is not a Fargate size; choose one of {', '.join(map(str, FARGATE_SIZES))}")
         return v
@@ -401,14 +565,26 @@ class AwsSection(Strict):
     @classmethod
     def _fargate_memory(cls, v: int, info: ValidationInfo) -> int:
         cpu = info.data.get("cpu")
+        if info.data.get("compute") == "ec2":
+            if v < 128:  # ECS on EC2 reserves task memory on the instance; below 128 MiB no model server starts
+                raise ValueError(f"memory {v} MiB is below 128 MiB")
+            return v
         allowed = FARGATE_SIZES.get(cpu) if cpu is not None else None
         if allowed is not None and v not in allowed:
-            step = allowed[1] - allowed[0]
-            raise ValueError(
-                f"memory {v} MiB is not valid with cpu {cpu} on Fargate; "
-                f"allowed: {allowed[0]}–{allowed[-1]} MiB in steps of {step}"
-            )
+            raise ValueError(f"memory {v} MiB is not valid with cpu {cpu} on Fargate: cpu {cpu} takes "
+                             f"{fargate_memory_rule(cpu)} (Fargate task size table, ECS developer guide)")
         return v
+
+    @model_validator(mode="after")
+    def _compute(self) -> AwsSection:
+        if self.compute == "fargate" and self.gpus:
+            raise ValueError(f"gpus {self.gpus} needs compute: ec2 (Fargate has no GPUs); set aws.compute: ec2 and a "
+                             "GPU aws.instance_type such as g5.xlarge")
+        if self.compute == "fargate" and self.instance_type:
+            raise ValueError("instance_type is for compute: ec2 (Fargate picks the hardware)")
+        if self.compute == "ec2" and not self.instance_type:
+            raise ValueError("compute ec2 needs aws.instance_type, e.g. c7i.large (CPU) or g5.xlarge (GPU)")
+        return self
 
     @model_validator(mode="after")
     def _consistency(self) -> AwsSection:
@@ -429,10 +605,29 @@ class AwsSection(Strict):
         return self
 
 
+class ReleaseGates(Strict):
+    """Shadow-evaluation gates for ``canary --auto`` (docs/release-gates.md): unset gates are not checked."""
+
+    min_agreement: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None, description="Share of shadowed rows where the candidate gives the stable answer.")
+    max_shift: Annotated[float, Field(ge=0)] | None = Field(
+        default=None, description="Largest top-score PSI (overall or per class) of the candidate against stable.")
+    max_candidate_p99_ms: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="The candidate's p99 model time on the shadowed requests (ms).")
+    min_samples: Annotated[int, Field(ge=1)] = Field(
+        default=200, description="Shadowed rows needed before the gates are judged.")
+    sample: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.1, description="Share of stable requests the candidate also answers during the shadow phase.")
+    shadow_timeout_s: Annotated[int, Field(ge=1, le=86400)] = Field(
+        default=1800, description="How long the shadow phase waits for min_samples before rolling back.")
+
+
 class ReleaseSection(Strict):
     steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=lambda: [10, 25, 50, 100])
     bake_time_s: Annotated[int, Field(ge=0, le=86400)] = 300
     stability_timeout_s: Annotated[int, Field(ge=10, le=7200)] = 900
+    gates: ReleaseGates | None = Field(
+        default=None, description="Judge the candidate's predictions on shadowed live requests before any traffic.")
 
     @field_validator("steps")
     @classmethod
@@ -498,6 +693,29 @@ class CiSection(Strict):
             raise ValueError(f"{v!r} must be one pip requirement, URL or path (no quotes, options or newlines)")
         return v.strip() if v is not None else None
 
+    requirements: str | None = Field(
+        default=None, description="A hash-locked requirements file (relative to mldeploy.yaml's folder) that every "
+        "workflow job installs with `pip install --require-hashes -r` instead of ci.install: every line pinned "
+        "with == and carrying --hash= (e.g. `pip-compile --generate-hashes`). `init --ci github` and `validate` "
+        "check it.")
+
+    @field_validator("requirements")
+    @classmethod
+    def _relative_path(cls, v: str | None) -> str | None:
+        # it goes into a `run:` line of the workflow: a plain relative path inside the project, nothing to expand
+        if v is not None and (not re.fullmatch(r"[A-Za-z0-9._/-]+", v) or v.startswith("/")
+                              or ".." in PurePosixPath(v).parts):
+            raise ValueError(f"{v!r} must be a relative path inside the project (letters, digits, '.', '_', '-', "
+                             "'/'; no '..')")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CiSection:
+        if self.install is not None and self.requirements is not None:
+            raise ValueError("set ci.install or ci.requirements, not both (the requirements file pins mldeploy "
+                             "itself)")
+        return self
+
 
 class Config(Strict):
     """Root of ``mldeploy.yaml`` (after the ``--env`` overlay is applied)."""
@@ -518,6 +736,10 @@ class Config(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
+        if len(v) < MIN_NAME and NAME_RE.fullmatch(v + "x"):
+            raise ValueError(f"{v!r} is {len(v)} character; app names need at least {MIN_NAME}, because the ECR "
+                             f"repository is named after the app and ECR repository names are {MIN_NAME}–256 "
+                             "characters")
         if not NAME_RE.fullmatch(v):
             raise ValueError(
                 f"{v!r} must be lowercase letters, digits and hyphens, start with a letter and not end with '-'"

@@ -25,9 +25,11 @@ def plan_line(config, region: str | None = None, budget=None) -> str:  # noqa: A
     """``≈ $123.45/month in us-east-1 before traffic (2 × Fargate …; ALB, public IPv4, CloudWatch, ECR) …``; with a
     ``budget`` check (``mldeploy.cost.budget.check``) also the delta against what is deployed and the budget."""
     est = estimate_for_config(config, None, region=region)
-    fg = est.component("fargate")
+    compute = next(c for c in est.components if c.key in ("fargate", "ec2"))
     ips = est.component("public_ipv4")
-    line = (f"≈ ${est.total:,.2f}/month in {est.region} before traffic ({est.tasks} × {fg.name}; ALB, "
+    what = (f"{compute.quantity:g} × {compute.name} for {est.tasks} tasks" if compute.key == "ec2"
+            else f"{est.tasks} × {compute.name}")
+    line = (f"≈ ${est.total:,.2f}/month in {est.region} before traffic ({what}; ALB, "
             f"{ips.quantity / est.assumptions['hours_per_month']:.0f} public IPv4 ${ips.monthly:,.2f}, CloudWatch, "
             f"ECR) — traffic adds LCUs, logs and data transfer: `mldeploy cost --rps …`")
     if budget is not None:

@@ -315,9 +315,26 @@ def estimate(config: Config, rps: float | None = None, *, capacity: float | None
         value = billable * info.price if monthly is None else monthly
         comps.append(Component(key, name, qty, unit, info.price, value, formula, info.estimate))
 
-    # --- Fargate -----------------------------------------------------------------------------------------------
+    # --- aws.autoscaling.schedule: the week's time-weighted task count --------------------------------------------
+    from mldeploy.cost.schedule import segments as schedule_segments
+    from mldeploy.cost.schedule import weighted
+
+    segs, schedule_notes = schedule_segments(aws.autoscaling)
+    wanted = aws.desired_count if rps is None else needed
+    weekly_tasks = weighted(segs, wanted) if aws.autoscaling.schedule else float(tasks)
+    if aws.autoscaling.schedule:
+        schedule_formula = "; ".join(f"{seg.share:.1%} of the week {seg.min}–{seg.max} tasks ({seg.source})"
+                                     for seg in segs) + f" → {weekly_tasks:.3g} tasks on average"
+    else:
+        schedule_formula = ""
+
+    # --- compute: EC2 instances (aws.compute: ec2) or Fargate ----------------------------------------------------
     vcpu, mem_gb = aws.cpu / 1024, aws.memory / 1024
-    on_demand, on_spot = spot_split(float(tasks), spot)
+    ec2_instances = 0.0
+    if aws.compute == "ec2":
+        comps += _ec2_components(config, prices, region, segs, wanted, extra, hours, schedule_formula)
+        ec2_instances = comps[0].quantity
+    on_demand, on_spot = spot_split(weekly_tasks, spot) if aws.compute == "fargate" else (0.0, 0.0)
     cpu_od, gb_od = prices.get(f"fargate_{arch}_vcpu_hour", region), prices.get(f"fargate_{arch}_gb_hour", region)
     rate_od = vcpu * cpu_od.price + mem_gb * gb_od.price
     fargate = on_demand * rate_od * hours
@@ -332,9 +349,12 @@ def estimate(config: Config, rps: float | None = None, *, capacity: float | None
         formula += (f" + {_tasks(on_spot)} on Spot × ({vcpu:g} × {_usd(cpu_sp.price)} + {mem_gb:g} × "
                     f"{_usd(gb_sp.price)}) × {hours:g} h")
         is_estimate = True
-    comps.append(Component("fargate", f"Fargate {variant_name(arch, bool(on_spot))} ({vcpu:g} vCPU, {mem_gb:g} GB)",
-                           float(tasks), "tasks", rate_od, fargate, formula, is_estimate))
-    if extra:  # the canary service runs on-demand (FARGATE) beside the stable one
+    if schedule_formula:
+        formula += f"; schedule: {schedule_formula}"
+    if aws.compute == "fargate":
+        comps.append(Component("fargate", f"Fargate {variant_name(arch, bool(on_spot))} ({vcpu:g} vCPU, "
+                               f"{mem_gb:g} GB)", weekly_tasks, "tasks", rate_od, fargate, formula, is_estimate))
+    if extra and aws.compute == "fargate":  # the canary service runs on-demand (FARGATE) beside the stable one
         comps.append(Component("fargate_canary", f"Fargate canary ({canary_percent} %)", float(extra), "tasks",
                                rate_od, extra * rate_od * hours,
                                f"{_tasks(extra)} (⌈{tasks} × {canary_percent} %⌉, at least 1) × {_usd(rate_od)}/h × "
@@ -421,7 +441,9 @@ def estimate(config: Config, rps: float | None = None, *, capacity: float | None
 
     # --- Public IPv4 addresses ------------------------------------------------------------------------------------
     subnets, subnet_source = alb_subnets(config, region)
-    task_ips = running if aws.assign_public_ip else 0
+    task_ips: float = running if aws.assign_public_ip else 0
+    if aws.compute == "ec2":  # awsvpc tasks on EC2 get no public IP; each instance gets one
+        task_ips = ec2_instances if aws.assign_public_ip else 0
     alb_ips = 0 if aws.internal else subnets
     n_ips = task_ips + alb_ips + nat
     ip_p = prices.price("public_ipv4_hour", region)
@@ -453,11 +475,52 @@ def estimate(config: Config, rps: float | None = None, *, capacity: float | None
             "container_insights_included": aws.container_insights, "log_sample_rate": sample,
             "log_sample_source": sample_source, "logged_fraction": logged, "custom_metrics": n_metrics,
             "alarm_metrics": n_alarms, "public_ipv4": {"tasks": task_ips, "alb": alb_ips, "nat": nat},
-            "alb_subnets": subnets, "alb_subnets_source": subnet_source,
+            "alb_subnets": subnets, "alb_subnets_source": subnet_source, "compute": aws.compute,
+            **({"schedule": [{"share": round(seg.share, 4), "min": seg.min, "max": seg.max, "cron": seg.source}
+                             for seg in segs], "schedule_weekly_tasks": round(weekly_tasks, 3),
+                "schedule_notes": schedule_notes} if aws.autoscaling.schedule else {}),
         },
         before_traffic=rps is None, capacity_estimated=capacity_estimated, canary_percent=canary_percent,
         canary_tasks=extra,
     )
+
+
+def _ec2_components(config: Config, prices: PriceTable, region: str, segs: list[Any], wanted: float, extra: int,
+                    hours: float, schedule_formula: str) -> list[Component]:
+    """aws.compute ec2: on-demand instances (⌈tasks ÷ tasks per instance⌉ in each scheduled range, time-weighted)
+    and their gp3 root volumes. Spot instances are priced at the on-demand rate (an upper bound, stated)."""
+    from mldeploy.cost import instances
+    from mldeploy.cost.schedule import Segment
+
+    aws = config.aws
+    itype = aws.instance_type or ""
+    table = prices.ec2_instances(region)
+    if itype not in table:
+        raise ConfigError(f"aws.instance_type: no bundled on-demand price for {itype} in {region} (bundled there: "
+                          f"{', '.join(sorted(table)) or 'none'})",
+                          hint="pick a listed type or region, or refresh prices with `mldeploy cost --live`")
+    per = instances.tasks_per_instance(aws)
+    if per < 1:
+        problems = "; ".join(m for _, m in instances.fit_problems(config)) or f"no task fits one {itype}"
+        raise ConfigError(f"aws.instance_type: {problems}")
+    usd = table[itype][2]
+    ranges = segs or [Segment(1.0, aws.autoscaling.min, aws.autoscaling.max, "autoscaling")]
+    count = sum(seg.share * math.ceil((min(max(wanted, seg.min), seg.max) + extra) / per) for seg in ranges)
+    spot = " (Spot priced at on-demand: an upper bound)" if aws.spot.enabled else ""
+    tasks_txt = f"{wanted:g} tasks" + (f" + {extra} canary" if extra else "")
+    formula = (f"⌈{tasks_txt} ÷ {per} per {itype}⌉ = {count:.3g} × {_usd(usd)}/h × {hours:g} h "
+               f"(read {prices.ec2_source()[1]}){spot}")
+    if schedule_formula:
+        formula += f"; schedule: {schedule_formula}"
+    ebs = prices.get("ebs_gp3_gb_month", region)
+    root_gb = instances.ROOT_VOLUME_GB
+
+    return [
+        Component("ec2", f"EC2 {itype} on-demand" + (f" ({aws.gpus} GPU per task)" if aws.gpus else ""), count,
+                  "instances", usd, count * usd * hours, formula),
+        Component("ebs", "EBS gp3 root volumes", count * root_gb, "GB-month", ebs.price,
+                  count * root_gb * ebs.price, f"{count:.3g} × {root_gb} GB × {_usd(ebs.price)}"),
+    ]
 
 
 def estimate_for_config(config: Config, rps: float | None = None, **kwargs: Any) -> Estimate:
@@ -473,5 +536,15 @@ def variants(config: Config) -> list[tuple[str, Arch, Spot]]:
 
 
 def compare(config: Config, rps: float | None, **kwargs: Any) -> dict[str, Estimate]:
-    """One estimate per variant (see :func:`variants`)."""
+    """One estimate per variant (see :func:`variants`); Fargate variants of the same task size for compute ec2."""
+    config = fargate_equivalent(config)
     return {name: estimate(config, rps, arch=arch, spot=spot, **kwargs) for name, arch, spot in variants(config)}
+
+
+def fargate_equivalent(config: Config) -> Config:
+    """``config`` on Fargate (same task size, no GPUs) when it uses compute ec2: what ``--compare`` sets the
+    Fargate variants, ECS on EC2 and Lambda side by side from."""
+    if config.aws.compute != "ec2":
+        return config
+    fargate = config.aws.model_copy(update={"compute": "fargate", "instance_type": None, "gpus": 0})
+    return config.model_copy(update={"aws": fargate})

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mldeploy.artifacts import code_paths
 from mldeploy.errors import BuildError
 from mldeploy.gitinfo import git_commit
 from mldeploy.image.dockerfile import (
@@ -66,7 +67,18 @@ def requirements_for(project: Project, manifest: Manifest) -> list[str]:
         raise BuildError(f"{req_file} is missing; reinstall mldeploy")
     runtime_reqs = trim_runtime_requirements(read_requirements(req_file), project, manifest)
     groups = [runtime_reqs, list(manifest.requirements), list(project.config.image.pip_packages)]
-    return merge_requirements(groups, project.config.image.platform)
+    return merge_requirements(groups, project.config.image.platform, gpu=gpu_build(project))
+
+
+def gpu_build(project: Project) -> bool:
+    """``aws.gpus > 0``: CUDA wheels (onnxruntime-gpu, the CUDA torch) on a CUDA base image."""
+    return project.config.aws.gpus > 0
+
+
+def model_in_image(project: Project) -> bool:
+    """``model.store: image`` (default); with ``s3`` the image holds the runtime only and the task downloads the
+    artifact at start (``runtime.model_fetch``)."""
+    return project.config.model.store == "image"
 
 
 def trim_runtime_requirements(lines: list[str], project: Project, manifest: Manifest) -> list[str]:
@@ -86,6 +98,8 @@ def trim_runtime_requirements(lines: list[str], project: Project, manifest: Mani
         req = Requirement(line)
         name = canonicalize_name(req.name)
         if name == "pillow" and not images:
+            continue
+        if name == "boto3" and model_in_image(project):  # only runtime.model_fetch imports it (model.store: s3)
             continue
         if name == "uvicorn" and "standard" in req.extras:
             # uvicorn[standard] minus what a server without --reload, websockets or YAML log configs never imports
@@ -141,8 +155,10 @@ def assemble(project: Project, artifact_dir: Path, manifest: Manifest, out_dir: 
 
     requirements = requirements_for(project, manifest)
     find_links = [project.resolve(cfg.image.wheelhouse)] if cfg.image.wheelhouse else []
+    gpu = gpu_build(project)
     wheelhouse = ensure_wheelhouse(requirements, platform=cfg.image.platform,
-                                   python_version=cfg.image.python_version, find_links=find_links, status=status)
+                                   python_version=cfg.image.python_version, find_links=find_links, status=status,
+                                   gpu=gpu)
 
     wheels = out / "wheels"
     wheels.mkdir()
@@ -151,8 +167,15 @@ def assemble(project: Project, artifact_dir: Path, manifest: Manifest, out_dir: 
     (wheels / LOCK_FILE).write_text("\n".join(wheelhouse.lock) + "\n", encoding="utf-8")
 
     shutil.copytree(runtime_dir(), out / "runtime", ignore=_SKIP)
-    shutil.copytree(artifact_dir, out / "model", ignore=lambda d, n: _SKIP(d, n) | scan.copy_ignore(d, n))
+    if model_in_image(project):
+        shutil.copytree(artifact_dir, out / "model", ignore=lambda d, n: _SKIP(d, n) | scan.copy_ignore(d, n))
+    else:  # model.store: s3: /app/model holds only runtime.json (the settings); the weights come from S3
+        (out / "model").mkdir()
     (out / "model" / "runtime.json").write_text(cfg.runtime.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    if cfg.model.code_paths:  # the user's modules a pickle's classes live in: /app/code, on PYTHONPATH
+        code_paths.copy_into(code_paths.resolve(project.root, cfg.model.code_paths), out / "code")
+        scan.check_tree(out / "code", "model.code_paths")  # secrets refuse the build
+        _normalise_modes(out / "code")
     _normalise_modes(out / "runtime")
     _normalise_modes(out / "model")
 
@@ -160,7 +183,9 @@ def assemble(project: Project, artifact_dir: Path, manifest: Manifest, out_dir: 
     spec = DockerfileSpec(
         app=cfg.name,
         env=project.env,
-        base=cfg.image.base,
+        base=cfg.image.base_for(cfg.aws.gpus),
+        python=f"python{cfg.image.python_version}" if gpu else "python3",
+        cuda=gpu,
         port=cfg.runtime.port,
         model_version=manifest.version,
         model_sha256=manifest.sha256,
@@ -169,6 +194,7 @@ def assemble(project: Project, artifact_dir: Path, manifest: Manifest, out_dir: 
         uninstall=[p for p in ("pip", "setuptools") if p not in locked]
         + [p for p in unused_packages(manifest.format) if p in locked],
         system_packages=list(cfg.image.system_packages),
+        code=bool(cfg.model.code_paths),
     )
     (out / "Dockerfile").write_text(render_dockerfile(spec), encoding="utf-8")
     (out / ".dockerignore").write_text(render_dockerignore(), encoding="utf-8")

@@ -43,6 +43,14 @@ class DockerfileSpec:
     system_packages: list[str] = field(default_factory=list)
     uid: int = APP_UID
     prune: list[str] = field(default_factory=lambda: list(PRUNE))
+    code: bool = False
+    """``model.code_paths``: the context's ``code/`` goes to /app/code, on PYTHONPATH."""
+    python: str = "python3"
+    """The interpreter that makes the venv: ``python3`` of a Python base image, ``python3.X`` installed from the
+    distribution on a CUDA base (``cuda``)."""
+    cuda: bool = False
+    """``aws.gpus > 0``: a CUDA runtime base (``image.cuda_base``) without Python; the runtime stage installs the
+    interpreter (the venv links to it) and NVIDIA's container runtime mounts the driver."""
 
 
 def render_dockerfile(spec: DockerfileSpec) -> str:

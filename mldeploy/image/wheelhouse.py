@@ -18,6 +18,11 @@ build, from a find-links folder or the PyTorch CPU index in the user's pip confi
 Linux x86_64 wheel depends on ``nvidia-nccl-cu12``, 469 MB) becomes ``xgboost-cpu`` at the same version; and any
 CUDA wheel (``nvidia-*``, ``triton``, ``torch…+cu…``) in the result is refused with the package that pulled it in
 and the fix.
+
+GPU deployments (``aws.gpus > 0``, ECS on GPU instances) take the CUDA builds instead: ``onnxruntime`` becomes
+``onnxruntime-gpu`` at the same version (onnxruntime's install docs: the CUDA execution provider ships in the
+``onnxruntime-gpu`` package), ``torch`` keeps PyPI's default Linux wheel (the CUDA build, with its ``nvidia-*``
+dependencies) and the CUDA-wheel refusal does not apply.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ _DONE = ".complete"
 _CUDA_WHEEL = re.compile(r"^(nvidia[_-]|triton-|triton_|cuda[_-])", re.IGNORECASE)
 # packages with a CPU-only twin on PyPI (same module, no CUDA dependencies), from the first version that has it
 CPU_TWINS = {"xgboost": ("xgboost-cpu", (2, 1, 1))}
+GPU_TWINS = {"onnxruntime": "onnxruntime-gpu"}
+"""CPU package → its CUDA build (same module, same versions) for ``aws.gpus > 0``."""
 _WHEEL_NAME = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$")
 
 
@@ -87,8 +94,9 @@ def _host_version(name: str) -> str | None:
         return None
 
 
-def pin_requirement(line: str, platform: str) -> str:
-    """Pin an unpinned requirement to the host's installed version; force the CPU torch build on amd64."""
+def pin_requirement(line: str, platform: str, gpu: bool = False) -> str:
+    """Pin an unpinned requirement to the host's installed version; force the CPU torch build on amd64 (the CUDA
+    builds with ``gpu``: ``GPU_TWINS``, PyPI's default torch)."""
     from packaging.requirements import InvalidRequirement, Requirement
 
     try:
@@ -103,12 +111,16 @@ def pin_requirement(line: str, platform: str) -> str:
     if not spec:
         host = _host_version(req.name)
         spec = f"=={host}" if host else ""
-    if req.name.lower() == "torch" and platform == "linux/amd64":
+    if req.name.lower() == "torch" and gpu:
+        spec = re.sub(r"\+cpu$", "", spec)  # the host's CPU build → the same version's default (CUDA) wheel
+    elif req.name.lower() == "torch" and platform == "linux/amd64":
         m = re.fullmatch(r"==([0-9][0-9a-z.]*)", spec)
         if m:
             spec = f"=={m.group(1)}+cpu"
     name = req.name
-    if twin := CPU_TWINS.get(name.lower()):
+    if gpu and (gpu_name := GPU_TWINS.get(name.lower())):
+        name = gpu_name
+    elif not gpu and (twin := CPU_TWINS.get(name.lower())):
         name, spec = _cpu_twin(name, twin, spec)
     return f"{name}{extras}{spec}{marker}"
 
@@ -136,26 +148,28 @@ def read_requirements(path: Path) -> list[str]:
     return lines
 
 
-def merge_requirements(groups: list[list[str]], platform: str) -> list[str]:
-    """Pinned, de-duplicated requirements (later groups win for the same project name)."""
+def merge_requirements(groups: list[list[str]], platform: str, gpu: bool = False) -> list[str]:
+    """Pinned, de-duplicated requirements (later groups win for the same project name; ``gpu``: CUDA builds)."""
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
     merged: dict[str, str] = {}
     for group in groups:
         for line in group:
-            pinned = pin_requirement(line, platform)
+            pinned = pin_requirement(line, platform, gpu)
             merged[canonicalize_name(Requirement(pinned).name)] = pinned
     return [merged[k] for k in sorted(merged)]
 
 
-def _key(requirements: list[str], platform: str, python_version: str, find_links: list[Path]) -> str:
+def _key(requirements: list[str], platform: str, python_version: str, find_links: list[Path],
+         gpu: bool = False) -> str:
     from mldeploy.image.wheelstrip import can_strip
 
     # can_strip is part of the key: a wheelhouse made where wheels could not be stripped is not reused where
     # they can ("strip-2" versions the post-processing itself)
     blob = json.dumps([requirements, platform, python_version, [str(p) for p in find_links],
-                       "strip-2" if can_strip(platform) else "as-downloaded"], sort_keys=True)
+                       "strip-2" if can_strip(platform) else "as-downloaded", *(["gpu"] if gpu else [])],
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -280,13 +294,14 @@ def _pip_download(args: list[str], log: Path) -> subprocess.CompletedProcess[str
 
 
 def ensure_wheelhouse(requirements: list[str], *, platform: str, python_version: str,
-                      find_links: list[Path] | None = None, status=None) -> Wheelhouse:
-    """Download (or reuse from the cache) wheels for ``requirements`` on the target platform."""
+                      find_links: list[Path] | None = None, status=None, gpu: bool = False) -> Wheelhouse:
+    """Download (or reuse from the cache) wheels for ``requirements`` on the target platform (``gpu``: CUDA
+    wheels allowed; otherwise refused, ``check_no_cuda``)."""
     find_links = [p.resolve() for p in (find_links or [])]
     for p in find_links:
         if not p.is_dir():
             raise BuildError(f"image.wheelhouse folder {p} does not exist")
-    target = cache_root() / _key(requirements, platform, python_version, find_links)
+    target = cache_root() / _key(requirements, platform, python_version, find_links, gpu)
     if (target / _DONE).exists():
         return Wheelhouse(target, (target / LOCK_FILE).read_text(encoding="utf-8").splitlines(), cached=True)
 
@@ -314,7 +329,7 @@ def ensure_wheelhouse(requirements: list[str], *, platform: str, python_version:
             shutil.rmtree(wheels, ignore_errors=True)
             proc = _pip_download(args, log)
         if proc.returncode != 0:
-            if cuda := _cuda_in_pip_failure(proc.stderr + proc.stdout):
+            if not gpu and (cuda := _cuda_in_pip_failure(proc.stderr + proc.stdout)):
                 raise cuda
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
             raise BuildError(
@@ -323,7 +338,8 @@ def ensure_wheelhouse(requirements: list[str], *, platform: str, python_version:
                 "check the requirement pins, image.platform and your pip index configuration",
             )
         found = sorted(wheels.glob("*.whl"))
-        check_no_cuda(found)
+        if not gpu:
+            check_no_cuda(found)
         from mldeploy.image.wheelstrip import strip_wheels
 
         saved = strip_wheels(found, platform)

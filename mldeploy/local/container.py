@@ -78,6 +78,11 @@ def start_container(project: Project, image: str, port: int | None = None,
     if models_dir is not None:
         environment["MLDEPLOY_MODELS_DIR"] = MODELS_MOUNT
         volumes[str(models_dir.resolve())] = {"bind": MODELS_MOUNT, "mode": "ro"}
+    elif project.config.model.store == "s3":  # the image holds no model: the packaged artifact, read-only
+        from mldeploy.workspace import Workspace
+
+        environment["MLDEPLOY_MODEL_ARTIFACT_DIR"] = "/mnt/mldeploy-artifact"  # runtime.model_fetch.ENV_LOCAL
+        volumes[str(Workspace.of(project).artifact_dir.resolve())] = {"bind": "/mnt/mldeploy-artifact", "mode": "ro"}
     try:
         container = docker.containers.run(
             image, name=name, detach=True, environment=environment, volumes=volumes,
@@ -215,7 +220,7 @@ def restart_for_new_versions(project: Project, ready_timeout: float = READY_TIME
     target = LocalTarget(project, NULL_UI)
     if target.models_dir.resolve() != models_dir.resolve():
         return None
-    missing = sorted(v for v, w in target.read_routing().items() if w > 0 and v not in (record.get("versions") or []))
+    missing = [v for v in target.served_versions() if v not in (record.get("versions") or [])]  # + the shadow
     if not missing or not _running(record["container"]):
         return None
     run_ = run(project, record["image"], record["port"], True, ready_timeout, models_dir)

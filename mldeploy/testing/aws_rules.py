@@ -98,6 +98,8 @@ def request_params(model: Any, request: Any) -> Params:
     body = request.get("body") if isinstance(request, dict) else None
     protocol = model.service_model.resolved_protocol if hasattr(model.service_model, "resolved_protocol") \
         else model.service_model.protocol
+    if protocol == "rest-xml" and model.service_model.service_name == "s3" and isinstance(request, dict):
+        return _s3_params(request)
     if isinstance(body, dict):  # query / ec2: the flattened form
         if model.input_shape is None:
             return {}
@@ -113,6 +115,24 @@ def request_params(model: Any, request: Any) -> Params:
 
         return RpcV2CBORParser().parse_data_item(io.BufferedReader(io.BytesIO(body)))  # type: ignore[no-any-return]
     return json.loads(body)  # type: ignore[no-any-return]
+
+
+def _s3_params(request: dict[str, Any]) -> Params:
+    """S3 (REST-XML): the bucket from the request path (path-style addressing, as against a local endpoint) and the
+    CreateBucket LocationConstraint from the XML body: what the S3 rules read."""
+    from urllib.parse import unquote
+
+    out: Params = {}
+    # botocore's endpoint rules render the bucket into "url"; "auth_path" keeps it as "/<bucket>/<key>"
+    path = str(request.get("auth_path") or urlsplit(str(request.get("url") or "")).path)
+    bucket = unquote(path.lstrip("/").split("/", 1)[0].split("?", 1)[0])
+    if bucket:
+        out["Bucket"] = bucket
+    body = request.get("body") or b""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    if m := re.search(r"<LocationConstraint>([^<]*)</LocationConstraint>", text):
+        out["CreateBucketConfiguration"] = {"LocationConstraint": m.group(1)}
+    return out
 
 
 def _has(keys: set[str], prefix: str) -> bool:
@@ -658,3 +678,205 @@ def sns_topic(call: Call) -> None:
     name = str(call.params.get("Name", ""))
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}(\.fifo)?", name) or len(name) > 256:
         reject("InvalidParameter", "Invalid parameter: Topic Name")
+
+
+# --------------------------------------------------------------------------------------------------------- S3
+
+
+@rule("s3", "CreateBucket")
+def s3_bucket_name(call: Call) -> None:
+    # S3 user guide, "General purpose bucket naming rules" (linked from botocore s3 CreateBucketRequest.Bucket):
+    # 3–63 characters; lowercase letters, numbers, dots and hyphens; begin and end with a letter or number; no two
+    # adjacent periods; not an IP address; no prefix xn--, sthree-, amzn-s3-demo-; no suffix -s3alias, --ol-s3,
+    # .mrap, --x-s3. AWS answers "InvalidBucketName: The specified bucket is not valid."
+    name = str(call.params.get("Bucket", ""))
+    if (not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", name) or ".." in name
+            or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name) or name.startswith(("xn--", "sthree-", "amzn-s3-demo-"))
+            or name.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3"))):
+        reject("InvalidBucketName", f"The specified bucket is not valid. ({name!r})")
+
+
+@rule("s3", "CreateBucket")
+def s3_location_constraint(call: Call) -> None:
+    # botocore s3 CreateBucketConfiguration.LocationConstraint: "If you don't specify a Region, the bucket is created
+    # in the US East (N. Virginia) Region (us-east-1) by default". AWS's answers, quoted in velero-io/velero#284 and
+    # aws/aws-parallelcluster#1190: another region's endpoint without it, "IllegalLocationConstraintException: The
+    # unspecified location constraint is incompatible for the region specific endpoint this request was sent to";
+    # naming us-east-1, "InvalidLocationConstraint: The specified location-constraint is not valid".
+    wanted = ((call.params.get("CreateBucketConfiguration") or {}).get("LocationConstraint")) or None
+    region = call.region or "us-east-1"
+    if wanted == "us-east-1":
+        reject("InvalidLocationConstraint", "The specified location-constraint is not valid")
+    if (wanted or "us-east-1") != region:
+        reject("IllegalLocationConstraintException", f"The {wanted or 'unspecified'} location constraint is "
+                                                     f"incompatible for the region specific endpoint this request "
+                                                     f"was sent to ({region}).")
+
+
+# ------------------------------------------------------------------------ ECS on EC2 (aws.compute: ec2), schedules
+
+
+@rule("ecs", "CreateCapacityProvider")
+def capacity_provider(call: Call) -> None:
+    # botocore ecs CreateCapacityProviderRequest.name: "Up to 255 characters are allowed. They include letters (both
+    # upper and lowercase letters), numbers, underscores (_), and hyphens (-). The name can't be prefixed with
+    # "aws", "ecs", or "fargate"."; AutoScalingGroupProvider.managedTerminationProtection: "When using managed
+    # termination protection, managed scaling must also be used otherwise managed termination protection doesn't
+    # work" and "The Auto Scaling group and each instance in the Auto Scaling group must have instance protection
+    # from scale-in actions on as well"; ManagedScaling.targetCapacity "greater than 0 and less than or equal to 100".
+    p = call.params
+    name = str(p.get("name", ""))
+    _ecs_name("ClientException", "Capacity provider name", name)
+    if name.lower().startswith(("aws", "ecs", "fargate")):
+        reject("ClientException", f"The capacity provider name {name!r} can't be prefixed with aws, ecs or fargate")
+    asg = p.get("autoScalingGroupProvider") or {}
+    scaling = asg.get("managedScaling") or {}
+    _range("ClientException", "managedScaling.targetCapacity", scaling.get("targetCapacity"), 1, 100)
+    if asg.get("managedTerminationProtection") == "ENABLED":
+        if scaling.get("status") != "ENABLED":
+            reject("ClientException", "Managed termination protection requires managed scaling to be enabled")
+        ref = str(asg.get("autoScalingGroupArn", ""))
+        group_name = ref.split("autoScalingGroupName/", 1)[-1]
+        groups = call.client("autoscaling").describe_auto_scaling_groups(
+            AutoScalingGroupNames=[group_name])["AutoScalingGroups"]
+        if not groups:
+            reject("ClientException", f"The specified Auto Scaling group {ref!r} does not exist")
+        if not groups[0].get("NewInstancesProtectedFromScaleIn"):
+            reject("ClientException", "The managed termination protection setting for the capacity provider is "
+                                      "invalid. To enable managed termination protection for a capacity provider, "
+                                      "the Auto Scaling group must have instance protection from scale in enabled.")
+
+
+@rule("ecs", "PutClusterCapacityProviders")
+def cluster_capacity_providers(call: Call) -> None:
+    # botocore ecs PutClusterCapacityProvidersRequest.capacityProviders: "If specifying a capacity provider that
+    # uses an Auto Scaling group, the capacity provider must already be created"; CapacityProviderStrategyItem:
+    # "Only capacity providers that are already associated with a cluster and have an ACTIVE or UPDATING status can
+    # be used in a capacity provider strategy".
+    p = call.params
+    names = list(p.get("capacityProviders") or [])
+    custom = [n for n in names if n not in ("FARGATE", "FARGATE_SPOT")]
+    if custom:
+        found = call.client("ecs").describe_capacity_providers(capacityProviders=custom)["capacityProviders"]
+        missing = sorted(set(custom) - {c["name"] for c in found if c.get("status") == "ACTIVE"})
+        if missing:
+            reject("InvalidParameterException", f"The specified capacity provider {missing[0]} does not exist")
+    for item in p.get("defaultCapacityProviderStrategy") or []:
+        if item.get("capacityProvider") not in names:
+            reject("InvalidParameterException", f"The default capacity provider strategy names "
+                                                f"{item.get('capacityProvider')}, which is not associated with the "
+                                                "cluster")
+
+
+@rule("ecs", "CreateService", "UpdateService")
+def service_capacity(call: Call) -> None:
+    # botocore ecs CreateServiceRequest.capacityProviderStrategy: "If a capacityProviderStrategy is specified, the
+    # launchType parameter must be omitted"; CapacityProviderStrategyItem: "Only capacity providers that are already
+    # associated with a cluster … can be used"; CreateServiceRequest.platformVersion: "A platform version is
+    # specified only for tasks using the Fargate launch type"; ECS on EC2 tasks get no public IP (ECS guide, "Amazon
+    # ECS task networking options for EC2": "the awsvpc network mode doesn't provide task ENIs with public IP
+    # addresses").
+    p = call.params
+    strategy = [s.get("capacityProvider") for s in p.get("capacityProviderStrategy") or []]
+    if strategy and p.get("launchType"):
+        reject("InvalidParameterException", "Specifying both a launch type and capacity provider strategy is not "
+                                            "supported.")
+    ec2 = [s for s in strategy if s not in ("FARGATE", "FARGATE_SPOT")]
+    if not ec2:
+        return
+    found = call.client("ecs").describe_clusters(clusters=[p.get("cluster", "default")])["clusters"]
+    attached = set((found[0].get("capacityProviders") or []) if found else [])
+    if missing := [s for s in ec2 if s not in attached]:
+        reject("InvalidParameterException", f"The specified capacity provider strategy cannot contain a capacity "
+                                            f"provider that is not associated with the cluster ({missing[0]})")
+    vpc = ((p.get("networkConfiguration") or {}).get("awsvpcConfiguration") or {})
+    if vpc.get("assignPublicIp") == "ENABLED":
+        reject("InvalidParameterException", "Assign public IP is not supported for this launch type.")
+    if p.get("platformVersion"):
+        reject("InvalidParameterException", "The platform version must be null when specifying an EC2 launch type.")
+
+
+@rule("ecs", "RegisterTaskDefinition")
+def gpu_requirements(call: Call) -> None:
+    # botocore ecs ResourceRequirement.value: for GPU "the number of physical GPUs the Amazon ECS container agent
+    # reserves for the container" (or ALL); ECS guide, "Amazon ECS task definition differences for the Fargate
+    # launch type": "The following task definition parameters are not valid in Fargate tasks: … gpu".
+    p = call.params
+    for c in p.get("containerDefinitions") or []:
+        for r in c.get("resourceRequirements") or []:
+            if r.get("type") != "GPU":
+                continue
+            if "FARGATE" in (p.get("requiresCompatibilities") or []):
+                reject("ClientException", "GPU resource requirements are not supported on Fargate")
+            if str(r.get("value")) != "ALL" and (not str(r.get("value", "")).isdigit() or int(r["value"]) < 1):
+                reject("ClientException", f"GPU value {r.get('value')!r} must be a positive whole number")
+
+
+_LAUNCH_TEMPLATE_NAME = re.compile(r"[a-zA-Z0-9().\-/_]{3,128}")
+
+
+@rule("ec2", "CreateLaunchTemplate", "CreateLaunchTemplateVersion")
+def launch_template(call: Call) -> None:
+    # botocore ec2 LaunchTemplateName: min 3, max 128, pattern [a-zA-Z0-9\(\)\.\-/_]+; RequestLaunchTemplateData
+    # .UserData: "The user data must be base64-encoded" and "limited to 16 KB" (EC2 user guide, "Run commands
+    # when you launch an EC2 instance with user data input").
+    import base64
+    import binascii
+
+    p = call.params
+    name = p.get("LaunchTemplateName")
+    if name is not None and not _LAUNCH_TEMPLATE_NAME.fullmatch(str(name)):
+        reject("InvalidLaunchTemplateName.MalformedException",
+               f"A launch template name must be between 3 and 128 characters, and may contain letters, numbers, and "
+               f"the following characters: - ( ) . / _; got {name!r}")
+    data = p.get("LaunchTemplateData") or {}
+    if "UserData" in data:
+        try:
+            raw = base64.b64decode(str(data["UserData"]), validate=True)
+        except binascii.Error:
+            reject("InvalidUserData.Malformed", "Invalid BASE64 encoding of user data.")
+        if len(raw) > 16 * 1024:
+            reject("InvalidParameterValue", "User data is limited to 16384 bytes")
+
+
+@rule("autoscaling", "CreateAutoScalingGroup", "UpdateAutoScalingGroup")
+def auto_scaling_group(call: Call) -> None:
+    # botocore autoscaling CreateAutoScalingGroupType.AutoScalingGroupName: "You cannot use a colon (:) in the
+    # name"; MinSize ≤ MaxSize (the API answers ValidationError "Max bound, …, must be greater than or equal to min
+    # bound"); a group has "LaunchConfigurationName, LaunchTemplate, InstanceId or MixedInstancesPolicy" — only one.
+    p = call.params
+    if ":" in str(p.get("AutoScalingGroupName", "")):
+        reject("ValidationError", "You cannot use a colon (:) in the Auto Scaling group name")
+    lo, hi = _int(p.get("MinSize")), _int(p.get("MaxSize"))
+    if lo is not None and hi is not None and hi < lo:
+        reject("ValidationError", f"Max bound, {hi}, must be greater than or equal to min bound, {lo}")
+    if p.get("LaunchTemplate") and p.get("MixedInstancesPolicy"):
+        reject("ValidationError", "Valid requests must contain either LaunchTemplate, LaunchConfigurationName, "
+                                  "InstanceId or MixedInstancesPolicy parameter.")
+    dist = (p.get("MixedInstancesPolicy") or {}).get("InstancesDistribution") or {}
+    _range("ValidationError", "OnDemandPercentageAboveBaseCapacity", dist.get("OnDemandPercentageAboveBaseCapacity"),
+           0, 100)
+
+
+_CRON_CALL = re.compile(r"cron\((\S+ ){5}\S+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\)|at\(\S+\)")
+
+
+@rule("application-autoscaling", "PutScheduledAction")
+def scheduled_action(call: Call) -> None:
+    # botocore application-autoscaling PutScheduledActionRequest.Schedule: "At expressions - "at(yyyy-mm-ddThh:mm:ss)"
+    # Rate expressions - "rate(value unit)" Cron expressions - "cron(fields)" … The cron format consists of six
+    # fields"; user guide: one of day-of-month / day-of-week must be "?"; ScalableTargetAction MinCapacity ≤
+    # MaxCapacity ("ValidationException: Minimum capacity cannot be greater than maximum capacity").
+    p = call.params
+    schedule = str(p.get("Schedule", ""))
+    if not _CRON_CALL.fullmatch(schedule):
+        reject("ValidationException", f"Schedule {schedule!r} is not a valid at(), rate() or six-field cron() "
+                                      "expression")
+    if schedule.startswith("cron("):
+        fields = schedule[5:-1].split()
+        if (fields[2] == "?") == (fields[4] == "?"):
+            reject("ValidationException", "Cron expression: one of day-of-month and day-of-week must be '?'")
+    action = p.get("ScalableTargetAction") or {}
+    lo, hi = _int(action.get("MinCapacity")), _int(action.get("MaxCapacity"))
+    if lo is not None and hi is not None and lo > hi:
+        reject("ValidationException", "Minimum capacity cannot be greater than maximum capacity")

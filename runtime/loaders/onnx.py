@@ -1,4 +1,5 @@
-"""ONNX models via onnxruntime, with thread counts from the container's CPU quota."""
+"""ONNX models via onnxruntime, with thread counts from the container's CPU quota; on the CUDA execution provider
+when this onnxruntime has it (``onnxruntime-gpu``, ``aws.gpus > 0``) and a GPU is visible."""
 
 from __future__ import annotations
 
@@ -10,10 +11,23 @@ import onnxruntime as ort
 from runtime.loaders.base import ModelLoadError
 from runtime.manifest import Manifest
 
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+def providers(available: list[str] | None = None) -> list[str]:
+    """Execution providers to ask for, best first: CUDA when onnxruntime offers it (``get_available_providers``),
+    then the CPU. onnxruntime-gpu lists CUDA even without a visible GPU; the session then runs on the CPU
+    (``OnnxModel.provider`` says which one it got)."""
+    have = ort.get_available_providers() if available is None else available
+    return [CUDA, CPU] if CUDA in have else [CPU]
+
 
 class OnnxModel:
     def __init__(self, session: ort.InferenceSession, manifest: Manifest) -> None:
         self.session = session
+        self.provider = session.get_providers()[0]
+        """The execution provider the session runs on (reported by /ready and the startup log)."""
         self.output_names = [o.name for o in session.get_outputs()]
         self.input_types = {i.name: i.type for i in session.get_inputs()}
 
@@ -30,7 +44,7 @@ def load(manifest: Manifest, path: Path, threads: int) -> OnnxModel:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # don't burn CPU between requests
     try:
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers())
     except Exception as e:  # onnxruntime raises its own untyped exceptions
         raise ModelLoadError(f"{path}: onnxruntime cannot load it: {e}") from None
     have = {i.name for i in session.get_inputs()}

@@ -1,6 +1,7 @@
 """CloudWatch alarms per role and their optional SNS e-mail topic.
 
-Stable: 5xx rate, p99 latency, unhealthy hosts on the stable target group. Canary: 5xx rate and p99 latency on the
+Stable: 5xx rate (the stable target group's, plus the load balancer's own 5xx), p99 latency, unhealthy hosts on
+the stable target group. Canary: 5xx rate and p99 latency on the
 canary target group (they drive the release commands' automatic rollback: see ``firing``). Reads ``known``:
 ``alb_full_name``, ``spec.key("tg_arn")``, ``topic_arn`` (written by ``plan_topic``), and
 ``canary.service_arn`` for the canary role.
@@ -112,14 +113,20 @@ def _stable(spec: StackSpec, known: Known) -> dict[str, dict[str, Any]]:
               "TreatMissingData": "notBreaching", "EvaluationPeriods": 3, "DatapointsToAlarm": 2}
     dims = dimensions(spec, known)
     lb_dim = dims[:1]
+    # The targets' 5xx and the request count per target group (TargetGroup + LoadBalancer), so a canary's errors
+    # and requests never count here (nor the stable's in the canary's alarm). The load balancer's own 5xx
+    # (HTTPCode_ELB_5XX_Count: 502/503/504 it generates, e.g. no healthy target) is published with the
+    # LoadBalancer dimension only (ALB guide, "CloudWatch metrics for your Application Load Balancer", Metric
+    # dimensions): it stays here, LB-wide, as the outage signal no per-target metric shows; this alarm only
+    # notifies, while the canary's (which roll back) never include it.
     return {
         n.alarm("5xx-rate"): {**common,
                               "AlarmDescription": f"{n.base}: more than {cfg.error_rate_percent}% of requests fail "
                                                   "with 5xx",
                               "ComparisonOperator": "GreaterThanThreshold", "Threshold": float(cfg.error_rate_percent),
-                              "Metrics": [_metric("t5xx", "HTTPCode_Target_5XX_Count", lb_dim),
+                              "Metrics": [_metric("t5xx", "HTTPCode_Target_5XX_Count", dims),
                                           _metric("e5xx", "HTTPCode_ELB_5XX_Count", lb_dim),
-                                          _metric("req", "RequestCount", lb_dim),
+                                          _metric("req", "RequestCount", dims),
                                           {"Id": "rate", "ReturnData": True, "Label": "5xx %",
                                            "Expression": "100 * (FILL(t5xx,0) + FILL(e5xx,0)) / "
                                                          "IF(FILL(req,0) > 0, req, 1)"}]},
@@ -167,9 +174,21 @@ def _norm(a: dict[str, Any]) -> dict[str, Any]:
     out = {k: a.get(k) for k in keys}
     out["Dimensions"] = sorted((d["Name"], d["Value"]) for d in a.get("Dimensions") or [])
     out["AlarmActions"] = sorted(a.get("AlarmActions") or [])
-    out["Metrics"] = sorted((m["Id"], m.get("Expression") or json.dumps(m.get("MetricStat"), sort_keys=True))
+    out["Metrics"] = sorted((m["Id"], m.get("Expression") or json.dumps(_norm_stat(m.get("MetricStat")),
+                                                                        sort_keys=True))
                             for m in a.get("Metrics") or [])
     return out
+
+
+def _norm_stat(stat: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A ``MetricStat`` as compared: its dimensions as a sorted set (DescribeAlarms need not keep their order) and
+    only the fields we send (``Unit`` and the query's ``Label``/``AccountId`` are not ours)."""
+    if not stat:
+        return stat
+    metric = stat.get("Metric") or {}
+    return {"Namespace": metric.get("Namespace"), "MetricName": metric.get("MetricName"),
+            "Dimensions": sorted((d["Name"], d["Value"]) for d in metric.get("Dimensions") or []),
+            "Period": stat.get("Period"), "Stat": stat.get("Stat")}
 
 
 def _current(remote: Remote, alarm_names: list[str]) -> dict[str, dict[str, Any]]:

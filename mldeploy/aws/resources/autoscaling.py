@@ -80,7 +80,9 @@ def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
         steps.append(Step(TARGET_KIND, name, Action.create, [f"min {a.min}, max {a.max}"],
                           calls=[_register(spec, tags=True)]))
     else:
-        if (target["MinCapacity"], target["MaxCapacity"]) != (a.min, a.max):
+        # a scheduled action moved min/max to one of its ranges: that is the schedule working, not drift
+        ranges = {(a.min, a.max), *((s.min, s.max) for s in a.schedule)}
+        if (target["MinCapacity"], target["MaxCapacity"]) not in ranges:
             steps.append(Step(TARGET_KIND, name, Action.update,
                               [f"min/max {target['MinCapacity']}/{target['MaxCapacity']} → {a.min}/{a.max}"],
                               calls=[_register(spec, tags=False)]))
@@ -108,6 +110,48 @@ def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
     for pname in sorted(set(current) - set(want)):
         steps.append(Step(POLICY_KIND, pname, Action.delete, ["not configured"], calls=[
             ApiCall(SERVICE, "delete_scaling_policy", {"PolicyName": pname, **_target(spec)},
+                    missing=("ObjectNotFoundException",))]))
+    return steps + plan_schedule(spec, remote, target is not None)
+
+
+SCHEDULE_KIND = "scheduled action"
+
+
+def scheduled_actions(spec: StackSpec) -> dict[str, dict[str, Any]]:
+    """Action name → put_scheduled_action arguments, one per ``aws.autoscaling.schedule`` entry. Names: "unique
+    among all other scheduled actions on the specified scalable target", no ``:/|`` (botocore
+    application-autoscaling ScheduledActionName)."""
+    out = {}
+    for i, entry in enumerate(spec.config.aws.autoscaling.schedule, start=1):
+        n = f"{spec.names.base}-schedule-{i}"
+        out[n] = {"ScheduledActionName": n, **_target(spec), "Schedule": f"cron({entry.cron})",
+                  "ScalableTargetAction": {"MinCapacity": entry.min, "MaxCapacity": entry.max}}
+    return out
+
+
+def plan_schedule(spec: StackSpec, remote: Remote, exists: bool) -> list[Step]:
+    """Scheduled actions (PutScheduledAction creates or updates one by name; cron in UTC)."""
+    current: dict[str, dict[str, Any]] = {}
+    if exists:
+        found = remote.get(SERVICE, "describe_scheduled_actions", ServiceNamespace=NS,
+                           ResourceId=resource_id(spec), ScalableDimension=DIM)["ScheduledActions"]
+        current = {x["ScheduledActionName"]: x for x in found}
+    steps: list[Step] = []
+    for n, args in scheduled_actions(spec).items():
+        act = args["ScalableTargetAction"]
+        what = [f"{args['Schedule']} UTC → min {act['MinCapacity']}, max {act['MaxCapacity']}"]
+        put = ApiCall(SERVICE, "put_scheduled_action", args, retry=POLICY_RETRY, retry_timeout_s=PROPAGATION_S)
+        cur = current.get(n)
+        if cur is None:
+            steps.append(Step(SCHEDULE_KIND, n, Action.create, what, calls=[put]))
+        elif (cur.get("Schedule"), {k: (cur.get("ScalableTargetAction") or {}).get(k) for k in act}) == \
+                (args["Schedule"], act):
+            steps.append(noop(SCHEDULE_KIND, n))
+        else:
+            steps.append(Step(SCHEDULE_KIND, n, Action.update, what, calls=[put]))
+    for n in sorted(set(current) - set(scheduled_actions(spec))):
+        steps.append(Step(SCHEDULE_KIND, n, Action.delete, ["not configured"], calls=[
+            ApiCall(SERVICE, "delete_scheduled_action", {"ScheduledActionName": n, **_target(spec)},
                     missing=("ObjectNotFoundException",))]))
     return steps
 

@@ -14,6 +14,7 @@ from mldeploy.aws.engine.model import Action, ApiCall, Ref, RetryOn, Step, Wait,
 from mldeploy.aws.engine.remote import Remote
 from mldeploy.aws.engine.spec import CONTAINER_NAME, Known, StackSpec, tag_dict
 from mldeploy.aws.resources import alarms
+from mldeploy.aws.waiters import deploy_timeout_s
 
 KIND = "ecs service"
 
@@ -84,10 +85,20 @@ def read_any(spec: StackSpec, remote: Remote) -> dict[str, Any] | None:
 
 
 def timeout_s(spec: StackSpec) -> float:
+    """How long deleted services may drain (``release.stability_timeout_s``); rollouts: ``deploy_timeout_s``."""
     return float(spec.config.release.stability_timeout_s)
 
 
+def ec2(spec: StackSpec) -> bool:
+    return spec.config.aws.compute == "ec2"
+
+
 def capacity_strategy(spec: StackSpec) -> list[dict[str, Any]]:
+    """Fargate (and Fargate Spot), or the app's EC2 capacity provider (``aws.compute: ec2``; its Auto Scaling
+    group carries the Spot mix). UpdateService moves a service between Fargate and Auto Scaling group capacity
+    providers (botocore ecs UpdateServiceRequest.capacityProviderStrategy, "valid transitions")."""
+    if ec2(spec):
+        return [{"capacityProvider": f"mldeploy-{spec.names.base}", "weight": 1, "base": 0}]
     spot = spec.config.aws.spot
     if not spot.enabled:
         return [{"capacityProvider": "FARGATE", "weight": 1, "base": 0}]
@@ -96,8 +107,11 @@ def capacity_strategy(spec: StackSpec) -> list[dict[str, Any]]:
 
 
 def network(spec: StackSpec, known: Known) -> dict[str, Any]:
+    # tasks on EC2 get no public IP (botocore ecs AwsVpcConfiguration.assignPublicIp: "the value must be
+    # DISABLED" unless on Fargate): the instance, which has one, pulls the image and ships the logs
+    public = spec.config.aws.assign_public_ip and not ec2(spec)
     return {"awsvpcConfiguration": {"subnets": list(known["subnet_ids"]), "securityGroups": [known["task_sg_id"]],
-                                    "assignPublicIp": "ENABLED" if spec.config.aws.assign_public_ip else "DISABLED"}}
+                                    "assignPublicIp": "ENABLED" if public else "DISABLED"}}
 
 
 def desired_count(spec: StackSpec) -> int:
@@ -111,13 +125,14 @@ def desired_count(spec: StackSpec) -> int:
 def desired(spec: StackSpec, known: Known) -> dict[str, Any]:
     """create_service arguments for the role."""
     aws = spec.config.aws
+    fargate = {} if ec2(spec) else {"platformVersion": "LATEST"}  # "only specified for tasks on Fargate"
     return {
         "cluster": spec.names.cluster,
         "serviceName": spec.service_name,
         "taskDefinition": known[spec.key("task_definition_arn")],
         "desiredCount": desired_count(spec),
         "capacityProviderStrategy": capacity_strategy(spec),
-        "platformVersion": "LATEST",
+        **fargate,
         "networkConfiguration": network(spec, known),
         "loadBalancers": [{"targetGroupArn": known[spec.key("tg_arn")], "containerName": CONTAINER_NAME,
                            "containerPort": spec.config.runtime.port}],
@@ -199,6 +214,9 @@ def _count_change(spec: StackSpec, current: int) -> int | None:
 def _summary(spec: StackSpec, want: dict[str, Any]) -> list[str]:
     spot = spec.config.aws.spot
     capacity = f"Fargate Spot {spot.weight}% (base {spot.base} on-demand)" if spot.enabled else "Fargate on-demand"
+    if ec2(spec):
+        capacity = f"EC2 capacity provider mldeploy-{spec.names.base} ({spec.config.aws.instance_type}" + (
+            f", {spec.config.aws.gpus} GPU per task)" if spec.config.aws.gpus else ")")
     alarm_names = deployment_alarms(spec)
     return [f"{want['desiredCount']} tasks", capacity,
             "circuit breaker + rollback" + (f" (and on alarms {', '.join(alarm_names)})" if alarm_names else "")]
@@ -237,7 +255,7 @@ def wait_stable(spec: StackSpec, known: Known) -> Wait:
     (for ``up`` and the release commands; not part of ``plan``: ``up --no-wait`` skips it)."""
     return Wait("service_stable", {"cluster": spec.names.cluster, "service": spec.service_name,
                                    "task_definition": known.get(spec.key("task_definition_arn")),
-                                   "tg_arn": known.get(spec.key("tg_arn"))}, timeout_s=timeout_s(spec))
+                                   "tg_arn": known.get(spec.key("tg_arn"))}, timeout_s=deploy_timeout_s(spec.config))
 
 
 def delete(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:

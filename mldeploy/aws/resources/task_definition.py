@@ -13,7 +13,7 @@ from typing import Any
 from mldeploy.aws.engine.model import Action, ApiCall, Ref, Step, is_unknown
 from mldeploy.aws.engine.remote import Remote
 from mldeploy.aws.engine.spec import CONTAINER_NAME, Known, StackSpec, tag_dict
-from mldeploy.aws.resources import ecr, service
+from mldeploy.aws.resources import ecr, load_balancer, model_store, service
 
 KIND = "task definition"
 ARCH = {"linux/amd64": "X86_64", "linux/arm64": "ARM64"}
@@ -56,7 +56,28 @@ def runtime_environment(spec: StackSpec, known: Known) -> dict[str, str]:
     env = {"MLDEPLOY_MEMORY_MIB": str(spec.config.aws.memory)}
     if known.get("vpc_cidr") and not spec.config.runtime.trusted_proxies:
         env["MLDEPLOY_TRUSTED_PROXIES"] = str(known["vpc_cidr"])
+    env.update(model_store.environment(spec, known))  # model.store: s3: where the task downloads its artifact
+    if keep := keep_alive_s(spec):
+        env["MLDEPLOY_KEEP_ALIVE_S"] = str(keep)
     return env
+
+
+KEEP_ALIVE_MARGIN_S = 5
+
+
+def keep_alive_s(spec: StackSpec) -> int | None:
+    """The runtime's keep-alive when the ALB idle timeout (``load_balancer.idle_timeout``, raised for a long
+    ``runtime.request_timeout_s``) reaches the runtime's default: idle + 5 s, else None (the default is above it).
+
+    "We recommend that you configure the idle timeout of your application to be larger than the idle timeout
+    configured for the load balancer" (ALB guide, "Connection idle timeout"): a server that closes an idle
+    connection first races the ALB reusing it, and the ALB answers that request 502.
+    """
+    from runtime.settings import Settings
+
+    idle = load_balancer.idle_timeout(spec) or load_balancer.DEFAULT_IDLE_TIMEOUT_S
+    default = int(Settings.model_fields["keep_alive_s"].default)
+    return idle + KEEP_ALIVE_MARGIN_S if idle + KEEP_ALIVE_MARGIN_S > default else None
 
 
 def container(spec: StackSpec, image: Any, known: Known | None = None) -> dict[str, Any]:
@@ -86,7 +107,15 @@ def container(spec: StackSpec, image: Any, known: Known | None = None) -> dict[s
         "readonlyRootFilesystem": cfg.aws.read_only_root_filesystem,
         "mountPoints": [{"sourceVolume": TMP_VOLUME, "containerPath": "/tmp", "readOnly": False}],
         **repository_credentials(spec),
+        **gpu_requirements(spec),
     }
+
+
+def gpu_requirements(spec: StackSpec) -> dict[str, Any]:
+    """``resourceRequirements`` GPU for ``aws.gpus``: "The number of physical GPUs the Amazon ECS container agent
+    reserves for the container" (botocore ecs ResourceRequirement.value; EC2 capacity only)."""
+    n = spec.config.aws.gpus
+    return {"resourceRequirements": [{"type": "GPU", "value": str(n)}]} if n else {}
 
 
 def repository_credentials(spec: StackSpec) -> dict[str, Any]:
@@ -112,7 +141,7 @@ def desired(spec: StackSpec, known: Known, image: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
         "family": family(spec),
         "networkMode": "awsvpc",
-        "requiresCompatibilities": ["FARGATE"],
+        "requiresCompatibilities": ["EC2" if aws.compute == "ec2" else "FARGATE"],
         "cpu": str(aws.cpu),
         "memory": str(aws.memory),
         "runtimePlatform": {"cpuArchitecture": ARCH[spec.config.image.platform], "operatingSystemFamily": "LINUX"},
@@ -123,34 +152,77 @@ def desired(spec: StackSpec, known: Known, image: Any) -> dict[str, Any]:
     }
     if known.get("task_role_arn"):
         args["taskRoleArn"] = known["task_role_arn"]
+    if gib := model_store.ephemeral_storage_gib(spec, known):
+        args["ephemeralStorage"] = {"sizeInGiB": gib}  # the downloaded artifact + the image beyond 20 GiB
     return args
 
 
+HEALTH_CHECK_DEFAULTS = {"interval": 30, "timeout": 5, "retries": 3, "startPeriod": 0}
+"""botocore ecs HealthCheck: interval "The default value is 30 seconds", timeout "The default value is 5", retries
+"The default value is 3", startPeriod "By default, the startPeriod is off" (0)."""
+
+
+def _norm_port(p: dict[str, Any]) -> tuple[Any, Any, str]:
+    """botocore ecs PortMapping: with ``awsvpc`` "the hostPort is set to the same value as the containerPort";
+    protocol "The default is tcp"."""
+    return p["containerPort"], p.get("hostPort") or p["containerPort"], p.get("protocol") or "tcp"
+
+
 def _norm_container(c: dict[str, Any]) -> dict[str, Any]:
-    out = {k: c.get(k) for k in ("name", "image", "essential", "stopTimeout")}
-    out["ports"] = sorted(p["containerPort"] for p in c.get("portMappings", []))
+    """The container fields we set, with the defaults DescribeTaskDefinition fills in (``secretOptions: []``,
+    ``hostPort``/``protocol``, health-check timings, ``readOnly: false``) made equal to leaving them out; fields we
+    never send (container ``cpu``, ``volumesFrom``, ``systemControls``, …) are not compared."""
+    out = {k: c.get(k) for k in ("name", "image", "stopTimeout")}
+    # "If this parameter is omitted, a container is assumed to be essential" (botocore ecs ContainerDefinition)
+    out["essential"] = c.get("essential", True) is not False
+    out["ports"] = sorted(_norm_port(p) for p in c.get("portMappings") or [])
     out["environment"] = sorted((e["name"], e["value"]) for e in c.get("environment") or [])
     out["secrets"] = sorted((e["name"], e["valueFrom"]) for e in c.get("secrets") or [])
-    out["logConfiguration"] = c.get("logConfiguration")
+    log = c.get("logConfiguration") or {}
+    out["logConfiguration"] = {"logDriver": log.get("logDriver"), "options": log.get("options") or {},
+                               "secretOptions": sorted((o["name"], o["valueFrom"])
+                                                       for o in log.get("secretOptions") or [])}
     hc = c.get("healthCheck") or {}
-    out["healthCheck"] = {k: hc.get(k) for k in ("command", "interval", "timeout", "retries", "startPeriod")}
+    out["healthCheck"] = {"command": hc.get("command"),
+                          **{k: d if hc.get(k) is None else hc[k] for k, d in HEALTH_CHECK_DEFAULTS.items()}}
     out["ulimits"] = sorted((u["name"], u["softLimit"], u["hardLimit"]) for u in c.get("ulimits") or [])
     out["readonlyRootFilesystem"] = bool(c.get("readonlyRootFilesystem"))
     out["repositoryCredentials"] = (c.get("repositoryCredentials") or {}).get("credentialsParameter")
+    out["resourceRequirements"] = sorted((r["type"], str(r["value"])) for r in c.get("resourceRequirements") or [])
+    # MountPoint.readOnly: "The default value is false"
     out["mountPoints"] = sorted((m["sourceVolume"], m["containerPath"], bool(m.get("readOnly")))
                                 for m in c.get("mountPoints") or [])
     return out
+
+
+DEFAULT_EPHEMERAL_GIB = 20
+"""Fargate's task storage without ``ephemeralStorage`` (ECS developer guide, "Fargate task ephemeral storage":
+20 GiB); botocore ecs EphemeralStorage.sizeInGiB: "The minimum supported value is 21 GiB"."""
+
+
+def _str(v: Any) -> Any:
+    """Task ``cpu``/``memory`` are strings in the API (botocore ecs TaskDefinition.cpu: String), ints in configs."""
+    return None if v is None else str(v)
 
 
 def diff(cur: dict[str, Any], want: dict[str, Any]) -> list[str]:
     """Human-readable differences between a revision and the desired arguments (empty: identical)."""
     changes = []
     for key in ("cpu", "memory", "executionRoleArn", "taskRoleArn"):
-        if cur.get(key) != want.get(key):
+        have, wanted = cur.get(key), want.get(key)
+        if key in ("cpu", "memory"):
+            have, wanted = _str(have), _str(wanted)
+        if is_unknown(wanted) or have != wanted:
             if key.endswith("Arn"):
                 changes.append(key.removesuffix("Arn").replace("Role", " role"))
             else:
                 changes.append(f"{key} {cur.get(key)} → {want.get(key)}")
+    if sorted(cur.get("requiresCompatibilities") or []) != want["requiresCompatibilities"]:
+        changes.append(f"compatibility → {', '.join(want['requiresCompatibilities'])}")
+    have_gib, want_gib = ((td.get("ephemeralStorage") or {}).get("sizeInGiB") or DEFAULT_EPHEMERAL_GIB
+                          for td in (cur, want))
+    if have_gib != want_gib:
+        changes.append(f"ephemeral storage {have_gib} → {want_gib} GiB")
     if (cur.get("runtimePlatform") or {}).get("cpuArchitecture") != want["runtimePlatform"]["cpuArchitecture"]:
         changes.append(f"platform → {want['runtimePlatform']['cpuArchitecture']}")
     containers = cur.get("containerDefinitions") or [{}]

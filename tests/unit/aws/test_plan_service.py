@@ -199,6 +199,7 @@ def in_sync_remote(s: Any, image: str = IMAGE_A) -> FakeRemote:
         ("application-autoscaling", "describe_scaling_policies"): {"ScalingPolicies": [
             {"PolicyName": n, "TargetTrackingScalingPolicyConfiguration": c}
             for n, c in autoscaling.policies(s, known).items()]},
+        ("application-autoscaling", "describe_scheduled_actions"): {"ScheduledActions": []},
         ("sns", "get_topic_attributes"): None,
         ("cloudwatch", "describe_alarms"): {"MetricAlarms": [{"AlarmName": n, **a} for n, a in alarm_defs.items()]},
         ("cloudwatch", "get_dashboard"): {"DashboardBody": json.dumps(body)},
@@ -283,7 +284,8 @@ def test_scaling_drift_updates_and_removes_policies() -> None:
             {"MinCapacity": 2, "MaxCapacity": 4}]},
         ("application-autoscaling", "describe_scaling_policies"): {"ScalingPolicies": [
             {"PolicyName": "demo-cpu", "TargetTrackingScalingPolicyConfiguration": {"TargetValue": 80.0}},
-            {"PolicyName": "demo-requests", "TargetTrackingScalingPolicyConfiguration": {}}]}})
+            {"PolicyName": "demo-requests", "TargetTrackingScalingPolicyConfiguration": {}}]},
+        ("application-autoscaling", "describe_scheduled_actions"): {"ScheduledActions": []}})
     target = TARGET
     assert autoscaling.plan(s, remote, known) == [
         Step("scalable target", "demo (1–4 tasks)", Action.update, ["min/max 2/4 → 1/4"], calls=[
