@@ -674,3 +674,116 @@ def test_ci_install_must_be_one_requirement(tmp_path: Path):
     folder = make_project(tmp_path, CONFIG + 'ci:\n  install: "mldeploy --index-url http://evil"\n')
     proc = cli(["validate"], folder)
     assert proc.returncode == ExitCode.CONFIG and "ci.install" in proc.stderr
+
+
+# --------------------------------------------------------------------------- hash-locked installs (ci.requirements)
+
+
+def _tiny_wheel(folder: Path, name: str = "mldeploy", version: str = "0.0.1") -> Path:
+    """A minimal real wheel (PEP 427: METADATA, WHEEL, RECORD) that pip can resolve offline."""
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    info = f"{name}-{version}.dist-info"
+    files = {f"{name}_stub/__init__.py": "", f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\n"
+             f"Version: {version}\n", f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+             "Tag: py3-none-any\n"}
+    with zipfile.ZipFile(path, "w") as zf:
+        for arc, text in files.items():
+            zf.writestr(arc, text)
+        zf.writestr(f"{info}/RECORD", "".join(f"{arc},,\n" for arc in [*files, f"{info}/RECORD"]))
+    return path
+
+
+def _pip_hash(wheel: Path) -> str:
+    out = subprocess.run([sys.executable, "-m", "pip", "hash", str(wheel)], capture_output=True, text=True,
+                         check=True).stdout
+    return out.strip().splitlines()[-1].strip()  # "--hash=sha256:…"
+
+
+def _pip_accepts(requirements: Path, wheels: Path) -> subprocess.CompletedProcess[str]:
+    """What the workflow runs, offline against ``wheels`` (dry run: nothing installed)."""
+    return subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-index",
+                           "--find-links", str(wheels), "--require-hashes", "-r", str(requirements)],
+                          capture_output=True, text=True, timeout=120, env={**clean_env(),
+                                                                            "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+
+
+LOCKED = CONFIG + "ci:\n  requirements: ci/requirements.txt\n"
+
+
+@pytest.mark.usefixtures("linter")
+def test_hash_locked_requirements_install_with_require_hashes_and_lint_clean(tmp_path: Path):
+    project = make_project(tmp_path, LOCKED)
+    wheel = _tiny_wheel(tmp_path / "wheels")
+    (project / "ci").mkdir()
+    req = project / "ci" / "requirements.txt"
+    # the layout pip-compile --generate-hashes writes: continuation lines, a "# via" comment
+    req.write_text(f"--index-url https://pypi.org/simple\n\nmldeploy==0.0.1 \\\n    {_pip_hash(wheel)}\n"
+                   "    # via -r requirements.in\n")
+    assert _pip_accepts(req, wheel.parent).returncode == 0  # pip takes the file this check takes
+    proc = cli(["init", "--ci", "github"], project)
+    assert proc.returncode == 0, proc.stderr
+    assert "pinned with a --hash" in proc.stderr
+    path = project / ".github" / "workflows" / "mldeploy.yml"
+    text = path.read_text()
+    assert 'python -m pip install --require-hashes -r "ci/requirements.txt"' in text
+    assert "pip install \"mldeploy" not in text and "pip install pytest" not in text
+    steps = [s for job in yaml.safe_load(text)["jobs"].values() for s in job["steps"]]
+    installs = [s["run"] for s in steps if s.get("name", "").startswith("Install mldeploy")]
+    assert len(installs) == 4 and set(installs) == {'python -m pip install --require-hashes -r "ci/requirements.txt"'}
+    assert actionlint(path) == []
+    assert zizmor(path) == []
+    assert_pinned(text)
+    assert cli(["validate"], project).returncode == 0
+
+
+def test_a_requirement_without_a_hash_is_refused_naming_the_line(tmp_path: Path):
+    project = make_project(tmp_path, LOCKED)
+    wheel = _tiny_wheel(tmp_path / "wheels")
+    (project / "ci").mkdir()
+    req = project / "ci" / "requirements.txt"
+    req.write_text(f"mldeploy==0.0.1 {_pip_hash(wheel)}\n# pinned, but unhashed:\nnumpy==1.26.4\nrich>=13 "
+                   f"{_pip_hash(wheel)}\n")
+    proc = cli(["init", "--ci", "github"], project)
+    assert proc.returncode == ExitCode.CONFIG, proc.stderr
+    assert "requirements.txt:3" in proc.stderr and "line 3: 'numpy==1.26.4' has no --hash=" in proc.stderr
+    assert "line 4: 'rich>=13' is not pinned with ==" in proc.stderr
+    assert not (project / ".github").exists()
+    proc = cli(["validate"], project)
+    assert proc.returncode == ExitCode.CONFIG and proc.stderr.count("line 3: 'numpy==1.26.4'") == 1, proc.stderr
+    # the control: pip itself refuses an unhashed line in hash-checking mode (the package is there to install)
+    _tiny_wheel(wheel.parent, "helper")
+    req.write_text(f"mldeploy==0.0.1 {_pip_hash(wheel)}\nhelper==0.0.1\n")
+    refused = _pip_accepts(req, wheel.parent)
+    assert refused.returncode != 0 and "Hashes are required in --require-hashes mode" in refused.stderr
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (None, "ci/requirements.txt does not exist"),
+    ("-r base.txt\n", "line 1: -r is not allowed"),
+    ("-e .\n", "line 1: -e is not allowed"),
+    ("rich==13.0.0 --hash=sha256:00\n", "does not install mldeploy"),
+])
+def test_requirements_file_problems(tmp_path: Path, text: str | None, message: str):
+    project = make_project(tmp_path, LOCKED)
+    if text is not None:
+        (project / "ci").mkdir()
+        (project / "ci" / "requirements.txt").write_text(text)
+    with pytest.raises(Exception) as err:
+        github.workflow_spec(_load(project))
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(("ci", "message"), [
+    ("  install: mldeploy==0.1.0\n  requirements: r.txt\n", "not both"),
+    ("  requirements: ../outside.txt\n", "relative path inside the project"),
+    ("  requirements: 'r.txt; curl x'\n", "relative path inside the project"),
+])
+def test_ci_requirements_setting_is_checked(tmp_path: Path, ci: str, message: str):
+    from mldeploy.errors import ConfigError
+
+    project = make_project(tmp_path, CONFIG + "ci:\n" + ci)
+    with pytest.raises(ConfigError, match=message):
+        _load(project)

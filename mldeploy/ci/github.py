@@ -50,6 +50,7 @@ class WorkflowSpec:
     aws_region: str
     canary_percent: int
     install: str
+    requirements: str = ""  # ci.requirements, relative to working_directory: installed with --require-hashes
     python_version: str = "3.11"
     branch: str = "main"
     role_variable: str = ROLE_VARIABLE
@@ -102,6 +103,7 @@ def workflow_spec(project: Project, repo_root: Path | None = None) -> WorkflowSp
         aws_region=cfg.aws.region or "us-east-1",
         canary_percent=steps[0] if steps else 10,
         install=cfg.ci.install or default_install(extra),
+        requirements=checked_requirements(project) or "",
         version=__version__,
     )
 
@@ -111,6 +113,83 @@ def default_install(extra: str | None = None) -> str:
     from mldeploy import __version__
 
     return f"mldeploy[{extra}]=={__version__}" if extra else f"mldeploy=={__version__}"
+
+
+# pip's options that may stand on a line of their own in a hash-checked file (pip user guide, "Requirements File
+# Format": global options); -r/-c/-e are refused: an included file escapes this check, and pip refuses an editable
+# in hash-checking mode ("cannot be installed when requiring hashes, because there is no single file to hash":
+# pip/_internal/operations/prepare.py)
+ALLOWED_OPTIONS = ("--index-url", "-i", "--extra-index-url", "--no-index", "--find-links", "-f", "--prefer-binary",
+                   "--only-binary", "--no-binary", "--trusted-host", "--require-hashes", "--pre")
+_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """(first line number, text) of each requirement: ``\\`` continuations joined, comments dropped (pip's
+    "Requirements File Format": a ``#`` after whitespace starts a comment)."""
+    out: list[tuple[int, str]] = []
+    buf, start = "", 0
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = re.sub(r"(^|\s)#.*$", "", raw)
+        if not buf:
+            start = n
+        if line.rstrip().endswith("\\"):
+            buf += line.rstrip()[:-1] + " "
+            continue
+        buf += line
+        if buf.strip():
+            out.append((start, buf.strip()))
+        buf = ""
+    if buf.strip():
+        out.append((start, buf.strip()))
+    return out
+
+
+def requirements_problems(project: Project) -> list[Any]:
+    """``ci.requirements``: the file exists, every requirement carries ``--hash=`` and is pinned with ``==`` (or is
+    a direct URL) — what ``pip install --require-hashes`` demands (pip's HashMissing: "Hashes are required in
+    --require-hashes mode"; HashUnpinned: "all requirements must have their versions pinned with ==") — no
+    ``-r``/``-c``/``-e`` lines, and mldeploy is one of them. Each problem names the line."""
+    from mldeploy.errors import Location, Problem
+
+    rel = project.config.ci.requirements
+    if rel is None:
+        return []
+    path = project.root / rel
+    if not path.is_file():
+        return [Problem(Location(str(project.path)), "ci.requirements", f"{rel} does not exist (resolved to {path}); "
+                        "make it with `pip-compile --generate-hashes` (see README, \"Hash-locked CI installs\")")]
+    problems, names = [], set()
+    for n, line in _logical_lines(path.read_text(encoding="utf-8")):
+        where = Location(str(path), n, None)
+        first = line.split()[0]
+        if first.startswith("-"):
+            if first.split("=", 1)[0] not in ALLOWED_OPTIONS:
+                problems.append(Problem(where, "ci.requirements", f"line {n}: {first.split('=', 1)[0]} is not "
+                                        "allowed in a hash-locked file (list every package itself, with its hashes)"))
+            continue
+        req = line.split(" --hash", 1)[0].split(";", 1)[0].strip()
+        m = _NAME.match(req)
+        names.add(re.sub(r"[-_.]+", "-", m.group(1)).lower() if m else req)
+        if "--hash=" not in line:
+            problems.append(Problem(where, "ci.requirements", f"line {n}: {req!r} has no --hash= (pip "
+                                    "--require-hashes refuses a requirement without one)"))
+        elif "==" not in req and " @ " not in req:
+            problems.append(Problem(where, "ci.requirements", f"line {n}: {req!r} is not pinned with == (pip "
+                                    "--require-hashes needs an exact version)"))
+    if "mldeploy" not in names:
+        problems.append(Problem(Location(str(path)), "ci.requirements", f"{rel} does not install mldeploy (add "
+                                "mldeploy==VERSION, with the model format's extra, and regenerate the hashes)"))
+    return problems
+
+
+def checked_requirements(project: Project) -> str | None:
+    """``ci.requirements`` once :func:`requirements_problems` finds nothing (``ConfigError`` otherwise)."""
+    from mldeploy.errors import ConfigError
+
+    if problems := requirements_problems(project):
+        raise ConfigError(problems)
+    return project.config.ci.requirements
 
 
 INSTALL_CHECK_TIMEOUT_S = 30.0
@@ -349,9 +428,13 @@ def role_allows(kind: str, action: str) -> bool:
 
 def split_policy(policy: dict[str, Any], kind: str) -> dict[str, Any]:
     """``policy`` (from ``mldeploy.aws.iam_policy.policy_for``) reduced to the ``kind`` role's actions: each
-    statement keeps its resources and conditions; statements left with no action are dropped."""
+    statement keeps its resources and conditions; statements left with no action are dropped. Deny statements
+    (the permissions-boundary guards) stay whole in both roles."""
     statements = []
     for stmt in policy["Statement"]:
+        if stmt.get("Effect") == "Deny":
+            statements.append(stmt)
+            continue
         actions = [stmt["Action"]] if isinstance(stmt["Action"], str) else list(stmt["Action"])
         kept = [a for a in actions if role_allows(kind, a)]
         if kept:
@@ -403,6 +486,8 @@ def oidc_setup_commands(owner_repo: str, doc: dict[str, Any]) -> str:
     lines = [
         "# once per AWS account (skip if the provider exists):",
         f"aws iam create-open-id-connect-provider --url https://{OIDC_HOST} --client-id-list {OIDC_AUDIENCE}",
+        "# the roles mldeploy creates are capped by aws.permissions_boundary when it is set: create that policy "
+        "first (mldeploy iam-policy --boundary)",
         "# each role: trusted by one GitHub environment of this repository only",
         f"mldeploy iam-policy --github-oidc {owner_repo} > oidc.json",
     ]

@@ -30,13 +30,33 @@ def plan(
     project = session.project
     result = plan_aws(project, session.clients(), image=image).plan.to_json()
     plan_report(project.names.base, result)  # step summary: changes + cost (GitHub Actions only)
+    contract = _contract_diff(session)
+    if contract is not None:
+        result["contract"] = contract
     if session.json:
         console.emit_json(result)
     else:
         print_plan(result, show_noop=all_)
+        if contract is not None:
+            from mldeploy.release.contracts import plan_lines
+
+            for line in plan_lines(contract):
+                (session.ui.warn if "BREAKING" in line else session.ui.info)(line)
     from mldeploy.cost.budget import enforce
 
     enforce((result.get("estimate") or {}).get("budget"), ignore=ignore_budget)  # exit 9 over cost.budget_monthly
+
+
+def _contract_diff(session: Session) -> dict | None:
+    """The model-contract diff (running, from the history, against the packaged model); None when unreadable —
+    a plan never fails on it."""
+    from mldeploy.errors import MldeployError
+    from mldeploy.release.contracts import plan_diff
+
+    try:
+        return plan_diff(session.project, session.clients())
+    except (MldeployError, OSError, ValueError):
+        return None
 
 
 def status(ctx: typer.Context) -> None:
@@ -49,6 +69,14 @@ def status(ctx: typer.Context) -> None:
     session = Session.of(ctx)
     project, aws = session.project, session.clients()
     info = collect(project, aws)
+    if (info.get("canary") or {}).get("version"):  # the canary's shadow measures, when its EMF created them
+        from mldeploy.errors import MldeployError
+        from mldeploy.release.gates import read_cloudwatch
+
+        try:
+            info["shadow"] = read_cloudwatch(aws, project.names.app, project.names.env, info["canary"]["version"])
+        except MldeployError:
+            info["shadow"] = None
     if session.json:
         console.emit_json(info)
     else:
@@ -109,16 +137,37 @@ def iam_policy(
                                                     "rollback/down) GitHub Actions assumes with OIDC, each "
                                                     "trusted from one GitHub environment only, and how to create "
                                                     "them.")] = None,
+    boundary: Annotated[bool, typer.Option("--boundary", help="Print the permissions boundary suggested for the "
+                                           "roles mldeploy creates (create it once, then set "
+                                           "aws.permissions_boundary to its ARN).")] = False,
 ) -> None:
     """Print the least-privilege IAM policy the caller needs for plan/up/status/logs/down/canary."""
     from mldeploy import console
-    from mldeploy.aws.iam_policy import policy_for
+    from mldeploy.aws import iam_policy as policies
+    from mldeploy.errors import ExitCode, MldeployError
 
     session = Session.of(ctx)
     try:
         project = session.project
     except Exception:  # usable without a config: scoped to any mldeploy app
         project = None
+    if boundary:
+        if project is None:
+            raise MldeployError("--boundary needs the project (mldeploy.yaml): the boundary names its log group, "
+                                "image repository and secrets", exit_code=ExitCode.USAGE)
+        name = policies.boundary_name(project)
+        console.info(f"create it once: aws iam create-policy --policy-name {name} --policy-document "
+                     f"file://boundary.json; then set aws.permissions_boundary: arn:aws:iam::ACCOUNT_ID:policy/"
+                     f"{name} and rerun `mldeploy iam-policy`")
+        console.emit_json(policies.boundary_policy(project))
+        return
+    if project is None:
+        console.warn("no mldeploy.yaml here: the policy covers every mldeploy app in the account (names are *); "
+                     "run it in the project folder (with --env) for one app's ARNs")
+    elif not project.config.aws.permissions_boundary:
+        console.warn("aws.permissions_boundary is not set: the deploy identity can give the app's roles any "
+                     "permissions; `mldeploy iam-policy --boundary` prints a boundary to create, then set "
+                     "aws.permissions_boundary to its ARN")
     if github_oidc:
         from mldeploy.ci import github
 
@@ -127,14 +176,26 @@ def iam_policy(
         if account is None:
             console.warn("no AWS credentials answered: the trust policies name ACCOUNT_ID — replace it with your "
                          "12-digit account id")
-        doc = github.iam_policy_with_oidc(github_oidc, project, policy_for, account_id=account)
+        doc = github.iam_policy_with_oidc(github_oidc, project, lambda p: policies.policy_for(p, account=account),
+                                          account_id=account)
         console.console.print("[bold]GitHub Actions OIDC setup[/bold] (a deploy and a release role per environment):",
                               soft_wrap=True)
         console.console.print("\n".join(f"  {line}" for line in github.oidc_setup_commands(github_oidc, doc)
                                          .splitlines()), soft_wrap=True, markup=False, highlight=False)
         console.emit_json(doc)
         return
-    console.emit_json(policy_for(project))
+    policy = policies.policy_for(project)
+    if policies.size(policy) > policies.ROLE_POLICY_LIMIT:  # e.g. compute ec2 with a domain and a boundary
+        parts = policies.managed_policies(policy)
+        console.info(f"{policies.size(policy)} characters: over a role's inline quota ({policies.ROLE_POLICY_LIMIT}), "
+                     f"so here are {len(parts)} managed policies (a JSON list): create each with `aws iam "
+                     f"create-policy --policy-document` (e.g. `jq '.[0]'`) and attach all of them to the deploy role")
+        console.emit_json(parts)
+        return
+    if policies.size(policy) > policies.MANAGED_POLICY_LIMIT:
+        console.info(f"{policies.size(policy)} characters: put it inline on a role (aws iam put-role-policy, up to "
+                     f"{policies.ROLE_POLICY_LIMIT}); a managed policy holds at most {policies.MANAGED_POLICY_LIMIT}")
+    console.emit_json(policy)
 
 
 def register(app: typer.Typer) -> None:
