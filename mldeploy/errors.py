@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     LOCKED = 7  # another deployment holds the app/env lock
     NOT_READY = 8  # a server/endpoint did not become ready in time
     OVER_BUDGET = 9  # the monthly estimate exceeds cost.budget_monthly (plan/up/canary; --ignore-budget overrides)
+    NOT_APPLICABLE = 10  # a release command that does not apply to the current state (nothing changed)
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -119,3 +120,7 @@ class NotReadyError(MldeployError):
     """A server did not become ready in time."""
 
     exit_code = ExitCode.NOT_READY
+
+
+class RolloutTimeoutError(NotReadyError):
+    """An ECS rollout did not finish within ``aws.deploy_timeout_s``; it continues on AWS (exit 8, ``NOT_READY``)."""

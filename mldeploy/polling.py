@@ -31,18 +31,21 @@ class PollTimeout(TimeoutError):
 
 def poll_until(check: Callable[[], T | None], *, timeout: float, interval: float | None = None,
                what: str = "condition", on_tick: Callable[[float], None] | None = None,
-               sleep: Callable[[float], None] = time.sleep) -> T:
+               sleep: Callable[[float], None] | None = None, clock: Callable[[], float] | None = None) -> T:
     """Call ``check`` until it returns something other than None/False; return that value.
 
     ``check`` may raise to stop early. ``on_tick(elapsed_s)`` runs before each sleep. Raises ``PollTimeout``.
+    ``sleep`` and ``clock`` are the seams unit tests replace with a fake clock.
     """
     step = poll_interval() if interval is None else interval
-    t0 = time.monotonic()
+    clock = clock or time.monotonic
+    sleep = sleep or time.sleep
+    t0 = clock()
     while True:
         value = check()
         if value is not None and value is not False:
             return value
-        elapsed = time.monotonic() - t0
+        elapsed = clock() - t0
         if elapsed > timeout:
             raise PollTimeout(what, timeout, value)
         if on_tick is not None:

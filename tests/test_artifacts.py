@@ -343,11 +343,15 @@ def test_unconvertible_custom_estimator_falls_back_to_pickle_with_notes(tmp_path
         sys.path.remove(str(tmp_path))
         sys.modules.pop("custom_est_mod", None)
     (tmp_path / "mldeploy.yaml").write_text("name: custom\nmodel:\n  path: m.pkl\n")
-    result = package(project(tmp_path))  # the class is importable from the config's folder
+    with pytest.raises(ArtifactError, match="unpickles custom_est_mod.Doubler from custom_est_mod") as err:
+        package(project(tmp_path))  # importable here (the config's folder), but the server would not have it
+    assert "code_paths: [custom_est_mod.py]" in (err.value.hint or "")
+    (tmp_path / "mldeploy.yaml").write_text("name: custom\nmodel:\n  path: m.pkl\n"
+                                            "  code_paths: [custom_est_mod.py]\n")
+    result = package(project(tmp_path))
     m = result.manifest
     assert (m.format, m.task, m.parity) == ("pickle", "regression", None)
     assert any("conversion pickle → onnx failed" in n and "serving pickle" in n for n in result.notes)
-    assert any("unpickles classes from custom_est_mod" in n for n in result.notes)
     assert any(r.startswith("numpy==") for r in m.requirements)
     edit_config(tmp_path, convert="onnx")
     with pytest.raises(ArtifactError, match="conversion pickle → onnx failed") as err:

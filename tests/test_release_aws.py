@@ -118,7 +118,7 @@ def test_up_canary_promote_canary_rollback_rollback_to(project: Path, aws: dict[
 
     # the lineage is a stack: v1 is the oldest, there is nothing earlier to return to
     proc = cli(["rollback", "--yes"], project, env)
-    assert proc.returncode == 1 and "no earlier version of app to roll back to" in proc.stderr
+    assert proc.returncode == 10 and "no earlier version of app to roll back to" in proc.stderr
 
     table = ok(["history"], project, env).stdout
     assert "rolled_back" in table and "1.2.0" in table and "alice" in table

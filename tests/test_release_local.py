@@ -37,11 +37,11 @@ def test_local_canary_promote_rollback(tmp_path: Path):
     local = ["--target", "local"]
 
     proc = cli(["canary", "--percent", "10", *local], project, env)  # the current model becomes the stable one
-    assert proc.returncode == 1 and "1.0.0 is now the stable local version" in proc.stderr.replace("\n", " ")
+    assert proc.returncode == 10 and "1.0.0 is now the stable local version" in proc.stderr.replace("\n", " ")
     proc = cli(["canary", "--percent", "10", *local], project, env)
-    assert proc.returncode == 1 and "1.0.0 is already the stable version" in proc.stderr.replace("\n", " ")
+    assert proc.returncode == 10 and "1.0.0 is already the stable version" in proc.stderr.replace("\n", " ")
     proc = cli(["promote", *local], project, env)
-    assert proc.returncode == 1 and "nothing to promote" in proc.stderr
+    assert proc.returncode == 10 and "nothing to promote" in proc.stderr
 
     write_project(project, version="1.1.0")
     add_version(models, "1.1.0")
@@ -54,7 +54,7 @@ def test_local_canary_promote_rollback(tmp_path: Path):
 
     write_project(project, version="1.2.0")
     proc = cli(["canary", "--percent", "10", *local], project, env)
-    assert proc.returncode == 1 and "already active" in proc.stderr and "1.1.0" in proc.stderr
+    assert proc.returncode == 10 and "already active" in proc.stderr and "1.1.0" in proc.stderr
     write_project(project, version="1.1.0")
 
     ok(["promote", *local], project, env)
@@ -63,7 +63,7 @@ def test_local_canary_promote_rollback(tmp_path: Path):
     assert routing(models) == {"1.0.0": 100}
     proc = cli(["rollback", *local], project, env)  # a second rollback: 1.0.0 is the bottom of the lineage
     err = " ".join(proc.stderr.split())
-    assert proc.returncode == 1 and "no earlier local version" in err
+    assert proc.returncode == 10 and "no earlier local version" in err
     assert "the history has only" not in err and "the history also holds 1.1.0" in err and "--to 1.1.0" in err
     ok(["rollback", "--to", "1.1.0", *local], project, env)
     assert routing(models) == {"1.1.0": 100}
@@ -73,7 +73,7 @@ def test_local_canary_promote_rollback(tmp_path: Path):
         ("up", "1.0.0"), ("canary", "1.1.0"), ("canary", "1.1.0"), ("promote", "1.1.0"), ("rollback", "1.0.0"),
         ("rollback", "1.1.0")]
     proc = cli(["canary", "--auto", *local], project, env)
-    assert proc.returncode == 2 and "--auto needs --target aws" in proc.stderr
+    assert proc.returncode == 2 and "--auto --target local needs release.gates" in proc.stderr  # no alarms locally
 
 
 IRIS = [[5.1, 3.5, 1.4, 0.2]]
@@ -103,7 +103,7 @@ def test_local_release_drives_the_real_runtime(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLDEPLOY_")} | {"NO_COLOR": "1"}
     models = project / ".mldeploy" / "default" / "models"
     local = ["--target", "local"]
-    assert cli(["canary", "--percent", "10", *local], project, env).returncode == 1  # 1.0.0 becomes stable
+    assert cli(["canary", "--percent", "10", *local], project, env).returncode == 10  # 1.0.0 becomes stable
     iris_project(project, "1.1.0", c=0.05)
     ok(["canary", "--percent", "50", *local], project, env)
     assert sorted(p.name for p in models.iterdir() if p.is_dir()) == ["1.0.0", "1.1.0"]

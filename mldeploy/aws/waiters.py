@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mldeploy.aws.clients import call
-from mldeploy.errors import AwsError, NotReadyError, RolledBackError
+from mldeploy.errors import AwsError, ExitCode, MldeployError, NotReadyError, RolledBackError, RolloutTimeoutError
 from mldeploy.polling import PollTimeout, poll_interval, poll_until
 
 if TYPE_CHECKING:
@@ -190,11 +190,25 @@ def check_deployment(svc: dict[str, Any], dep: dict[str, Any] | None, task_defin
     return True if status == "SUCCESSFUL" else None
 
 
+def _counts(svc: dict[str, Any]) -> tuple[int, int, int, int]:
+    """Running, pending and desired tasks of the primary (newest) deployment, and tasks of older deployments still
+    running. botocore ecs: ``Deployment.runningCount`` "tasks in the deployment that are in the RUNNING status",
+    ``Service.runningCount`` "tasks in the cluster that are in the RUNNING state" (every deployment's)."""
+    dep = primary(svc)
+    running = int(dep.get("runningCount", svc.get("runningCount", 0)) or 0)
+    pending = int(dep.get("pendingCount", svc.get("pendingCount", 0)) or 0)
+    desired = int(dep.get("desiredCount", svc.get("desiredCount", 0)) or 0)
+    older = max(0, int(svc.get("runningCount", 0) or 0) - running) if "runningCount" in dep else 0
+    return running, pending, desired, older
+
+
 def progress_line(svc: dict[str, Any], health: dict[str, int], deployment: dict[str, Any] | None = None) -> str:
+    """``rollout IN_PROGRESS: 1/2 running, 1 pending, 2 of the previous deployment running, targets 1 healthy``."""
     dep = primary(svc)
     state = deployment.get("status") if deployment else dep.get("rolloutState", "?")
-    return (f"rollout {state}: {svc.get('runningCount', 0)}/{svc.get('desiredCount', 0)}"
-            f" running, {svc.get('pendingCount', 0)} pending"
+    running, pending, desired, older = _counts(svc)
+    return (f"rollout {state}: {running}/{desired} running, {pending} pending"
+            + (f", {older} of the previous deployment running" if older else "")
             + (", targets " + ", ".join(f"{v} {k}" for k, v in sorted(health.items())) if health else ""))
 
 
@@ -208,38 +222,144 @@ def is_stable(svc: dict[str, Any], task_definition: str | None, succeeded: bool 
                 and (task_definition is None or dep.get("taskDefinition") == task_definition))
 
 
+EVENTS_KEPT = 5
+"""Service events a timeout or interrupt report repeats (ECS keeps the newest 100 per service)."""
+
+
+def _older(a: Any, b: Any) -> bool:
+    """``a`` before ``b`` when both are datetimes (boto3 parses ``createdAt``); otherwise unknown: False."""
+    from datetime import datetime
+
+    return isinstance(a, datetime) and isinstance(b, datetime) and a < b
+
+
+def _clock_time(value: Any) -> str:
+    from datetime import datetime
+
+    return value.strftime("%H:%M:%S") + " " if isinstance(value, datetime) else ""
+
+
+class RolloutWatch:
+    """What a rollout wait knows about its service: the state line, and the ECS service events (DescribeServices
+    ``events``, newest first) not shown yet. Events older than the deployment being watched are not news; ECS repeats
+    some messages verbatim (``unable to place a task…``) every few minutes: each text is shown once."""
+
+    def __init__(self, service: str, cluster: str) -> None:
+        self.service, self.cluster = service, cluster
+        self.svc: dict[str, Any] | None = None
+        self.deployment: dict[str, Any] | None = None
+        self.line = "rollout: not read yet"
+        self.recent: list[str] = []
+        self._seen: set[str] = set()
+        self._texts: set[str] = set()
+
+    def observe(self, svc: dict[str, Any], health: dict[str, int],
+                deployment: dict[str, Any] | None = None) -> list[str]:
+        """Take a new describe of the service; returns the messages of events not shown before, oldest first."""
+        first = self.svc is None
+        self.svc, self.deployment = svc, deployment
+        self.line = progress_line(svc, health, deployment)
+        # botocore ecs Service.events: "A maximum of 100 of the latest events are displayed" (ServiceEvent: id,
+        # createdAt, message); ECS lists them newest first, sorted here by createdAt to be sure
+        events = sorted(svc.get("events") or [], key=lambda e: str(e.get("createdAt", "")), reverse=True)
+        # Deployment.createdAt: "the time when the service deployment was created"
+        cutoff = primary(svc).get("createdAt") if first else None
+        if first and cutoff is None:  # no deployment time to compare with: the newest few give the context
+            self._seen.update(self._key(e) for e in events[3:])
+        new = []
+        for event in reversed(events):
+            key = self._key(event)
+            if key in self._seen:
+                continue
+            self._seen.add(key)
+            text = str(event.get("message", "")).strip()
+            if not text or text in self._texts or _older(event.get("createdAt"), cutoff):
+                continue
+            self._texts.add(text)
+            new.append(text)
+            self.recent = (self.recent + [_clock_time(event.get("createdAt")) + text])[-EVENTS_KEPT:]
+        return new
+
+    @staticmethod
+    def _key(event: dict[str, Any]) -> str:
+        return str(event.get("id") or f"{event.get('createdAt')}|{event.get('message')}")
+
+    def state(self, *, where: bool = True) -> str:
+        """``service app (cluster app): deployment ecs-svc/1 IN_PROGRESS, task definition app:3, 0/2 running, …``
+        (without ``where``: from ``deployment``)."""
+        head = f"service {self.service} (cluster {self.cluster}): " if where else ""
+        if self.svc is None:
+            return f"{head}not read yet"
+        dep = primary(self.svc)
+        deployment = self.deployment or {}
+        name = deployment.get("serviceDeploymentArn", "").rsplit("/", 1)[-1] or dep.get("id") or "?"
+        state = deployment.get("status") or dep.get("rolloutState") or "?"
+        td = str(dep.get("taskDefinition") or "?").rsplit("/", 1)[-1]
+        running, pending, desired, older = _counts(self.svc)
+        return (f"{head}deployment {name} {state}, task definition {td}, {running}/{desired} running, "
+                f"{pending} pending" + (f", {older} of the previous deployment still running" if older else ""))
+
+    def events_text(self) -> str:
+        if not self.recent:
+            return "\n  no service events since the deployment began"
+        return "\n  last service events:\n    " + "\n    ".join(self.recent)
+
+
+TIMEOUT_HINT = ("the rollout continues on AWS (the previous tasks keep serving until the new ones are healthy): "
+                "follow it with `mldeploy status` and `mldeploy logs -f`; `mldeploy up` again waits for it (it "
+                "converges on what exists); `mldeploy rollback` undoes it; raise aws.deploy_timeout_s for slower "
+                "rollouts")
+INTERRUPT_HINT = ("nothing is lost: ECS carries on with the rollout without mldeploy; follow it with `mldeploy status` "
+                  "and `mldeploy logs -f`, or run the same command again (it continues from what exists; `mldeploy "
+                  "up` converges and waits again)")
+
+
+def deploy_timeout_s(config: Any) -> int:
+    """How long a rollout wait lasts: ``aws.deploy_timeout_s``, else ``release.stability_timeout_s`` (900)."""
+    return int(config.aws.deploy_timeout_s or config.release.stability_timeout_s)
+
+
 def wait_stable(clients: Clients, ui: Ui, *, timeout: float, cluster: str, service: str,
-                task_definition: str | None = None, tg_arn: str | None = None) -> dict[str, Any] | None:
-    """Poll until ``service`` runs ``task_definition`` (when given) with every task; returns the service."""
+                task_definition: str | None = None, tg_arn: str | None = None,
+                clock: Callable[[], float] | None = None, sleep: Callable[[float], None] | None = None,
+                ) -> dict[str, Any] | None:
+    """Poll until ``service`` runs ``task_definition`` (when given) with every task; returns the service.
+
+    Shows live progress (``Ui.progress``: state, counts, new service events). Past ``timeout``:
+    ``RolloutTimeoutError`` (exit 8) with the deployment's state and the last events; Ctrl-C: exit 130 saying what
+    still runs on AWS. ``clock``/``sleep``: test seams (a fake clock)."""
     if skip_health_wait():
         ui.info(f"[dim]{SKIP_WAIT_ENV}=1: not waiting for {service} to become stable (emulator)[/dim]")
         return None
-    t0 = time.monotonic()
-    last = {"line": "", "svc": None}
+    watch = RolloutWatch(service, cluster)
     deployments = ServiceDeployments(clients, cluster, service)
-    with ui.status(f"waiting for {service} to become stable…") as status:
+    with ui.progress(f"waiting for the rollout of {service} (up to {timeout:.0f}s)…", clock=clock) as view:
         def check() -> dict[str, Any] | None:
             svc = describe_service(clients, cluster, service)
             if svc is None:
                 raise NotReadyError(f"service {service} disappeared while waiting")
             dep = deployments.latest()
             succeeded = check_deployment(svc, dep, task_definition, deployments)
-            check_rollback(svc, task_definition)
             ours = dep if dep and task_definition in (None, dep.get("taskDefinition")) else None
-            line = progress_line(svc, target_health(clients, tg_arn), ours)
-            if line != last["line"]:
-                ui.print(f"  [dim]{time.monotonic() - t0:5.0f}s[/] {line}")
-                last["line"] = line
-            status.update(line)
+            for text in watch.observe(svc, target_health(clients, tg_arn), ours):
+                view.event(text)
+            view.update(watch.line)
+            check_rollback(svc, task_definition)
             return svc if is_stable(svc, task_definition, succeeded) else None
 
         try:
-            return poll_until(check, timeout=timeout, interval=poll_interval(), what=f"service {service}")
+            return poll_until(check, timeout=timeout, interval=poll_interval(), what=f"service {service}",
+                              clock=clock, sleep=sleep)
         except PollTimeout as e:
-            raise NotReadyError(
-                f"service {service} not stable after {timeout:.0f}s: {last['line']}",
-                hint="the deployment continues in AWS; follow it with `mldeploy status` and `mldeploy logs -f`, "
-                     "or raise release.stability_timeout_s") from e
+            raise RolloutTimeoutError(
+                f"service {service} (cluster {cluster}) not stable after {timeout:.0f}s (aws.deploy_timeout_s): "
+                f"{watch.state(where=False)}"
+                + watch.events_text(), hint=TIMEOUT_HINT) from e
+        except KeyboardInterrupt as e:
+            raise MldeployError(
+                f"interrupted after {view.elapsed:.0f}s waiting for the rollout of {service}; still running on AWS: "
+                f"{watch.state()}" + (watch.events_text() if watch.recent else ""),
+                hint=INTERRUPT_HINT, exit_code=ExitCode.INTERRUPTED) from e
 
 
 def wait_inactive(clients: Clients, ui: Ui, *, timeout: float, cluster: str, services: list[str]) -> None:

@@ -20,6 +20,10 @@ COLOURS = {"x86": "cyan", "arm": "green", "x86+spot": "magenta", "arm+spot": "ye
 BAR = 40
 
 
+class MatplotlibMissing(MldeployError):
+    """``--plot FILE`` without matplotlib: ``cost`` falls back to the terminal chart."""
+
+
 def sweep_points(levels: list[float], n: int = 40) -> list[float]:
     """``n`` log-spaced request rates spanning ``levels`` (plus the levels themselves)."""
     positive = [x for x in levels if x > 0]
@@ -54,8 +58,8 @@ def png(curves: dict[str, list[Estimate]], levels: list[float], path: Path, titl
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as e:
-        raise MldeployError("--plot FILE needs matplotlib", hint="pip install 'mldeploy[plot]', or use --plot "
-                            "without a file for a terminal chart") from e
+        raise MatplotlibMissing("--plot FILE needs matplotlib", hint="pip install 'mldeploy[plot]', or use --plot "
+                                "without a file for a terminal chart") from e
     from matplotlib.ticker import FuncFormatter, LogLocator
 
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)

@@ -45,6 +45,10 @@ def prepare(project: Project, port: int | None = None, host: str = "127.0.0.1") 
     from mldeploy.artifacts.packager import package  # the submodule shadows the re-export once imported
 
     result = package(project)
+    from mldeploy.artifacts import code_paths  # model.code_paths importable by the in-process server
+
+    shipped = code_paths.resolve(project.root, project.config.model.code_paths)
+    sys.path[:0] = [str(d) for d in code_paths.import_dirs(shipped) if str(d) not in sys.path]
     serving = Serving(serving_dir(project, Path(result.dir)), host, port or project.config.runtime.port,
                       result.manifest.version)
     Workspace.of(project).write_json(LOCAL_RECORD, {"url": serving.url, "port": serving.port, "container": None,

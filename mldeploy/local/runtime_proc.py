@@ -54,10 +54,15 @@ class LocalRuntime:
             port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         log_path = Workspace.of(self.project).path(SERVER_LOG)
+        from mldeploy.artifacts import code_paths  # model.code_paths on the server's PYTHONPATH, as in the image
+
+        shipped = code_paths.resolve(self.project.root, self.project.config.model.code_paths)
+        path = [*map(str, code_paths.import_dirs(shipped)), *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)} if path else None
         with log_path.open("wb") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "runtime", "--model-dir", str(model_dir), "--host",
                                           "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                                         preexec_fn=self._pin if self.cores else None)
+                                         preexec_fn=self._pin if self.cores else None, env=env)
         ready = self.url + self.project.config.aws.health_check.path
         try:
             poll_until(lambda: self._ready(ready), timeout=self.ready_timeout, interval=READY_POLL_S,

@@ -94,9 +94,11 @@ class DeployLock:
     @classmethod
     def for_project(cls, project: Project, clients: Clients, command: str, *, force_unlock: bool = False,
                     ttl_s: int | None = None, ui: Ui | None = None) -> DeployLock:
-        """The lock of ``project``'s app/env; the TTL covers a full rollout wait (``release.stability_timeout_s``)
+        """The lock of ``project``'s app/env; the TTL covers a full rollout wait (``aws.deploy_timeout_s``)
         plus ``LOCK_MARGIN_S``."""
-        ttl = ttl_s if ttl_s is not None else project.config.release.stability_timeout_s + LOCK_MARGIN_S
+        from mldeploy.aws.waiters import deploy_timeout_s
+
+        ttl = ttl_s if ttl_s is not None else deploy_timeout_s(project.config) + LOCK_MARGIN_S
         return cls(clients, project.names, command, ttl_s=ttl, force_unlock=force_unlock, ui=ui)
 
     @property

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mldeploy.release.targets.base import ReleaseTarget, Snapshot
     from mldeploy.ui import Ui
 
+BeforeStart = Callable[["Current", str], "dict[str, Any] | None"]
 NEXT = "next: `mldeploy canary --percent N`, `mldeploy promote` or `mldeploy rollback`"
 
 
@@ -111,10 +112,12 @@ def _reconcile(cur: Current) -> bool:
 
 def canary(target: ReleaseTarget, history: HistoryStore, ui: Ui, *, percent: int, image: str | None,
            version: str, build: Callable[[], tuple[str, str | None]] | None = None,
-           cur: Current | None = None) -> dict[str, Any]:
+           cur: Current | None = None, before_start: BeforeStart | None = None) -> dict[str, Any]:
     """Start a canary of ``image`` (``version``) at ``percent`` % or move the weights of the running one.
 
     ``image`` None: ``build()`` makes one (returns image reference and digest) once the move is known to start.
+    ``before_start(cur, ref)``: called once the candidate exists, before any record or weight (the contract diff
+    refuses there); it may return fields for the canary's history record (``contract``).
     """
     cur = cur or load(target, history)
     move = plan_canary(cur.snap.state, image, percent)  # percent, "nothing deployed", "another canary active"
@@ -127,14 +130,16 @@ def canary(target: ReleaseTarget, history: HistoryStore, ui: Ui, *, percent: int
         ui.info("no --image given: building and pushing the current model")
         image, digest = build()
         plan_canary(cur.snap.state, image, percent)  # the build may equal the stable image
-    return _start(cur, ui, image, digest, version, percent)
+    return _start(cur, ui, image, digest, version, percent, before_start)
 
 
-def _start(cur: Current, ui: Ui, image: str, digest: str | None, version: str, percent: int) -> dict[str, Any]:
+def _start(cur: Current, ui: Ui, image: str, digest: str | None, version: str, percent: int,
+           before_start: BeforeStart | None = None) -> dict[str, Any]:
     target, snap = cur.target, cur.snap
     ref = target.prepare_canary(snap, image, version)
+    extra = (before_start(cur, ref) or {}) if before_start is not None else {}
     record = cur.history.add(Record(action="canary", version=version, image=image, digest=digest,
-                                    **target.record_fields(ref), percent=percent,
+                                    **target.record_fields(ref), percent=percent, **extra,
                                     from_revision=target.record_fields(snap.stable).get("revision")), cur.records)
     shown = f" ({image})" if image != version else ""
     ui.info(f"canary {version}{shown} as {target.what(ref)}")
@@ -190,6 +195,7 @@ def promote(target: ReleaseTarget, history: HistoryStore, ui: Ui, cur: Current |
     record = cur.history.add(Record(
         action="promote", version=canary_rec.version if canary_rec else found.version, image=found.image,
         digest=canary_rec.digest if canary_rec else None, **target.record_fields(ref), percent=100,
+        contract=canary_rec.contract if canary_rec else None,
         from_revision=target.record_fields(snap.stable).get("revision")), cur.records)
     ui.info(f"promoting {target.what(ref)} ({record.version}) to {target.stable_name}")
     swap_stable(cur, record, ref)
@@ -225,7 +231,8 @@ def rollback_canary(cur: Current, ui: Ui, reason: str) -> dict[str, Any]:
     record = cur.history.add(Record(
         action="rollback", version=stable.version if stable else (found.version if found else None),
         image=stable.image if stable else None, digest=stable.digest if stable else None,
-        **target.record_fields(snap.stable), percent=0, outcome=Outcome.succeeded,
+        contract=stable.contract if stable else None, **target.record_fields(snap.stable), percent=0,
+        outcome=Outcome.succeeded,
         from_revision=target.record_fields(target.ref_of(canary_rec)).get("revision") if canary_rec else None,
         reason=f"canary removed at {percent}%: {reason}"), cur.records)
     version = canary_rec.version if canary_rec else "?"
@@ -246,10 +253,30 @@ def find_target(cur: Current, to: str | None) -> Record:
         return match
     lineage = cur.lineage()
     if len(lineage) < 2:
-        raise TransitionError(f"no earlier {target.earlier} to roll back to "
-                              f"(the history has only {lineage[-1].version if lineage else 'nothing'})",
-                              hint="`mldeploy history` lists deployments; `--to VERSION` picks one")
+        raise _nothing_earlier(cur, lineage)
     return lineage[-2]
+
+
+def _nothing_earlier(cur: Current, lineage: list[Record]) -> TransitionError:
+    """Why a plain rollback has nowhere to go: the lineage (a deploy pushes, a rollback pops) is down to the
+    running version; the other versions in the history were left by a rollback, and only ``--to`` returns there."""
+    target, current = cur.target, cur.snap.stable
+    bottom = f"{lineage[-1].version} ({target.what(target.ref_of(lineage[-1]))}) is the oldest stable version " \
+             "still in line" if lineage else "the history records no stable deployment before it"
+    others: dict[str, Record] = {}
+    for r in cur.records:  # newest last: the latest record per deployable wins
+        if r.stable and (ref := target.ref_of(r)) and ref != current:
+            others[ref] = r
+    if not others:
+        return TransitionError(f"no earlier {target.earlier} to roll back to: {bottom}, and the history holds no "
+                               "other version", hint="`mldeploy history` lists deployments")
+    left = ", ".join(f"{r.version} ({target.what(ref)})" for ref, r in others.items())
+    latest = list(others.values())[-1].version
+    return TransitionError(f"no earlier {target.earlier} to roll back to: {bottom}; the history also holds "
+                           f"{left}, which a rollback already left (a plain rollback only steps back, it never "
+                           "returns to a version it rolled back from)",
+                           hint=f"`mldeploy rollback --to {latest}` deploys it again; `mldeploy history` lists "
+                           "deployments")
 
 
 def _rollback_stable(cur: Current, ui: Ui, to: str | None) -> dict[str, Any]:
@@ -262,7 +289,7 @@ def _rollback_stable(cur: Current, ui: Ui, to: str | None) -> dict[str, Any]:
     assert ref is not None
     record = cur.history.add(Record(
         action="rollback", version=goal.version, image=goal.image, digest=goal.digest, **target.record_fields(ref),
-        from_revision=target.record_fields(snap.stable).get("revision"),
+        contract=goal.contract, from_revision=target.record_fields(snap.stable).get("revision"),
         reason=f"rollback to {to}" if to else "rollback"), cur.records)
     ui.info(f"rolling {target.stable_name} back from {target.what(snap.stable)} to {goal.version} "
             f"({target.what(ref)})")

@@ -23,7 +23,7 @@ from mldeploy.errors import ExitCode, MldeployError
 class TransitionError(MldeployError):
     """A release command that does not apply to the current state (nothing was changed)."""
 
-    exit_code = ExitCode.ERROR
+    exit_code = ExitCode.NOT_APPLICABLE
 
 
 class CanaryMove(StrEnum):

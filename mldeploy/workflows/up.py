@@ -48,6 +48,12 @@ def up_aws(project: Project, aws: Clients, ui: Ui, *, wait: bool = True, image: 
         if image is None:
             image = build_image(project, aws, ui, remote)
         ui.info(f"image: {image}")
+    uploaded = None
+    if project.config.model.store == "s3":  # the artifact goes to S3 before the task definition points at it
+        from mldeploy.aws.model_upload import publish
+
+        with ui.group("model artifact"):
+            uploaded = publish(project, aws, ui, remote)
     with ui.group("plan"):
         planned = plan_aws(project, aws, image=image, remote=remote)
         for line in plan_lines(planned.plan):
@@ -73,10 +79,10 @@ def up_aws(project: Project, aws: Clients, ui: Ui, *, wait: bool = True, image: 
     service_changed = any(s.kind in ("ecs service", "task definition") and s.action is not Action.noop
                           for s in planned.plan.steps)
     if wait:
-        from mldeploy.aws.waiters import wait_stable
+        from mldeploy.aws.waiters import deploy_timeout_s, wait_stable
 
-        with ui.group("rollout"):
-            wait_stable(aws, ui, timeout=project.config.release.stability_timeout_s, cluster=project.names.cluster,
+        with ui.group("rollout"):  # live progress; past aws.deploy_timeout_s exit 8, Ctrl-C 130: both say what runs
+            wait_stable(aws, ui, timeout=deploy_timeout_s(project.config), cluster=project.names.cluster,
                         service=project.names.service, task_definition=known.get("task_definition_arn"),
                         tg_arn=known.get("tg_arn"))
             ui.success("service is stable")
@@ -85,5 +91,6 @@ def up_aws(project: Project, aws: Clients, ui: Ui, *, wait: bool = True, image: 
     plain = "" if planned.spec.https else " [yellow](plain HTTP: set aws.domain for HTTPS)[/]"
     ui.success(f"deployed [bold]{project.names.base}[/]: {url}{plain}")
     return {"url": url, "image": image, "task_definition": known.get("task_definition_arn"),
-            "changes": len(planned.plan.changes), "applied": applied, "seconds": round(time.monotonic() - t0, 2),
+            "changes": len(planned.plan.changes), "applied": applied,
+            "model_upload": uploaded.to_dict() if uploaded else None, "seconds": round(time.monotonic() - t0, 2),
             "api_calls": aws.counter.total, "mutating_api_calls": aws.counter.mutating}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -25,7 +25,8 @@ def slug(text: str) -> str:
     name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "model"
     if not name[0].isalpha():
         name = f"m-{name}"
-    return name[:28].rstrip("-")
+    name = name[:28].rstrip("-")
+    return name if len(name) >= 2 else f"{name}-app"  # schema.MIN_NAME: ECR repository names are ≥ 2 characters
 
 
 def name_problem(name: str) -> str | None:
@@ -72,6 +73,89 @@ def _ask_model_path() -> Path:
         if (answer if answer.is_absolute() else Path.cwd() / answer).exists():
             return answer
         console.warn(f"{answer} does not exist; type the path of a model file or SavedModel folder")
+
+
+def _torch_inputs(model: Path, ask: bool) -> dict[str, Any]:
+    """Template variables for a PyTorch model's input: read from its first layer (Linear → ``[in_features]``,
+    Conv2d → an image with its channels), else asked on a terminal, else a commented ``model.inputs``."""
+    from mldeploy.artifacts.formats.torch_fmt import first_layer
+
+    layer = first_layer(model) if model.is_file() else None
+    shape = layer.row_shape if layer else None
+    if layer and shape and None not in shape:
+        return {"tensor_shape": shape, "input_note": f"read from the first layer, {layer.name}: {layer.io}"}
+    if layer and shape and len(shape) == 3 and shape[0] in (1, 3):
+        return {"image_channels": shape[0], "image_size": _ask_image_size() if ask else None,
+                "input_note": f"channels read from the first layer, {layer.name}: {layer.io}"}
+    if ask:
+        from rich.markup import escape
+
+        from mldeploy import console
+
+        console.info(escape("The model file does not tell its input shape"
+                            + (f" ({layer.describe()})" if layer else "") + "."))
+        return {"tensor_shape": _ask_shape(), "input_note": "as typed at `mldeploy init`"}
+    return {"torch_model": True, "input_note": layer.describe() if layer else
+            "the model file does not tell its input shape"}
+
+
+def parse_shape(text: str) -> list[int] | str:
+    """``13`` / ``3,224,224`` / ``3x224x224`` → the row shape, or why it is not one."""
+    parts = [p for p in re.split(r"[\s,x×]+", text.strip().strip("[]")) if p]
+    if not parts:
+        return "type at least one size, e.g. 13"
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        return f"{text!r} is not a list of positive whole numbers, e.g. 13 or 3,224,224"
+    if len(parts) > 4:
+        return f"{len(parts)} axes: a request row has at most 4 (e.g. 3,224,224)"
+    return [int(p) for p in parts]
+
+
+def _ask_shape() -> list[int]:
+    """Prompt for the input of one request row until it parses."""
+    from rich.prompt import Prompt
+
+    from mldeploy import console
+
+    while True:
+        answer = Prompt.ask("Input shape of one request row (e.g. 13 features, or 3,224,224 for an image)",
+                            console=console.console)
+        shape = parse_shape(answer)
+        if isinstance(shape, list):
+            return shape
+        console.warn(shape)
+
+
+def _ask_image_size() -> tuple[int, int]:
+    """Prompt for the image size a Conv2d model was trained on (WIDTHxHEIGHT), checked as typed."""
+    from rich.prompt import Prompt
+
+    from mldeploy import console
+
+    while True:
+        answer = Prompt.ask("Image size the model was trained on (WIDTHxHEIGHT)", console=console.console,
+                            default="224x224")
+        size = parse_shape(answer)
+        if isinstance(size, list) and len(size) == 2 and max(size) <= 8192:
+            return size[0], size[1]
+        console.warn(f"{answer!r} is not WIDTHxHEIGHT with sizes 1–8192, e.g. 224x224")
+
+
+def _frame_inputs(model: Path, fmt: str, folder: Path) -> dict[str, Any]:
+    """Template variables for a scikit-learn model fitted on a pandas DataFrame (sklearn_frame.init_columns): its
+    columns, and ``sample.json`` next to the model (relative to the config's folder) when there is one."""
+    from mldeploy.artifacts.formats.sklearn_frame import init_columns
+
+    found = init_columns(model) if model.is_file() else None
+    if not found:
+        return {}
+    columns, strings = found
+    sample = model.resolve().parent / "sample.json"
+    try:
+        rel = sample.relative_to(folder.resolve()).as_posix() if sample.is_file() else None
+    except ValueError:
+        rel = sample.as_posix()
+    return {"frame_columns": columns, "frame_strings": strings, "frame_sample": rel}
 
 
 def init(
@@ -138,6 +222,7 @@ def init(
     if fmt not in {f.value for f in ModelFormat}:
         raise MldeployError(f"--format {fmt!r} is not one of {', '.join(f.value for f in ModelFormat)}",
                             exit_code=ExitCode.USAGE)
+    from_folder = name is None
     if name is None:
         name = _ask_name(default_name(folder)) if ask else default_name(folder)
     if ask and format is None:
@@ -150,17 +235,38 @@ def init(
         model_path = rel.as_posix()
     except ValueError:
         model_path = model_abs.resolve().as_posix()
-    text = render("mldeploy.yaml.j2", name=name, model_path=model_path, format=fmt,
-                  image_model=fmt in ("torch", "torchscript"), base_image=base_image)
+    inputs = {"tensor_shape": None, "image_channels": None, "image_size": None, "torch_model": False,
+              "input_note": ""}
+    if fmt in ("torch", "torchscript"):
+        inputs.update(_torch_inputs(model_abs, ask))
+    frame = _frame_inputs(model_abs, fmt, folder) if fmt in ("pickle", "joblib") else {}
+    text = render("mldeploy.yaml.j2", name=name, model_path=model_path, format=fmt, base_image=base_image,
+                  **inputs, **{"frame_columns": None, "frame_strings": None, "frame_sample": None, **frame})
     parse_text(text, file=str(target), environ={})  # never write a file that does not validate
     folder.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
     console.success(f"wrote {target} (model {model_path}, format {fmt})")
+    if from_folder and not ask:
+        console.info(f"  app name {name!r}, from the folder name {folder.resolve().name!r}; --name sets another")
     from mldeploy.artifacts.detect import describe_model
 
     if note := describe_model(model_abs, fmt):
         console.info(f"  {note}")
+    if frame:
+        columns = ", ".join(frame["frame_columns"])
+        console.info(f"  a scikit-learn pipeline fitted on a pandas DataFrame (columns {columns}): served as "
+                     f"{fmt} with pandas, requests are records" + (f"; model.sample_input: {frame['frame_sample']}"
+                                                                   if frame["frame_sample"] else ""))
+        if not frame["frame_sample"] and frame["frame_strings"]:
+            console.warn(f"set model.sample_input in {target.name} before `mldeploy package`: the string columns "
+                         f"{', '.join(frame['frame_strings'])} need example records (a commented example is in the "
+                         "file)")
     console.info("next: [bold]mldeploy validate[/bold], then [bold]mldeploy up --target local[/bold]")
+    if inputs["torch_model"]:
+        from rich.markup import escape
+
+        console.warn(escape(f"set model.inputs in {target.name} before `mldeploy package`: {inputs['input_note']} "
+                            "(a commented example is in the file)"))
     if ci is not None:
         _init_ci(target, ci, force)
 
@@ -172,7 +278,10 @@ def _init_ci(target: Path, ci: CiProvider, force: bool) -> None:
     written = init_ci(target, ci.value, force=force)
     spec = written.spec
     console.success(f"wrote {written.path} (environments: {', '.join(spec.environments)})")
-    _check_ci_install(spec.install, target)
+    if spec.requirements:  # hash-locked (ci.requirements): checked line by line when the workflow was written
+        console.info(f"[dim]checked: every requirement in {spec.requirements} is pinned with a --hash[/dim]")
+    else:
+        _check_ci_install(spec.install, target)
     envs = ", ".join(f"{e} and {e}-release" for e in spec.environments)
     console.info("next: [bold]mldeploy iam-policy --github-oidc OWNER/REPO[/bold] prints a deploy and a release "
                  "role per environment (trust policy, permissions, setup commands); set "
@@ -251,8 +360,15 @@ def validate(ctx: typer.Context) -> None:
 
     # what ECS needs beyond the schema (AWS plans check the same), in every environment validated
     checked = [project] + [load_project(opts.config, e) for e in envs if e != project.env]
-    if problems := [p for each in checked for p in deploy_problems(each)]:
+    from mldeploy.ci.github import requirements_problems  # ci.requirements: exists, every line hash-locked
+
+    locked = {str(p): p for each in checked for p in requirements_problems(each)}  # once, not per environment
+    if problems := [p for each in checked for p in deploy_problems(each)] + list(locked.values()):
         raise ConfigError(problems)
+    from mldeploy.cost.instances import fit_problems  # aws.compute ec2: the task fits aws.instance_type
+
+    if fits := [Problem(Location(str(each.path)), f, m) for each in checked for f, m in fit_problems(each.config)]:
+        raise ConfigError(fits)
     warnings += dict.fromkeys(w for each in checked for w in deploy_warnings(each.config))
     for w in warnings:
         console.warn(w)
@@ -266,7 +382,18 @@ def validate(ctx: typer.Context) -> None:
         console.emit_json({"valid": True, **summary})
         return
     console.success(f"{project.path.name} is valid ({', '.join(envs)}): app {cfg.name}, model {cfg.model.path} "
-                    f"({fmt}), Fargate {cfg.aws.cpu} CPU / {cfg.aws.memory} MiB")
+                    f"({fmt}), {compute_summary(cfg.aws)} {cfg.aws.cpu} CPU / {cfg.aws.memory} MiB")
+
+
+def compute_summary(aws: Any) -> str:
+    """"Fargate", or "EC2 g5.xlarge (1 GPU, 1 task per instance)" for aws.compute ec2."""
+    if aws.compute != "ec2":
+        return "Fargate"
+    from mldeploy.cost.instances import tasks_per_instance
+
+    per = tasks_per_instance(aws)
+    gpus = f"{aws.gpus} GPU, " if aws.gpus else ""
+    return f"EC2 {aws.instance_type} ({gpus}{per} task{'s' if per != 1 else ''} per instance)"
 
 
 def schema() -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from mldeploy.cli.options import ApiKey
 from mldeploy.cli.session import Session
 
 DEFAULT_LEVELS = "100,1000,10000"
@@ -104,6 +105,7 @@ def cost(
     kw = {"capacity": known.rps_per_task, "capacity_source": known.source, "region": region, "prices": table,
           "capacity_estimated": known.estimated}
     if compare:
+        config = model.fargate_equivalent(config)  # compute ec2: the Fargate variants of the same task size
         by_variant = {name: [model.estimate(config, r, arch=arch, spot=spot, **kw) for r in levels]
                       for name, arch, spot in model.variants(config)}
     else:
@@ -141,16 +143,25 @@ def cost(
                 return model.estimate(config, x, arch=arch, spot=spot, **kw)
             return model.estimate(config, x, **kw)
 
-        if plot == "-":  # with --json, stdout carries only the JSON document
-            target = console.console if session.json else console.out
+        target = console.console if session.json else console.out  # with --json, stdout carries only the JSON
+        if plot == "-":
             target.print(plots.terminal(plots.curves_for(at, names, numeric)))
         else:
             curves = plots.curves_for(at, names, plots.sweep_points(numeric))
-            path = plots.png(curves, numeric, Path(plot), f"{config.name}: monthly cost, {region}, "
-                             f"{config.aws.cpu / 1024:g} vCPU / {config.aws.memory / 1024:g} GB tasks")
-            console.success(f"plot written to {path}")
+            try:
+                path = plots.png(curves, numeric, Path(plot), f"{config.name}: monthly cost, {region}, "
+                                 f"{config.aws.cpu / 1024:g} vCPU / {config.aws.memory / 1024:g} GB tasks")
+            except plots.MatplotlibMissing as e:  # the estimate is there: show the terminal chart instead
+                from rich.markup import escape
+
+                console.warn(escape(f"{e.message}: {plot} not written; the terminal chart follows "
+                                    "(pip install 'mldeploy[plot]' for the PNG)"))
+                target.print(plots.terminal(plots.curves_for(at, names, numeric)))
+                path = None
+            else:
+                console.success(f"plot written to {path}")
             if session.json:
-                doc["plot"] = str(path)
+                doc["plot"] = str(path) if path else None
     if session.json:
         console.emit_json(doc)
 
@@ -169,6 +180,7 @@ def bench(
     max_requests: Annotated[int | None, typer.Option("--max-requests", min=1, help="Stop after N requests.")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Per-request timeout (s).")] = 10.0,
     save: Annotated[bool, typer.Option("--save/--no-save", help="Store the per-task capacity for `cost`.")] = True,
+    api_key: ApiKey = None,
 ) -> None:
     """Load-test an endpoint for a bounded time: req/s, p50/p95/p99, errors; stores the per-task capacity."""
     import contextlib
@@ -196,8 +208,9 @@ def bench(
             target, source = b.endpoint(url or p.default_url(project)), "url"
         console.info(f"bench: POST {target} ({request.source}) for {warmup:g}+{duration:g} s, "
                      f"concurrency {concurrency}")
-        result = b.run(target, body=request.body, content_type=request.content_type, headers=p.auth_headers(project),
-                       duration=duration, concurrency=concurrency, warmup=warmup, max_requests=max_requests,
+        result = b.run(target, body=request.body, content_type=request.content_type,
+                       headers=p.auth_headers(project, api_key), duration=duration, concurrency=concurrency,
+                       warmup=warmup, max_requests=max_requests,
                        timeout=timeout)
     record = None
     if save and result.ok:
