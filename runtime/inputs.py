@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,8 @@ class InputSpec:
         self.single = manifest.inputs[0] if len(manifest.inputs) == 1 else None
         self.dtypes = {t.name: np.dtype(t.dtype) if t.dtype != "string" else np.dtype(object) for t in self.tensors}
         self.features = manifest.feature_names or []
+        self.missing = frozenset(t.name for t in self.tensors if t.allow_missing)  # JSON null accepted (NaN)
+        self.records = RecordLayout.of(self.features, self.tensors)
         if any(t.dtype == "string" for t in self.tensors):  # text models: string inputs checked by runtime.text
             from runtime.text import text_check
             self.check = text_check(self)  # type: ignore[method-assign]
@@ -89,8 +92,12 @@ class InputSpec:
             if dtype.kind in "iu" and arr.dtype.kind == "f" and not np.all(np.mod(arr, 1) == 0):
                 raise InputError(loc, f"values must be integers ({t.dtype})")
             arr = arr.astype(dtype)
-        if dtype.kind == "f" and not np.isfinite(arr).all():
-            raise InputError(loc, "values must be finite numbers (no NaN/Infinity)")
+        if dtype.kind == "f" and not np.isfinite(arr).all():  # only a refusal pays for what follows
+            if name not in self.missing:
+                raise InputError(loc, "values must be finite numbers (no NaN/Infinity, and no null: this model "
+                                      "takes no missing values in this input)")
+            if np.isinf(arr).any():
+                raise InputError(loc, "values must be numbers or null (no Infinity)")
         return arr
 
 
@@ -107,6 +114,10 @@ def _array(value: Any, loc: list[str | int], dtype: np.dtype) -> np.ndarray:
         raise InputError(loc, f"not a rectangular array of numbers: {str(e).splitlines()[0]}") from None
     if arr.dtype == object and dtype.kind != "O":
         raise InputError(loc, "not a rectangular array of numbers (rows of different lengths?)")
+    # numpy turns ["Lyon", 75] into strings ("75"): a number among strings is refused, not stringified
+    if dtype.kind == "O" and arr.dtype.kind == "U" and arr.ndim == 1 and isinstance(value, list) and (
+            bad := next((i for i, v in enumerate(value) if not isinstance(v, str)), None)) is not None:
+        raise InputError([*loc, bad], f"must be a string, got {_json_type(value[bad])}")
     return arr
 
 
@@ -130,7 +141,9 @@ def parse_json(body: bytes, spec: InputSpec) -> Inputs:
         return _from_records(value, spec, key)
     if spec.single is None:
         names = ", ".join(spec.by_name)
-        raise InputError([key], f"this model has several inputs ({names}); send an object keyed by input name")
+        records = " or records (one object per row)" if spec.records is not None else ""
+        raise InputError([key], f"this model has several inputs ({names}); send an object keyed by input name"
+                                f"{records}")
     name = spec.single.name
     spec.check_rows(_json_rows(value, len(spec.single.shape)))
     return {name: spec.check(name, _array(value, [key], spec.dtypes[name]), [key])}
@@ -153,7 +166,7 @@ def _from_mapping(value: dict[str, Any], spec: InputSpec, key: str) -> Inputs:
             raise InputError([key, missing[0]], "missing input")
         for n, v in value.items():
             spec.check_rows(_json_rows(v, len(spec.by_name[n].shape)))
-        out = {n: spec.check(n, _array(v, [key, n], spec.dtypes[n]), [key, n]) for n, v in value.items()}
+        out = {n: _checked(spec, n, v, [key, n]) for n, v in value.items()}
         rows = {a.shape[0] for a in out.values()}
         if len(rows) > 1:
             raise InputError([key], f"inputs have different row counts {sorted(rows)}")
@@ -181,23 +194,146 @@ def _from_mapping(value: dict[str, Any], spec: InputSpec, key: str) -> Inputs:
     raise InputError([key, next(iter(value), "")], f"unknown input; expected one of {list(spec.by_name)}")
 
 
+def record_kind(names: list[str] | None, tensors: list[Tensor]) -> str | None:
+    """``row``: one [N, features] input; ``per-input``: one [N] or [N, 1] input per feature, named as the
+    features; None: the model takes no records (no names, or inputs that are not rows of features)."""
+    if not names:
+        return None
+    if len(tensors) == 1 and len(tensors[0].shape) == 2:
+        return "row"
+    if len(tensors) > 1 and sorted(names) == sorted(t.name for t in tensors) and all(
+            len(t.shape) == 1 or (len(t.shape) == 2 and t.shape[1] == 1) for t in tensors):
+        return "per-input"
+    return None
+
+
+class RecordLayout:
+    """How records ``[{feature: value, …}, …]`` become input arrays, precomputed once per model version.
+
+    The names are model.json's ``feature_names``, in column order; a record's key order does not matter. Either
+    the model has one ``[N, features]`` input (a record is a row), or one input per feature (``[N]``/``[N, 1]``,
+    the inputs named as the features: a record is one value per input). Per record: one C-level ``itemgetter``
+    call and a length check (O(fields)); the missing/unexpected fields are worked out only for a refused record.
+    """
+
+    def __init__(self, names: list[str], per_input: list[Tensor] | None) -> None:
+        self.names = names
+        self.index = {n: i for i, n in enumerate(names)}
+        self.per_input = per_input
+        get = operator.itemgetter(*names)
+        self.get = get if len(names) > 1 else (lambda row: (get(row),))
+
+    @classmethod
+    def of(cls, names: list[str], tensors: list[Tensor]) -> RecordLayout | None:
+        kind = record_kind(names, tensors)
+        if kind is None:
+            return None
+        by_name = {t.name: t for t in tensors}
+        return cls(names, [by_name[n] for n in names] if kind == "per-input" else None)
+
+    def table(self, rows: list[Any], key: str) -> list[tuple[Any, ...]]:
+        """One tuple of values per record, in ``names`` order; InputError naming the first bad record."""
+        get, n = self.get, len(self.names)
+        try:  # n keys, all of them ours (keys are unique): exactly the fields, in any order
+            table = [get(row) for row in rows if len(row) == n]
+        except (KeyError, TypeError):  # a name missing, or a record that is not an object
+            table = []
+        if len(table) == len(rows):
+            return table
+        raise self.refusal(rows, key)
+
+    def refusal(self, rows: list[Any], key: str) -> InputError:
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                return InputError([key, i], f"record {i}: expected an object with the fields {self.names}, got "
+                                            f"{_json_type(row)}")
+            missing = [f for f in self.names if f not in row]
+            extra = [f for f in row if f not in self.index]
+            if missing or extra:
+                parts = ([f"missing fields {missing}"] if missing else []) + (
+                    [f"unexpected fields {extra}"] if extra else [])
+                return InputError([key, i, (missing or extra)[0]],
+                                  f"record {i}: {'; '.join(parts)}; expected {self.names}")
+        return InputError([key], f"records must have the fields {self.names}")  # pragma: no cover
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
 def _from_records(rows: list[Any], spec: InputSpec, key: str) -> Inputs:
-    if not spec.features or spec.single is None:
-        raise InputError([key, 0], "records (objects per row) need feature_names in model.json")
+    layout = spec.records
+    if layout is None:
+        why = ("this model has no feature_names in model.json (set model.feature_names and package again)"
+               if not spec.features else f"this model's inputs ({', '.join(spec.by_name)}) are not rows of features")
+        raise InputError([key, 0], f"records (objects per row) are not accepted: {why}; send rows of values")
     spec.check_rows(len(rows))
-    table = []
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise InputError([key, i], "every row must be an object when the first row is")
+    table = layout.table(rows, key)
+    if layout.per_input is None:
+        name = spec.tensors[0].name
+        return {name: spec.check(name, _array(table, [key], spec.dtypes[name]), [key])}
+    out: Inputs = {}
+    for t, col in zip(layout.per_input, zip(*table, strict=True), strict=True):
+        loc: list[str | int] = [key, t.name]
         try:
-            table.append([row[f] for f in spec.features])
-        except KeyError as e:
-            raise InputError([key, i, e.args[0]], "missing feature") from None
-        if len(row) != len(spec.features):
-            extra = next(f for f in row if f not in spec.features)
-            raise InputError([key, i, extra], f"unknown feature; expected {spec.features}")
-    name = spec.single.name
-    return {name: spec.check(name, _array(table, [key], spec.dtypes[name]), [key])}
+            if (texts := _texts_or_null(spec, t, col, loc)) is not None:
+                out[t.name] = texts if len(t.shape) == 1 else texts[:, None]
+                continue
+            arr = _array(list(col), loc, spec.dtypes[t.name])
+            if arr.ndim != 1:
+                raise InputError(loc, "a record's value must be a single value")
+            if len(t.shape) == 1:
+                out[t.name] = spec.check(t.name, arr, loc)
+            elif spec.dtypes[t.name].kind == "O":  # strings: checked as a list of texts, then one per row
+                out[t.name] = spec.check(t.name, arr, loc)[:, None]
+            else:
+                out[t.name] = spec.check(t.name, arr[:, None], loc)
+        except InputError as e:
+            raise (_bad_value(col, t, key) or e) from None
+    return out
+
+
+def _bad_value(col: tuple[Any, ...], t: Tensor, key: str) -> InputError | None:
+    """The first record whose value for per-input field ``t`` has the wrong JSON type (a string in a number
+    column, a number in a string column, mixed-type records): a 422 naming the record and the field."""
+    text = t.dtype in ("string", "object")
+    want = "a string" if text else f"a number ({t.dtype})"
+    for i, v in enumerate(col):
+        if v is None and not t.allow_missing:
+            return InputError([key, i, t.name], f"record {i}: field {t.name!r} is null, but this model has no "
+                                                f"imputer for it and cannot take a missing value there: send {want}")
+        if v is not None and not (isinstance(v, str) if text else isinstance(v, int | float)
+                                  and not isinstance(v, bool)):
+            return InputError([key, i, t.name], f"record {i}: field {t.name!r} must be {want}"
+                                                f"{' or null' if t.allow_missing else ''}, got {_json_type(v)}")
+    return None
+
+
+def _texts_or_null(spec: InputSpec, t: Tensor, values: tuple[Any, ...] | list[Any],
+                   loc: list[str | int]) -> np.ndarray | None:
+    """A string input sent with a null in it: an object array of its strings and None (the loader makes those
+    NaN) where it takes missing values (``allow_missing``), else an InputError; None for a string input without
+    nulls or another input (the usual checks run)."""
+    if spec.dtypes[t.name].kind != "O" or None not in values:
+        return None
+    if t.name not in spec.missing:
+        raise InputError([*loc, list(values).index(None)], "is null, but this model has no imputer for this input "
+                                                           "and cannot take a missing value: send a string")
+    bad = next((i for i, v in enumerate(values) if v is not None and not isinstance(v, str)), None)
+    if bad is not None:
+        raise InputError([*loc, bad], f"must be a string or null, got {_json_type(values[bad])}")
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = list(values)
+    return arr
+
+
+def _checked(spec: InputSpec, name: str, value: Any, loc: list[str | int]) -> np.ndarray:
+    """One named input of a JSON mapping, checked (a string input that takes missing values may hold nulls)."""
+    t = spec.by_name[name]
+    if isinstance(value, list) and (texts := _texts_or_null(spec, t, value, loc)) is not None:
+        return texts if len(t.shape) == 1 else texts[:, None]
+    return spec.check(name, _array(value, loc, spec.dtypes[name]), loc)
 
 
 def parse_npy(body: bytes, spec: InputSpec) -> Inputs:

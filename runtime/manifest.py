@@ -26,6 +26,9 @@ class Tensor(BaseModel):
     dtype: str = "float32"  # numpy dtype name
     shape: list[int | None] = Field(default_factory=lambda: [None])  # None = dynamic (batch axis first)
     role: OutputRole | None = None  # outputs only: how the server presents it
+    # inputs only: JSON null is accepted (NaN in a float column, a missing value in a string column), because
+    # `mldeploy package` found an imputer or a NaN-native estimator for it and ran the model on a missing value
+    allow_missing: bool = False
 
 
 class ImageSpec(BaseModel):
@@ -107,6 +110,10 @@ class Manifest(BaseModel):
     outputs: list[Tensor]
     class_labels: list[str] | None = None
     feature_names: list[str] | None = None
+    feature_names_source: Literal["config", "model", "sample"] | None = None  # where feature_names came from
+    # scikit-learn models fitted on a pandas DataFrame that select columns by name or have string columns: one
+    # input per column (float64 or string), and the server passes them as a DataFrame (runtime.loaders.sklearn)
+    dataframe: bool = False
     image: ImageSpec | None = None
     sample_input: dict[str, Any] | None = None  # {input name: nested list}, a few rows for docs/predict/warm-up
     baseline: Baseline | None = None

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mldeploy.artifacts import features
 from mldeploy.artifacts import sample as samples
 from mldeploy.artifacts.detect import resolve_format
 from mldeploy.artifacts.formats import Handler, handler_for
@@ -34,7 +35,8 @@ if TYPE_CHECKING:
 
 KEY_FILE = ".package-key"
 QUANTIZE_FILE = ".quantize.json"  # the before/after figures of model.quantize, shown again on a cached package
-CACHE_VERSION = "1"
+CACHE_VERSION = "4"  # 2: feature names from the model, ONNX inputs and the sample (artifacts.features); 3: their
+# source and DataFrame models (formats.sklearn_frame) in model.json; 4: allow_missing per input, classes_ dtype
 
 
 @dataclass
@@ -121,7 +123,9 @@ def package(project: Project, output_dir: Path | None = None, *, force: bool = F
     if cfg.image and len(sig.inputs) == 1 and len(sig.inputs[0].shape) != 4:
         raise _config_error(project, "model.image", f"the model input {sig.inputs[0].name!r} has shape "
                             f"{sig.inputs[0].shape}, not an image batch (N×C×H×W or N×H×W×C)")
-    sample = samples.read_sample(project.resolve(cfg.sample_input), sig.inputs) if cfg.sample_input else None
+    sample_path = project.resolve(cfg.sample_input) if cfg.sample_input else None
+    sig.feature_names = _feature_names(project, handler, sig, sample_path)
+    sample = samples.read_sample(sample_path, sig.inputs, sig.feature_names) if sample_path else None
     rows = cfg.parity.samples
     x = samples.parity_inputs(sig.inputs, sample, rows)
     try:
@@ -161,6 +165,19 @@ def package(project: Project, output_dir: Path | None = None, *, force: bool = F
         shutil.rmtree(tmp, ignore_errors=True)
     return PackageResult(dir=out, manifest=manifest, source_path=source, source_size=size_bytes(source),
                          notes=notes + handler.notes, quantization=quant)
+
+
+def _feature_names(project: Project, handler: Handler, sig: Signature, sample_path: Path | None) -> list[str] | None:
+    """model.feature_names, else the model's own names, else the sample's record keys; checked against the
+    model's feature count and the model's own order (mldeploy.artifacts.features)."""
+    keys = samples.sample_keys(sample_path, sig.inputs) if sample_path else None
+    try:
+        res = features.resolve(sig.inputs, project.config.model.feature_names, handler.model_feature_names(), keys)
+    except features.FeatureNamesError as e:
+        raise _config_error(project, e.field, e.message) from None
+    handler.notes.extend(res.notes)
+    handler.feature_names_source = res.source if res.names else None  # type: ignore[attr-defined]
+    return res.names
 
 
 def _check_labels(project: Project, sig: Signature, reference: dict[str, np.ndarray]) -> None:
@@ -247,6 +264,8 @@ def _manifest(project: Project, handler: Handler, sig: Signature, served: Served
         size_bytes=size_bytes(folder / served.file), task=sig.task if sig.task != "auto" else "other",
         inputs=inputs, outputs=_merge(sig.outputs, served.outputs), class_labels=sig.class_labels,
         feature_names=sig.feature_names, image=image, sample_input=samples.embeddable(sample),
+        feature_names_source=getattr(handler, "feature_names_source", None),
+        dataframe=getattr(handler, "frame_columns", None) is not None,  # sklearn_frame: one input per column
         baseline=samples.baseline(sample, layout), parity=parity, framework_versions=handler.framework_versions(),
         requirements=handler.requirements(served.format),
         trusted_types=handler.trusted_types if served.format == "skops" else None,

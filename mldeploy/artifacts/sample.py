@@ -16,8 +16,8 @@ MAX_SAMPLE_VALUES = 4096  # per row: larger inputs (images) are not embedded in 
 _DYNAMIC_DIM = 8
 
 
-def read_sample(path: Path, inputs: list[Tensor]) -> dict[str, np.ndarray]:
-    """Read a sample file: ``.npy`` (single input), ``.npz`` or ``.json`` (``{input: rows}`` or plain rows)."""
+def _load(path: Path) -> Any:
+    """The sample file's content: an array (.npy), {name: array} (.npz) or JSON (a request body's ``inputs``)."""
     field = "model.sample_input"
     if not path.is_file():
         raise ArtifactError(f"{field}: {path} does not exist", hint="fix the path or remove model.sample_input")
@@ -33,6 +33,69 @@ def read_sample(path: Path, inputs: list[Tensor]) -> dict[str, np.ndarray]:
         raise ArtifactError(f"{field}: cannot read {path}: {e}", hint="use a .json or .npy file") from e
     if isinstance(raw, dict) and "inputs" in raw and isinstance(raw["inputs"], dict | list):
         raw = raw["inputs"]  # the request body shape the server accepts
+    return raw
+
+
+def _records(raw: Any) -> bool:
+    return isinstance(raw, list) and bool(raw) and isinstance(raw[0], dict)
+
+
+def _columns(raw: Any, inputs: list[Tensor]) -> bool:
+    """``{feature: [values]}``: flat JSON lists under names that are not all input names."""
+    return (isinstance(raw, dict) and bool(raw) and not set(raw) <= {t.name for t in inputs}
+            and all(isinstance(v, list) and not any(isinstance(e, list | dict) for e in v) for v in raw.values()))
+
+
+def sample_keys(path: Path, inputs: list[Tensor]) -> list[str] | None:
+    """The field names of a sample given as records ``[{name: value}, …]`` or columns ``{name: [values]}``
+    (in the file's order); None for arrays and ``{input: rows}``."""
+    raw = _load(path)
+    if _records(raw):
+        return [str(k) for k in raw[0]]
+    if _columns(raw, inputs):
+        return [str(k) for k in raw]
+    return None
+
+
+def _from_records(raw: Any, inputs: list[Tensor], names: list[str] | None, where: str) -> Any:
+    """Records or columns → ``{input: rows}`` in the order of ``names`` (a mapping of input names is kept)."""
+    if not (_records(raw) or _columns(raw, inputs)):
+        return raw
+    if not names:
+        raise ArtifactError(f"{where}: records/columns need feature names", hint="set model.feature_names")
+    if _records(raw):
+        for i, rec in enumerate(raw):
+            if not isinstance(rec, dict):
+                raise ArtifactError(f"{where}: record {i} is a {type(rec).__name__}, not an object like record 0")
+            _same_fields(list(rec), names, f"{where}: record {i}")
+        cols = {n: [rec[n] for rec in raw] for n in names}
+    else:
+        _same_fields(list(raw), names, f"{where}: the columns")
+        cols = {n: raw[n] if isinstance(raw[n], list) else [raw[n]] for n in names}
+        if len({len(c) for c in cols.values()}) > 1:
+            raise ArtifactError(f"{where}: the columns have different lengths "
+                                f"({', '.join(f'{n}: {len(c)}' for n, c in cols.items())})")
+    if len(inputs) == 1:
+        return {inputs[0].name: [list(row) for row in zip(*cols.values(), strict=True)]}
+    return {t.name: [[v] for v in cols[t.name]] if len(t.shape) == 2 else cols[t.name] for t in inputs}
+
+
+def _same_fields(got: list[str], names: list[str], what: str) -> None:
+    missing = [n for n in names if n not in got]
+    extra = [k for k in got if k not in names]
+    if missing or extra:
+        parts = ([f"is missing fields {missing}"] if missing else []) + (
+            [f"has unexpected fields {extra}"] if extra else [])
+        raise ArtifactError(f"{what} {' and '.join(parts)}; the model's features are {names}",
+                            hint="give every record the model's feature names (model.feature_names or the names "
+                            "the model was trained with)")
+
+
+def read_sample(path: Path, inputs: list[Tensor], names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Read a sample file: ``.npy`` (single input), ``.npz`` or ``.json`` (``{input: rows}``, plain rows, records
+    ``[{feature: value}, …]`` or columns ``{feature: [values]}``, the latter two ordered by ``names``)."""
+    field = "model.sample_input"
+    raw = _from_records(_load(path), inputs, names, f"{field} ({path.name})")
     if not isinstance(raw, dict):
         if len(inputs) != 1:
             raise ArtifactError(f"{field}: the model has {len(inputs)} inputs; give a mapping "
@@ -46,7 +109,9 @@ def read_sample(path: Path, inputs: list[Tensor]) -> dict[str, np.ndarray]:
             arr = np.asarray(raw[spec.name], dtype=spec.dtype if spec.dtype != "string" else object)
         except (ValueError, TypeError) as e:
             raise ArtifactError(f"{field}: input {spec.name!r} in {path.name} is not a {spec.dtype} array: {e}") from e
-        if arr.ndim == len(spec.shape) - 1:
+        if arr.ndim == 1 and len(inputs) > 1 and spec.shape[1:] == [1]:
+            arr = arr[:, None]  # one column per input: [v, …] is N rows of one value
+        elif arr.ndim == len(spec.shape) - 1:
             arr = arr[None, ...]
         _check_shape(arr, spec, f"{field} ({path.name})")
         out[spec.name] = arr
@@ -74,11 +139,10 @@ def generate(inputs: list[Tensor], rows: int, seed: int = 0,
             out[spec.name] = rng.integers(0, max(hi, 1), size=shape).astype(spec.dtype)
         elif spec.dtype == "bool":
             out[spec.name] = rng.integers(0, 2, size=shape).astype(bool)
-        elif spec.dtype == "string" and len(spec.shape) == 1:
-            out[spec.name] = texts(rows, rng)
-        elif spec.dtype == "string":
-            raise ArtifactError(f"cannot generate inputs for the string input {spec.name!r}",
-                                hint="set model.sample_input to a file with example rows")
+        elif spec.dtype == "string" and ref is not None and len(ref):  # more rows like the sample's own texts
+            out[spec.name] = ref[np.arange(rows) % len(ref)]
+        elif spec.dtype == "string":  # [N] or [N, k]: texts in every cell
+            out[spec.name] = texts(int(np.prod(shape)), rng).reshape(shape)
         elif ref is not None and ref.size and ref.ndim >= 1:
             mean, std = ref.mean(axis=0), ref.std(axis=0)
             out[spec.name] = (mean + rng.standard_normal(shape) * np.where(std > 0, std, 1.0)).astype(spec.dtype)

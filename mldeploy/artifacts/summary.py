@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mldeploy.artifacts.packager import PackageResult
+from runtime.manifest import Manifest
 
 
 def human_size(n: int) -> str:
@@ -20,6 +21,20 @@ def shape_text(shape: list[int | None]) -> str:
     return "×".join("N" if d is None else str(d) for d in shape) or "scalar"
 
 
+_SOURCES = {"model": "from the model", "config": "from model.feature_names", "sample": "from model.sample_input"}
+
+
+def features_text(m: Manifest, limit: int = 8) -> str | None:
+    """One line: the feature names records use, where they came from, and whether the model takes a DataFrame."""
+    names = m.feature_names
+    if not names:
+        return None
+    shown = ", ".join(names[:limit]) + (f", … ({len(names)})" if len(names) > limit else "")
+    where = _SOURCES.get(m.feature_names_source or "", "from model.json")
+    frame = "; passed as a pandas DataFrame" if m.dataframe else ""
+    return f"{shown}  ({where}{frame})"
+
+
 def as_dict(result: PackageResult) -> dict[str, Any]:
     m = result.manifest
     return {
@@ -29,5 +44,6 @@ def as_dict(result: PackageResult) -> dict[str, Any]:
         "parity": m.parity.model_dump() if m.parity else None, "requirements": m.requirements,
         "inputs": [t.model_dump() for t in m.inputs], "outputs": [t.model_dump() for t in m.outputs],
         "class_labels": m.class_labels, "version": m.version, "notes": result.notes,
-        "quantization": result.quantization,
+        "quantization": result.quantization, "feature_names": m.feature_names,
+        "feature_names_source": m.feature_names_source, "dataframe": m.dataframe,
     }

@@ -1,4 +1,9 @@
-"""scikit-learn style estimators from pickle, joblib or skops files (``predict`` / ``predict_proba``)."""
+"""scikit-learn style estimators from pickle, joblib or skops files (``predict`` / ``predict_proba``).
+
+A model that takes a pandas DataFrame (model.json ``dataframe: true``: a ColumnTransformer selecting columns by
+name, string columns) has one input per column; ``to_frame`` builds the DataFrame from them (pandas is imported
+only for such models, and the image has it only for them).
+"""
 
 from __future__ import annotations
 
@@ -10,20 +15,43 @@ from typing import Any
 import numpy as np
 
 from runtime.loaders.base import ModelLoadError
-from runtime.manifest import Manifest, never_trusted
+from runtime.manifest import Manifest, Tensor, never_trusted
+
+
+def to_frame(inputs: dict[str, np.ndarray], columns: list[Tensor]) -> Any:
+    """The DataFrame a model fitted on one takes: the columns in ``columns`` order, ``float64`` or strings.
+
+    A missing value (JSON null, ``allow_missing`` inputs only) is NaN in a float column and also NaN in a string
+    column: pandas' own marker there (``read_csv`` writes it), which scikit-learn's imputers detect even in a
+    column of nothing else (a ``None`` reaches the encoder as an unknown category then)."""
+    import pandas as pd
+
+    data = {}
+    for t in columns:
+        col = np.asarray(inputs[t.name])
+        col = col.reshape(len(col), -1)[:, 0] if col.ndim > 1 else col
+        if t.dtype in ("string", "object"):
+            col = col.astype(object)
+            if t.allow_missing and (nulls := np.equal(col, None)).any():
+                col = np.where(nulls, np.nan, col)
+        else:
+            col = col.astype(t.dtype)
+        data[t.name] = col
+    return pd.DataFrame(data, columns=[t.name for t in columns])
 
 
 class EstimatorModel:
     def __init__(self, estimator: Any, manifest: Manifest) -> None:
         self.estimator = estimator
         self.input_name = manifest.inputs[0].name
+        self.columns = list(manifest.inputs) if manifest.dataframe else None
         self.label_out = next((o.name for o in manifest.outputs if o.role in ("label", "prediction", None)), None)
         self.proba_out = next((o.name for o in manifest.outputs if o.role == "probabilities"), None)
         if self.proba_out and not hasattr(estimator, "predict_proba"):
             raise ModelLoadError(f"model.json declares output {self.proba_out!r} but the model has no predict_proba")
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        x = inputs[self.input_name]
+        x = to_frame(inputs, self.columns) if self.columns else inputs[self.input_name]
         out: dict[str, np.ndarray] = {}
         if self.proba_out:
             proba = np.asarray(self.estimator.predict_proba(x))

@@ -87,6 +87,11 @@ class Handler(ABC):
     def signature(self) -> Signature:
         """Inputs/outputs (batch axis dynamic), task and class labels, from the model or the config."""
 
+    def model_feature_names(self) -> list[str] | None:
+        """After ``load``: the feature names the model itself records (e.g. ``feature_names_in_``), in column
+        order; None when it has none (``mldeploy.artifacts.features`` picks the names model.json records)."""
+        return None
+
     @abstractmethod
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the original model; outputs keyed like ``signature().outputs``."""

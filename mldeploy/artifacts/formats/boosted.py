@@ -29,6 +29,11 @@ _NATIVE_FILE = {"xgboost": "model.ubj", "lightgbm": "model.lgb.txt", "catboost":
 _DISTS = {"xgboost": ("xgboost-cpu", "xgboost"), "lightgbm": ("lightgbm",), "catboost": ("catboost",)}
 
 
+def _made_up(names: list[str]) -> bool:
+    """f0, f1, … (XGBoost), Column_0, … (LightGBM), 0, 1, … (CatBoost): the library's names for unnamed columns."""
+    return any(all(n == f"{prefix}{i}" for i, n in enumerate(names)) for prefix in ("f", "Column_", ""))
+
+
 def library_of(obj: Any) -> str | None:
     """``xgboost``/``lightgbm``/``catboost`` when ``obj`` is one of their models (sklearn wrapper or booster)."""
     root = type(obj).__module__.split(".", 1)[0]
@@ -131,7 +136,7 @@ class BoostedHandler(Handler):
         else:
             raise ArtifactError(f"the {self.library} model does not record its number of features",
                                 hint="set model.inputs, e.g. [{name: input, shape: [null, 13]}]")
-        names = cfg.feature_names or self._feature_names()
+        names = cfg.feature_names or self.model_feature_names()
         if self.kind == "classifier":
             k = self.n_classes
             outputs = [Tensor(name="label", dtype="int64", shape=[None], role="label"),
@@ -150,11 +155,14 @@ class BoostedHandler(Handler):
             classes = getattr(self.booster, "classes_", None)
         return [str(c) for c in classes] if classes is not None else [str(i) for i in range(self.n_classes)]
 
+    def model_feature_names(self) -> list[str] | None:
+        """The names the model was trained with; None for the names a library makes up for unnamed columns."""
+        names = self._feature_names()
+        return None if not names or _made_up(names) else names
+
     def _feature_names(self) -> list[str] | None:
-        est = self.estimator
-        if est is not None and hasattr(est, "feature_names_in_"):
-            return [str(f) for f in est.feature_names_in_]
-        return None
+        names = getattr(self.estimator, "feature_names_in_", None) if self.estimator is not None else None
+        return [str(f) for f in names] if names is not None else None
 
     # -- running ------------------------------------------------------------------------------------------
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -251,7 +259,7 @@ class XGBoostHandler(BoostedHandler):
 
     def _feature_names(self) -> list[str] | None:
         if self.estimator is None and self.booster.feature_names:
-            return list(self.booster.feature_names)
+            return [str(n) for n in self.booster.feature_names]
         return super()._feature_names()
 
     def _native_name(self) -> str:
@@ -281,8 +289,7 @@ class LightGBMHandler(BoostedHandler):
 
     def _feature_names(self) -> list[str] | None:
         if self.estimator is None:
-            names = list(self.booster.feature_name())
-            return None if all(n == f"Column_{i}" for i, n in enumerate(names)) else names
+            return [str(n) for n in self.booster.feature_name()]
         return super()._feature_names()
 
     def _save_estimator(self, target: Path) -> None:
@@ -306,9 +313,15 @@ class CatBoostHandler(BoostedHandler):
 
     def _from_estimator(self) -> None:
         super()._from_estimator()
+        if not self.n_features:  # a CatBoost estimator loaded from a pickle reports n_features_in_ 0
+            self.n_features = len(getattr(self.estimator, "feature_names_", None) or ()) or None
         if self.kind == "classifier":
             self.kind = "classifier" if str(self.estimator.get_all_params().get("loss_function")) in \
                 _CLASSIFIER_LOSSES else "regressor"
+
+    def _feature_names(self) -> list[str] | None:
+        names = getattr(self.estimator if self.estimator is not None else self.booster, "feature_names_", None)
+        return [str(n) for n in names] if names else None
 
     def _save_estimator(self, target: Path) -> None:
         self.estimator.save_model(str(target))

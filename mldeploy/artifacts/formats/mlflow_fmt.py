@@ -3,8 +3,9 @@
 ``MLmodel`` is YAML. Its flavor configuration names the model file (``sklearn.pickled_model``, ``onnx.data``,
 ``xgboost.data``, ``lightgbm.data``, ``catboost.data``, ``pytorch.model_data``), which is then handled like the
 same file given directly (format told by content). The ``signature.inputs`` (a JSON list of ``{name, type}``
-columns or one ``tensor-spec``) becomes the input schema and feature names, unless ``model.inputs`` /
-``model.feature_names`` are set.
+columns or one ``tensor-spec``) becomes the input schema (unless ``model.inputs`` is set) and its column names
+the model's feature names (after the inner model's own, e.g. ``feature_names_in_``; ``model.feature_names``
+overrides both, see ``mldeploy.artifacts.features``).
 """
 
 from __future__ import annotations
@@ -134,12 +135,10 @@ class MlflowHandler(Handler):
         inner_fmt = detect_format(inner_path)
         if inner_fmt in ("mlflow", "keras"):
             raise ArtifactError(f"{inner_path}: unexpected {inner_fmt} content inside an MLflow folder")
-        inputs, names = signature_inputs(mlm.inputs, str(self.path / "MLmodel"))
+        inputs, self.signature_names = signature_inputs(mlm.inputs, str(self.path / "MLmodel"))
         updates: dict[str, Any] = {}
         if inputs and not self.cfg.inputs and inner_fmt != "onnx":  # an ONNX graph names its own inputs
             updates["inputs"] = [TensorSpec(**t) for t in inputs]
-        if names and not self.cfg.feature_names:
-            updates["feature_names"] = names
         cfg = self.cfg.model_copy(update=updates) if updates else self.cfg
         inner = handler_for(inner_fmt)(inner_path, cfg, self.root)
         inner.load()
@@ -151,6 +150,15 @@ class MlflowHandler(Handler):
 
     def signature(self) -> Signature:
         return self.inner.signature()
+
+    def model_feature_names(self) -> list[str] | None:
+        """The inner model's own names (they fix the column positions), else the signature's column names."""
+        own = self.inner.model_feature_names()
+        sig = self.signature_names
+        if own and sig and own != sig:
+            self.notes.append(f"the MLmodel signature names the columns {sig} but the model was fitted on {own}: "
+                              "records use the model's names")
+        return own or sig
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.inner.predict(inputs)

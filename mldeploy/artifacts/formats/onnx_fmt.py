@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 
+from mldeploy.artifacts.features import per_input_names
 from mldeploy.artifacts.formats.base import Handler, Served, Signature, version_of
 from mldeploy.errors import ArtifactError
 from runtime.manifest import Tensor
@@ -77,6 +79,19 @@ def infer_roles(outputs: list[Tensor], task: str, values: dict[str, np.ndarray] 
     return "regression" if outputs else "other"
 
 
+def metadata_names(value: str | None) -> list[str] | None:
+    """``feature_names`` from ONNX metadata_props: a JSON list of strings, or names separated by commas."""
+    if not value or not value.strip():
+        return None
+    try:
+        doc = json.loads(value)
+    except ValueError:
+        doc = [n.strip() for n in value.split(",")]
+    if isinstance(doc, list) and doc and all(isinstance(n, str) and n for n in doc):
+        return list(doc)
+    return None
+
+
 class OnnxHandler(Handler):
     format = "onnx"
     native_format = "onnx"
@@ -88,8 +103,9 @@ class OnnxHandler(Handler):
             model = onnx.load(str(self.path), load_external_data=False)
             onnx.checker.check_model(model)
             self.opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=None)
+            self.metadata = {p.key: p.value for p in model.metadata_props}
         except ImportError:
-            self.opset = None
+            self.opset, self.metadata = None, {}
         except Exception as e:  # onnx raises DecodeError/ValidationError/… for corrupt files
             raise ArtifactError(f"{self.path} is not a valid ONNX model: {str(e).splitlines()[0][:300]}",
                                 hint="re-export the model; the file may be truncated") from e
@@ -101,6 +117,20 @@ class OnnxHandler(Handler):
             ins = [Tensor(**t.model_dump()) for t in self.cfg.inputs]
         return Signature(inputs=ins, outputs=outs, task=self.cfg.task, class_labels=self.cfg.class_labels,
                          feature_names=self.cfg.feature_names)
+
+    def model_feature_names(self) -> list[str] | None:
+        """The graph's input names when each input is one feature ([N] or [N, 1]); else the ``feature_names``
+        metadata (a JSON list or comma-separated names) when it names every column of the one [N, k] input."""
+        ins, _ = self.runner.tensors()
+        if names := per_input_names(ins):
+            return names
+        names = metadata_names(self.metadata.get("feature_names"))
+        if names and len(ins) == 1 and ins[0].shape[1:] == [len(names)]:
+            return names
+        if names:
+            self.notes.append(f"the ONNX metadata feature_names lists {len(names)} names, which do not fit the "
+                              f"graph's inputs ({', '.join(f'{t.name} {t.shape}' for t in ins)}): ignored")
+        return None
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.runner.run(inputs)

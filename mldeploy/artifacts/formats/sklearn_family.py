@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickletools
 import shutil
 import sys
 import warnings
@@ -11,32 +10,18 @@ from typing import Any
 
 import numpy as np
 
-from mldeploy.artifacts import skops_trust
+from mldeploy.artifacts import code_paths, skops_trust
+from mldeploy.artifacts.formats import sklearn_frame
 from mldeploy.artifacts.formats.base import Handler, Served, Signature, on_path, pinned, version_of
+from mldeploy.artifacts.pickle_scan import pickle_globals
+from mldeploy.artifacts.pickle_scan import pickle_modules as scanned_modules
 from mldeploy.errors import ArtifactError
 from runtime.manifest import Tensor
 
 
-def pickle_modules(path: Path, limit: int = 256 * 1024 * 1024) -> set[str] | None:
-    """Top-level modules a plain pickle imports (GLOBAL/STACK_GLOBAL), without executing it; None if unreadable."""
-    if path.stat().st_size > limit:
-        return None
-    modules: set[str] = set()
-    strings: list[str] = []
-    try:
-        with path.open("rb") as fh:
-            for op, arg, _ in pickletools.genops(fh):
-                if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
-                    strings.append(arg)
-                elif op.name == "GLOBAL":
-                    modules.add(str(arg).split(" ", 1)[0])
-                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                    modules.add(strings[-2])
-                elif op.name == "STOP":
-                    break
-    except (ValueError, EOFError):
-        return modules or None
-    return modules
+def pickle_modules(path: Path) -> set[str] | None:
+    """The modules a pickle imports (GLOBAL/STACK_GLOBAL), without executing it; None if unreadable."""
+    return scanned_modules(path)
 
 
 def distributions_for(modules: set[str]) -> tuple[list[str], list[str]]:
@@ -60,7 +45,8 @@ def distributions_for(modules: set[str]) -> tuple[list[str], list[str]]:
 
 class SklearnHandler(Handler):
     native_format = "pickle"
-    can_convert_to = ("onnx",)
+    can_convert_to: tuple[str, ...] = ("onnx",)
+    frame_columns: list[Tensor] | None = None  # a model that takes a pandas DataFrame: its columns (sklearn_frame)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -74,8 +60,9 @@ class SklearnHandler(Handler):
                                 hint="pip install joblib scikit-learn") from e
         if self.format == "skops":  # before anything in the file is constructed
             self.trusted_types = skops_trust.audit(self.path, self.cfg.trusted_types)
+        shipped = code_paths.resolve(self.root, self.cfg.code_paths)
         try:
-            with warnings.catch_warnings(), on_path(self.root):
+            with warnings.catch_warnings(), on_path(self.root), code_paths.importable(shipped):
                 warnings.simplefilter("ignore")
                 if self.format == "skops":
                     self.model = self._load_skops()
@@ -83,17 +70,31 @@ class SklearnHandler(Handler):
                     self.model = joblib.load(self.path)  # reads plain pickles too; executes the file's code
         except ArtifactError:
             raise
-        except ModuleNotFoundError as e:
-            raise ArtifactError(f"{self.path} needs the Python module {e.name!r}, which is not installed",
-                                hint=f"pip install the package that provides {e.name!r} (the server will need it "
-                                "too: add it to image.pip_packages)") from e
         except Exception as e:  # unpickling raises anything: UnpicklingError, EOFError, KeyError, …
-            raise ArtifactError(f"{self.path} is a {self.format} file but cannot be loaded ({type(e).__name__}: "
-                                f"{str(e)[:200]}); it looks corrupt or truncated",
-                                hint="re-save the model with the same library versions") from e
+            raise self._load_error(e) from e
         if not (hasattr(self.model, "predict") or hasattr(self.model, "transform")):
             raise ArtifactError(f"{self.path} holds a {type(self.model).__name__}, not an estimator with predict()",
                                 hint="save the fitted model/pipeline itself")
+
+    def _load_error(self, e: Exception) -> ArtifactError:
+        """What a failed load means: a class from ``__main__``, a module or class that is missing, else damage."""
+        globals_ = pickle_globals(self.path) if self.format != "skops" else None
+        if main := code_paths.main_module_diagnosis(globals_):
+            return ArtifactError(f"{self.path} cannot be loaded: {main[0]}", hint=main[1])
+        if isinstance(e, ModuleNotFoundError):
+            return ArtifactError(f"{self.path} needs the Python module {e.name!r}, which is not installed or "
+                                 "importable here", hint=f"if {e.name!r} is your own code, list its file or package "
+                                 f"in model.code_paths (e.g. `code_paths: [{(e.name or 'x').split('.')[0]}.py]`); if it"
+                                 " is a library, pip install it (the server will need it too: add it to "
+                                 "image.pip_packages)")
+        text = str(e)
+        if isinstance(e, AttributeError) and text.startswith("Can't get attribute"):  # pickle's find_class
+            return ArtifactError(f"{self.path} cannot be loaded: {text[:200]} (the class was renamed or moved since "
+                                 "the model was saved)", hint="restore the class under that name in that module, or "
+                                 "save the model again with the current code")
+        return ArtifactError(f"{self.path} is a {self.format} file but cannot be loaded ({type(e).__name__}: "
+                             f"{text[:200]}); it looks corrupt or truncated",
+                             hint="re-save the model with the same library versions")
 
     def specialized(self) -> Handler:
         """XGBoost/LightGBM/CatBoost estimators: ONNX via onnxmltools, else their native format (not pickle)."""
@@ -112,19 +113,24 @@ class SklearnHandler(Handler):
     def signature(self) -> Signature:
         m = self.model
         n = getattr(m, "n_features_in_", None)
-        if self.cfg.inputs:
+        if (columns := sklearn_frame.frame_inputs(m, self.cfg, self.root)) is not None:
+            self.frame_columns = columns
+            inputs = self.frame_columns = self._missing_values(columns)
+            self.can_convert_to = ()
+            self.notes.append(sklearn_frame.NOTE.format(fmt=self.format))
+        elif self.cfg.inputs:
             inputs = [Tensor(**t.model_dump()) for t in self.cfg.inputs]
         elif n is not None:
             inputs = [Tensor(name="input", dtype="float32", shape=[None, int(n)])]
         else:
             raise ArtifactError(f"{type(m).__name__} does not record its number of features",
                                 hint="set model.inputs in mldeploy.yaml, e.g. [{name: input, shape: [null, 4]}]")
-        names = self.cfg.feature_names or (
-            [str(f) for f in m.feature_names_in_] if hasattr(m, "feature_names_in_") else None)
+        names = self.cfg.feature_names or self.model_feature_names()
         classes = getattr(m, "classes_", None)
         if classes is not None and hasattr(m, "predict_proba"):
             k = len(classes)
-            label_dtype = "string" if np.asarray(classes).dtype.kind in "USO" else "int64"
+            found = np.asarray(classes).dtype  # predict() answers values of classes_: their dtype (float, bool, …)
+            label_dtype = "string" if found.kind in "USO" else found.name
             outputs = [Tensor(name="label", dtype=label_dtype, shape=[None], role="label"),
                        Tensor(name="probabilities", dtype="float32", shape=[None, k], role="probabilities")]
             labels = self.cfg.class_labels or [str(c) for c in classes]
@@ -137,10 +143,32 @@ class SklearnHandler(Handler):
         task = "regression" if self.cfg.task == "auto" else self.cfg.task
         return Signature(inputs, outputs, task, self.cfg.class_labels, names)
 
+    def _missing_values(self, columns: list[Tensor]) -> list[Tensor]:
+        """The DataFrame columns with ``allow_missing`` where an imputer or the estimator takes a missing value,
+        run on the sample's rows (else generated ones) with one (``sklearn_frame.allow_missing``)."""
+        from mldeploy.artifacts import sample as samples
+
+        path = self.root / Path(self.cfg.sample_input).expanduser() if self.cfg.sample_input else None
+        given = samples.read_sample(path, columns, [t.name for t in columns]) if path else None
+        x = samples.parity_inputs(columns, given, 8)
+        columns, notes = sklearn_frame.allow_missing(self.model, columns, x, self.predict)
+        self.notes.extend(notes)
+        return columns
+
+    def model_feature_names(self) -> list[str] | None:
+        """``feature_names_in_``: the DataFrame columns an estimator or pipeline was fitted on."""
+        names = getattr(self.model, "feature_names_in_", None)  # a Pipeline's raises AttributeError: None then
+        return [str(f) for f in names] if names is not None else None
+
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        (x,) = inputs.values()
-        # trees compare float32 thresholds: cast like the ONNX runtime will, so parity measures the conversion
-        x = x.astype(np.float32).astype(np.float64) if x.dtype.kind == "f" else x
+        if self.frame_columns is not None:
+            from runtime.loaders.sklearn import to_frame
+
+            x: Any = to_frame(inputs, self.frame_columns)  # the DataFrame the server builds
+        else:
+            (x,) = inputs.values()
+            # trees compare float32 thresholds: cast like the ONNX runtime will, so parity measures the conversion
+            x = x.astype(np.float32).astype(np.float64) if x.dtype.kind == "f" else x
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # feature-name warnings for models fitted on DataFrames
             if hasattr(self.model, "predict_proba") and hasattr(self.model, "classes_"):
@@ -157,6 +185,10 @@ class SklearnHandler(Handler):
         return Served(format=fmt, file=name)
 
     def convert(self, target: str, out_dir: Path, sig: Signature) -> Served:
+        if target == "onnx" and self.frame_columns is not None:
+            raise ArtifactError("model.convert is 'onnx' but this model takes a pandas DataFrame (a ColumnTransformer "
+                                "selecting columns by name, or string columns)", hint="set model.convert: auto or "
+                                "none to serve it as is (scikit-learn and pandas in the image)")
         if target != "onnx":
             return super().convert(target, out_dir, sig)
         from skl2onnx import to_onnx
@@ -179,23 +211,38 @@ class SklearnHandler(Handler):
 
     def _modules(self) -> set[str] | None:
         if not hasattr(self, "_mods"):
-            self._mods = pickle_modules(self.path) if self.format == "pickle" else None
+            self._mods = pickle_modules(self.path) if self.format in ("pickle", "joblib") else None
         return self._mods
 
     def requirements(self, served_format: str) -> list[str]:
         if served_format == "onnx":
             return pinned("onnxruntime")
         reqs = set(pinned("scikit-learn", "joblib", "numpy", "scipy"))
+        if self.frame_columns is not None:  # only these models: pandas is ~12 MB of wheel plus its deps
+            reqs.update(pinned("pandas"))
         if served_format == "skops":
             reqs.update(pinned("skops"))
         mods = self._modules()
         if mods:
             dists, local = distributions_for(mods)
             reqs.update(dists)
-            if local:
-                self.notes.append(f"{self.path.name} unpickles classes from {', '.join(local)}, which no installed "
-                                  "package provides: the server image must contain that code too")
+            self._check_shipped(local)
         return sorted(reqs, key=str.lower)
+
+
+    def _check_shipped(self, local: list[str]) -> None:
+        """Every top-level module the served pickle imports that no installed package provides must be in
+        ``model.code_paths``: else it packages here (the project folder is on sys.path) and the server dies."""
+        shipped = code_paths.module_names(code_paths.resolve(self.root, self.cfg.code_paths))
+        if missing := [m for m in local if m not in shipped and m != "__main__"]:
+            classes = sorted(f"{mod}.{name}" for mod, name in pickle_globals(self.path) or ()
+                             if mod.split(".", 1)[0] in missing)
+            listed = ", ".join(f"{m}.py" if (self.root / f"{m}.py").is_file() else m for m in missing)
+            raise ArtifactError(f"{self.path.name} is served as {self.format} and unpickles "
+                                f"{', '.join(classes) or ', '.join(missing)} from {', '.join(missing)}, which is your "
+                                "own code (no installed package provides it): the server could not import it",
+                                hint=f"add `code_paths: [{listed}]` under `model:` in mldeploy.yaml: the image then "
+                                f"ships it in {code_paths.IMAGE_DIR}, on the server's sys.path")
 
 
 class PickleHandler(SklearnHandler):

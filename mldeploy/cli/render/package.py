@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mldeploy.artifacts.packager import PackageResult
-from mldeploy.artifacts.summary import human_size, shape_text
+from mldeploy.artifacts.summary import features_text, human_size, shape_text
 
 
 def render(result: PackageResult) -> None:
@@ -34,6 +34,8 @@ def render(result: PackageResult) -> None:
         table.add_row("int8", f"{verdict}: size {human_size(q['fp32_bytes'])} → {human_size(q['int8_bytes'])}, "
                               f"single-row latency {q['fp32_latency_ms']:.3f} ms → {q['int8_latency_ms']:.3f} ms; "
                               f"parity max abs {qp['max_abs_error']:.2e}{agree}")
+    if line := features_text(m):
+        table.add_row("features", line)
     for t in m.inputs:
         table.add_row("input", f"{t.name}: {t.dtype}[{shape_text(t.shape)}]")
     for t in m.outputs:
