@@ -1,7 +1,8 @@
 """Several model versions in one process: weighted routing (sticky by a request-key hash), pinning by header.
 
 ``routing.json`` in MLDEPLOY_MODELS_DIR — ``{"weights": {"1.0.0": 90, "1.1.0": 10}, "sticky_header":
-"X-Request-Key"}`` — is re-read when its mtime changes (checked at most every ``check_interval_s``).
+"X-Request-Key"}`` — is re-read when its mtime changes (checked at most every ``check_interval_s``). Its optional
+``shadow`` object names a loaded version evaluated off the request path (``runtime.shadow.ShadowConfig``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Router:
         self.routing_file = routing_file
         self.check_interval_s = check_interval_s
         self.sticky_header: str | None = None
+        self.shadow = None  # runtime.shadow.ShadowConfig | None, from routing.json's "shadow"
         self._mtime: float | None = None
         self._checked = 0.0
         self._set_weights({self.versions[-1]: 100})
@@ -73,12 +75,16 @@ class Router:
                 raise ValueError(f"weights name versions {unknown} that are not loaded ({self.versions})")
             if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
                 raise ValueError("weights must be non-negative with a positive sum")
+            from runtime.shadow import ShadowConfig
+
+            shadow = ShadowConfig.parse(doc.get("shadow"), self.versions)
         except (OSError, ValueError, TypeError, AttributeError) as e:
             log.warning("ignoring %s: %s", self.routing_file, e)
             return
         self.sticky_header = (doc.get("sticky_header") or "").lower() or None
         self._set_weights(weights)
-        log.info("routing weights %s (sticky header %s)", self._weights, self.sticky_header)
+        self.shadow = shadow
+        log.info("routing weights %s (sticky header %s, shadow %s)", self._weights, self.sticky_header, shadow)
 
     def choose(self, headers, pinned: str | None = None) -> str:
         pin = pinned or headers.get(PIN_HEADER)

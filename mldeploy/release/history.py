@@ -47,6 +47,7 @@ class Record:
     finished_at: str | None = None
     reason: str | None = None
     from_revision: int | None = None  # promote / rollback: the stable revision before
+    contract: dict[str, Any] | None = None  # the model contract it serves (release.contract_diff.contract_of)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

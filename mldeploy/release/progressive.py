@@ -61,15 +61,20 @@ def bake(firing: Callable[[], list[tuple[str, str]]], seconds: float, lock: Depl
 
 def progressive(target: AwsTarget, history: HistoryStore, ui: Ui, *, steps: list[int], bake_s: float,
                 version: str, image: str | None = None, build: Callable[[], tuple[str, str | None]] | None = None,
-                lock: DeployLock | None = None) -> dict[str, Any]:
-    """Canary through ``steps`` with a bake each; roll back on an alarm, promote after the last step."""
+                lock: DeployLock | None = None, shadow: Callable[[], dict[str, Any]] | None = None,
+                before_start: ops.BeforeStart | None = None) -> dict[str, Any]:
+    """Canary through ``steps`` with a bake each; roll back on an alarm, promote after the last step.
+
+    ``shadow``: the shadow phase (``release.gates.shadow_phase``) runs first and starts the candidate at 0 %;
+    it raises RolledBackError when a ``release.gates`` gate fails, so no traffic moves."""
     alarms = target.alarm_names()
     ui.info(f"progressive delivery: {' → '.join(f'{s}%' for s in steps)}, {bake_s}s bake per step, "
-            f"watching {', '.join(alarms)}")
+            + (f"watching {', '.join(alarms)}" if alarms else "no alarms to watch"))
+    measures = shadow() if shadow is not None else None
     done: list[dict[str, Any]] = []
     for i, percent in enumerate(steps):
-        ops.canary(target, history, ui, percent=percent, image=image if i == 0 else None, version=version,
-                   build=build)
+        ops.canary(target, history, ui, percent=percent, image=image if i == 0 and shadow is None else None,
+                   version=version, build=build, before_start=before_start)
         ui.info(f"step {i + 1}/{len(steps)}: {percent}% — baking {bake_s}s")
         fired = bake(lambda: target.firing(alarms), bake_s, lock)
         if fired is not None:
@@ -82,4 +87,6 @@ def progressive(target: AwsTarget, history: HistoryStore, ui: Ui, *, steps: list
         done.append({"percent": percent, "baked_s": bake_s})
     result = ops.promote(target, history, ui)
     result["steps"] = done
+    if measures is not None:
+        result["shadow"] = measures
     return result

@@ -53,6 +53,9 @@ class Auth(Strict):
     jwt_max_lifetime_s: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="When set, tokens need 'iat' and 'exp - iat' (and 'exp - now') at most this.")
     failure_limit: str = Field(default="30/minute", description="Failed auth attempts per client IP before 429.")
+    sensitive_data: bool = Field(
+        default=False, description="Requests carry sensitive data: no input is ever kept in memory for inspection "
+        "(shadow evaluation's most-disagreeing sample is off whatever routing.json asks).")
 
     @field_validator("failure_limit")
     @classmethod

@@ -17,31 +17,35 @@ PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class MetricsEndpoint:
-    """Serves ``render()`` at ``/metrics`` on ``host:port``; every other path is 404."""
+    """Serves ``render()`` at ``/metrics`` on ``host:port`` and each ``routes`` path (JSON, e.g. ``/shadow``);
+    every other path is 404."""
 
-    def __init__(self, render: Callable[[], bytes], host: str, port: int) -> None:
+    def __init__(self, render: Callable[[], bytes], host: str, port: int,
+                 routes: dict[str, Callable[[], bytes]] | None = None) -> None:
         self.render, self.host, self.port = render, host, port
+        self.routes = dict(routes or {})
         self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> bool:
         """Bind and serve in a daemon thread; a busy port is logged, not fatal (serving predictions matters more)."""
-        render = self.render
+        render, routes = self.render, self.routes
 
         class Handler(BaseHTTPRequestHandler):
             server_version = "mldeploy"
             sys_version = ""
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                if self.path.split("?", 1)[0] != "/metrics":
+                path = self.path.split("?", 1)[0]
+                if path != "/metrics" and path not in routes:
                     self._send(404, b'{"detail":"Not Found"}', "application/json")
                     return
                 try:
-                    body = render()
+                    body = render() if path == "/metrics" else routes[path]()
                 except Exception:
-                    log.exception("rendering metrics failed")
+                    log.exception("rendering %s failed", path)
                     self._send(500, b'{"detail":"internal error"}', "application/json")
                     return
-                self._send(200, body, PROMETHEUS)
+                self._send(200, body, PROMETHEUS if path == "/metrics" else "application/json")
 
             def _send(self, status: int, body: bytes, ctype: str) -> None:
                 self.send_response(status)

@@ -28,6 +28,12 @@ def print_status(base: str, region: str, info: Mapping[str, Any]) -> None:
                 f"image {can.get('image')}")
     else:
         c.print("canary: none")
+    shadow = info.get("shadow")
+    if shadow and shadow.get("rows"):
+        from mldeploy.release.gates import lines
+
+        for line in lines(shadow):
+            c.print(f"shadow: {line}")
     table = Table("deployment", "status", "rollout", "running/desired", "task definition", box=None)
     for d in info["deployments"]:
         table.add_row(str(d["id"]), str(d["status"]), str(d["rollout"]), f"{d['running']}/{d['desired']}",

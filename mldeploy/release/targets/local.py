@@ -67,7 +67,36 @@ class LocalTarget:
     def write_routing(self, weights: dict[str, int]) -> None:
         doc = self._routing_doc()  # keep other keys (sticky_header …)
         doc["weights"] = weights
+        shadow = doc.get("shadow")
+        if shadow is not None and (len(weights) < 2 or (shadow or {}).get("version") not in weights):
+            del doc["shadow"]  # the shadowed canary was promoted or removed
         atomic_write_json(self.routing_path, doc)
+
+    def shadow(self) -> dict[str, Any] | None:
+        """The ``shadow`` object of routing.json (``runtime.shadow.ShadowConfig``), None when off."""
+        shadow = self._routing_doc().get("shadow")
+        return shadow if isinstance(shadow, dict) else None
+
+    def set_shadow(self, version: str, sample: float, keep: int = 0) -> None:
+        """The runtime evaluates ``version`` on ``sample`` of the stable answers (it must be in the weights)."""
+        doc = self._routing_doc()
+        doc["shadow"] = {"version": version, "sample": sample, **({"keep": keep} if keep else {})}
+        atomic_write_json(self.routing_path, doc)
+
+    def served_versions(self) -> list[str]:
+        """The versions the runtime must have loaded: those with a weight, and the shadow candidate."""
+        wanted = {v for v, w in self.read_routing().items() if w > 0}
+        shadow = self.shadow()
+        if shadow and shadow.get("version"):
+            wanted.add(str(shadow["version"]))
+        return sorted(wanted)
+
+    def alarm_names(self) -> list[str]:
+        """``canary --auto`` locally: no alarms to watch (the shadow gates and the bake still apply)."""
+        return []
+
+    def firing(self, alarms: list[str]) -> list[tuple[str, str]]:
+        return []
 
     def _set(self, **roles: str | None) -> None:
         data = read_state(self.state_path)

@@ -1,0 +1,464 @@
+"""Shadow evaluation: a candidate version answers a sample of live requests *after* the stable answer is sent.
+
+``routing.json`` names the candidate — ``{"weights": {"1.0.0": 100}, "shadow": {"version": "1.1.0", "sample":
+0.1}}`` (``runtime.routing.Router.shadow``). ``on_response`` is one of the data plane's after-response hooks
+(``InferenceService.after_response``, run by the serving middleware once the answer has been sent): a sampled
+stable answer — its version, decoded inputs and outputs — is offered to a bounded queue. A full queue drops the
+newest offer (counted): shadow work never waits, never grows, and never changes an answer. One daemon thread
+drains the queue: the first offer of each drain runs alone (its time is the candidate's latency on a real request),
+the others with the same shapes in one call; then the thread rests (at least ``REST_MIN_S``, and so that it computes
+at most ``BUSY_MAX`` of the time), so under load the queue fills and offers are dropped rather than the stable side
+losing CPU (or waiting for the GIL). It records, per
+(stable, candidate) pair:
+
+- agreement: the same label per row (classifiers), ``|a - b| <= tolerance * max(1, |a|)`` (regressors);
+- shift: the population stability index of the top score over ``BINS`` fixed bins on [0, 1], overall and per
+  predicted class (classifiers with probabilities);
+- the candidate's latency on real requests (the offers timed alone);
+- optionally (``keep`` > 0; never with ``runtime.auth.sensitive_data``) the ``keep`` rows where the two disagree
+  most.
+
+Published as Prometheus metrics (on the app's registry), EMF lines (``Shadow*`` in the app's namespace, dimension
+``Candidate``) and ``snapshot()`` — the JSON that ``GET /shadow`` on the metrics port returns to the CLI.
+With no second version loaded nothing here is built (no hook): the request path does not change.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import queue
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+from prometheus_client import Counter, Gauge, Histogram
+
+from runtime.metrics import LATENCY_BUCKETS, Metrics
+
+log = logging.getLogger("mldeploy.shadow")
+BINS = 10  # top-score bins of width 0.1 on [0, 1]
+PSI_MIN_ROWS = 50  # a class's PSI is reported (and gated) once both sides predicted it this often
+LATENCY_KEPT = 4096  # candidate latencies kept for the percentiles
+DRAIN_MAX = 256  # offers evaluated per wake-up: one timed alone, the others with the same shapes in one call
+BUSY_MAX = 0.1  # the worker rests so that it computes at most this share of the time (the stable side's CPU) …
+REST_MIN_S = 0.1  # … and at least this long between drains: offers gather and run together (≤ 10 drains a second)
+Offer = tuple[str, str, dict[str, np.ndarray], dict[str, np.ndarray]]  # stable, candidate, inputs, stable outputs
+
+
+def _groups(items: list[Offer]) -> list[list[Offer]]:
+    """Offers that can be concatenated: same pair, same input/output names, dtypes and non-batch shapes, every
+    array batch-first with the offer's row count."""
+    groups: dict[Any, list[Offer]] = {}
+    for item in items:
+        stable, candidate, inputs, outputs = item
+        rows = next(iter(inputs.values())).shape[0] if inputs else 0
+        arrays = [*inputs.items(), *outputs.items()]
+        if any(not isinstance(a, np.ndarray) or a.ndim == 0 or a.shape[0] != rows for _, a in arrays):
+            key: Any = id(item)  # not stackable: alone
+        else:
+            key = (stable, candidate, tuple((n, a.dtype.str, a.shape[1:]) for n, a in arrays))
+        groups.setdefault(key, []).append(item)
+    return list(groups.values())
+
+
+@dataclass(frozen=True)
+class ShadowConfig:
+    """The ``shadow`` object of ``routing.json``."""
+
+    version: str
+    sample: float = 1.0  # share of the stable side's requests offered
+    tolerance: float = 1e-6  # regressors: relative tolerance (absolute below 1)
+    keep: int = 0  # most-disagreeing rows kept for inspection (0: none)
+    queue: int = 64  # offers waiting for the candidate; the newest is dropped beyond
+
+    @classmethod
+    def parse(cls, doc: Any, versions: list[str]) -> ShadowConfig | None:
+        """Validate the ``shadow`` object (None or missing: off); ValueError names the bad key."""
+        if doc is None:
+            return None
+        if not isinstance(doc, dict) or not isinstance(doc.get("version"), str):
+            raise ValueError("shadow must be an object with a version, e.g. {\"version\": \"1.1.0\"}")
+        unknown = set(doc) - {"version", "sample", "tolerance", "keep", "queue"}
+        if unknown:
+            raise ValueError(f"shadow has unknown keys {sorted(unknown)}")
+        if doc["version"] not in versions:
+            raise ValueError(f"shadow version {doc['version']!r} is not loaded ({versions})")
+        cfg = cls(doc["version"], float(doc.get("sample", 1.0)), float(doc.get("tolerance", 1e-6)),
+                  int(doc.get("keep", 0)), int(doc.get("queue", 64)))
+        if not 0 < cfg.sample <= 1:
+            raise ValueError(f"shadow.sample {cfg.sample} must be in (0, 1]")
+        if cfg.tolerance < 0 or not 0 <= cfg.keep <= 1000 or not 1 <= cfg.queue <= 10000:
+            raise ValueError("shadow.tolerance must be >= 0, shadow.keep 0..1000, shadow.queue 1..10000")
+        return cfg
+
+
+def psi(expected: list[int] | np.ndarray, actual: list[int] | np.ndarray) -> float:
+    """Population stability index of two histograms over the same bins (each bin smoothed by 0.5 count)."""
+    e = np.asarray(expected, dtype=np.float64) + 0.5
+    a = np.asarray(actual, dtype=np.float64) + 0.5
+    e, a = e / e.sum(), a / a.sum()
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _bins(scores: np.ndarray) -> np.ndarray:
+    return np.minimum((np.clip(scores, 0.0, 1.0) * BINS).astype(np.int64), BINS - 1)
+
+
+@dataclass
+class PairStats:
+    """What one (stable, candidate) pair measured."""
+
+    stable: str
+    candidate: str
+    requests: int = 0
+    rows: int = 0
+    agreements: int = 0
+    errors: int = 0
+    stable_hist: dict[str, np.ndarray] = field(default_factory=dict)  # class -> top-score bin counts
+    candidate_hist: dict[str, np.ndarray] = field(default_factory=dict)
+    latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_KEPT))  # seconds per request
+    worst: list[tuple[float, int, dict[str, Any]]] = field(default_factory=list)  # min-heap of disagreements
+    seq: int = 0
+
+    def add_hist(self, hist: dict[str, np.ndarray], labels: list[str], scores: np.ndarray) -> None:
+        b = _bins(scores)
+        total = hist.setdefault("*", np.zeros(BINS, dtype=np.int64))
+        total += np.bincount(b, minlength=BINS)
+        names = np.asarray(labels, dtype=object)
+        for label in set(labels):
+            h = hist.setdefault(label, np.zeros(BINS, dtype=np.int64))
+            h += np.bincount(b[names == label], minlength=BINS)
+
+    def shift(self) -> dict[str, Any]:
+        """PSI overall (``*``) and per class with at least ``PSI_MIN_ROWS`` rows on both sides."""
+        if "*" not in self.stable_hist or "*" not in self.candidate_hist:
+            return {"psi": None, "per_class": {}, "bins": BINS}
+        per = {c: round(psi(h, self.candidate_hist[c]), 6) for c, h in sorted(self.stable_hist.items())
+               if c != "*" and c in self.candidate_hist and h.sum() >= PSI_MIN_ROWS
+               and self.candidate_hist[c].sum() >= PSI_MIN_ROWS}
+        overall = round(psi(self.stable_hist["*"], self.candidate_hist["*"]), 6)
+        return {"psi": overall, "max_psi": max([overall, *per.values()]), "per_class": per, "bins": BINS}
+
+    def latency_ms(self) -> dict[str, Any]:
+        values = sorted(self.latencies)
+        if not values:
+            return {"count": 0, "p50": None, "p99": None}
+
+        def pct(q: float) -> float:
+            return round(values[min(len(values) - 1, math.ceil(q * len(values)) - 1)] * 1000, 3)
+
+        return {"count": len(values), "p50": pct(0.5), "p99": pct(0.99)}
+
+    def to_json(self, keep_allowed: bool) -> dict[str, Any]:
+        return {
+            "stable": self.stable, "candidate": self.candidate, "requests": self.requests, "rows": self.rows,
+            "agreements": self.agreements, "errors": self.errors,
+            "agreement": round(self.agreements / self.rows, 6) if self.rows else None,
+            "shift": self.shift(), "candidate_latency_ms": self.latency_ms(),
+            "disagreements": [d for _, _, d in sorted(self.worst, key=lambda t: (-t[0], t[1]))]
+            if keep_allowed else "not stored (runtime.auth.sensitive_data)",
+        }
+
+
+class ShadowMetrics:
+    """The Prometheus side: counters and histograms fed by the worker, gauges refreshed by ``publish``."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        r = metrics.registry
+        pair = ["stable", "candidate"]
+        self.rows = Counter("mldeploy_shadow_rows", "Rows answered by both the stable and the shadow version", pair,
+                            registry=r)
+        self.agreements = Counter("mldeploy_shadow_agreements", "Shadow rows where both versions agree", pair,
+                                  registry=r)
+        self.offered = Counter("mldeploy_shadow_offered", "Requests offered to the shadow queue", ["candidate"],
+                               registry=r)
+        self.dropped = Counter("mldeploy_shadow_dropped", "Shadow offers dropped (queue full)", ["candidate"],
+                               registry=r)
+        self.errors = Counter("mldeploy_shadow_errors", "Shadow inferences that failed", ["candidate"], registry=r)
+        self.latency = Histogram("mldeploy_shadow_candidate_latency_seconds", "Candidate model time per request",
+                                 ["candidate"], buckets=LATENCY_BUCKETS, registry=r)
+        self.agreement = Gauge("mldeploy_shadow_agreement_ratio", "Agreed rows / shadow rows", pair,
+                               multiprocess_mode="mostrecent", registry=r)
+        self.psi = Gauge("mldeploy_shadow_top_score_psi", "PSI of the top score, candidate vs stable ('*': all)",
+                         [*pair, "class"], multiprocess_mode="mostrecent", registry=r)
+        self.depth = Gauge("mldeploy_shadow_queue_depth", "Shadow offers waiting", multiprocess_mode="livesum",
+                           registry=r)
+
+    def publish(self, pairs: list[PairStats], depth: int) -> None:
+        self.depth.set(depth)
+        for p in pairs:
+            if p.rows:
+                self.agreement.labels(p.stable, p.candidate).set(p.agreements / p.rows)
+            s = p.shift()
+            if s["psi"] is not None:
+                self.psi.labels(p.stable, p.candidate, "*").set(s["psi"])
+                for c, v in s["per_class"].items():
+                    self.psi.labels(p.stable, p.candidate, c).set(v)
+
+
+class ShadowEvaluator:
+    """The queue, the worker thread and the measures of every pair seen since start."""
+
+    def __init__(self, repository: Any, metrics: Metrics, emf: Any = None, *, sensitive: bool = False,
+                 emf_interval_s: float = 60.0) -> None:
+        self.repository = repository
+        self.router = repository.router
+        self.sensitive = sensitive
+        self.emf = emf
+        self.emf_interval_s = emf_interval_s
+        self.prom = ShadowMetrics(metrics)
+        self._queue: queue.Queue[Offer] | None = None
+        self._capacity = 0
+        self._pairs: dict[tuple[str, str], PairStats] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.offered = 0
+        self.dropped = 0
+        self._emf_pending: dict[str, dict[str, Any]] = {}
+        self._emf_at = time.monotonic()
+        self._children: dict[str, tuple[Any, Any]] = {}
+
+    # ---------------------------------------------------------------- request path (event loop)
+
+    def on_response(self, p: Any) -> None:
+        """The data plane's after-response hook (``InferenceService.after_response``), with each ``Prediction``
+        once its answer has been sent: offer a sampled stable answer to the queue."""
+        cfg = self.router.shadow
+        if cfg is None or p.version == cfg.version or p.inputs is None:
+            return
+        if cfg.sample < 1.0 and random.random() >= cfg.sample:  # noqa: S311 - sampling, not security
+            return
+        self.offer((p.version, cfg.version, p.inputs, p.outputs))
+
+    def offer(self, item: Offer) -> bool:
+        """Queue one (stable, candidate, inputs, outputs); False (and counted) when the queue is full."""
+        cfg = self.router.shadow
+        q = self._queue
+        if cfg is None:
+            return False
+        if q is None or self._capacity != cfg.queue:
+            q = self._resize(cfg.queue)
+        offered, dropped = self._children.get(item[1]) or self._child(item[1])
+        self.offered += 1
+        offered.inc()
+        try:
+            q.put_nowait(item)
+        except queue.Full:
+            self.dropped += 1
+            dropped.inc()
+            return False
+        return True
+
+    def _child(self, candidate: str) -> tuple[Any, Any]:
+        """The candidate's offered/dropped counter children, cached (``labels()`` takes a lock and builds a key)."""
+        pair = self._children[candidate] = (self.prom.offered.labels(candidate), self.prom.dropped.labels(candidate))
+        return pair
+
+    def _resize(self, capacity: int) -> queue.Queue:
+        with self._lock:
+            old = self._queue
+            self._queue, self._capacity = queue.Queue(maxsize=capacity), capacity
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._work, name="shadow", daemon=True)
+                self._thread.start()
+        if old is not None:  # what waited in the old queue is dropped (the capacity changed under it)
+            while True:
+                try:
+                    old.get_nowait()
+                except queue.Empty:
+                    break
+                self.dropped += 1
+        return self._queue
+
+    # ---------------------------------------------------------------- worker thread
+
+    def _work(self) -> None:
+        """Drain what waits (up to ``DRAIN_MAX`` offers), evaluate it, then rest so that the worker is busy at most
+        ``BUSY_MAX`` of the time: under load the queue fills and offers are dropped, the stable side keeps the CPU."""
+        while not self._stop.is_set():
+            q = self._queue
+            try:
+                first = q.get(timeout=0.25) if q is not None else None
+            except queue.Empty:
+                first = None
+            if first is not None:
+                items = [first]
+                while len(items) < DRAIN_MAX:
+                    try:
+                        items.append(q.get_nowait())  # type: ignore[union-attr]
+                    except queue.Empty:
+                        break
+                t0 = time.perf_counter()
+                for group in _groups(items):
+                    try:
+                        self._evaluate_group(group)
+                    except Exception:  # a shadow failure is counted, never raised into serving
+                        log.exception("shadow evaluation failed")
+                busy = time.perf_counter() - t0
+                self._stop.wait(min(1.0, max(REST_MIN_S, busy * (1 - BUSY_MAX) / BUSY_MAX)))
+            self._maybe_emf()
+
+    def _evaluate_group(self, group: list[Offer]) -> None:
+        """The first offer alone (its time is the candidate's latency on a real request), the rest in one call."""
+        self._evaluate(*group[0])
+        if len(group) > 1:
+            stable, candidate = group[0][0], group[0][1]
+            inputs = {n: np.concatenate([g[2][n] for g in group[1:]]) for n in group[0][2]}
+            outputs = {n: np.concatenate([g[3][n] for g in group[1:]]) for n in group[0][3]}
+            self._evaluate(stable, candidate, inputs, outputs, requests=len(group) - 1, timed=False)
+
+    def _evaluate(self, stable: str, candidate: str, inputs: dict[str, np.ndarray],
+                  outputs: dict[str, np.ndarray], requests: int = 1, timed: bool = True) -> None:
+        versions = self.repository.versions
+        smv, cmv = versions[stable], versions.get(candidate)
+        pair = self._pair(stable, candidate)
+        if cmv is None or cmv.batcher is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            cout = cmv.batcher.model.predict(inputs)
+        except Exception as e:  # noqa: BLE001 - any model failure is a shadow error
+            with self._lock:
+                pair.errors += requests
+            self.prom.errors.labels(candidate).inc(requests)
+            log.warning("shadow %s failed: %s", candidate, str(e)[:200])
+            return
+        seconds = time.perf_counter() - t0
+        sfields, _ = smv.formatter.format(outputs, 1)
+        cfields, _ = cmv.formatter.format(cout, 1)
+        s_proba, c_proba = smv.formatter.probabilities(outputs), cmv.formatter.probabilities(cout)
+        s_pred, c_pred = np.asarray(sfields.get("predictions")), np.asarray(cfields.get("predictions"))
+        rows = int(s_pred.shape[0]) if s_pred.ndim else 1
+        regress = s_proba is None and s_pred.dtype.kind in "fc" and c_pred.dtype.kind in "iufc"
+        cfg = self.router.shadow
+        tol = cfg.tolerance if cfg is not None else 1e-6
+        if regress:
+            a = s_pred.astype(np.float64).reshape(rows, -1)
+            b = c_pred.astype(np.float64).reshape(rows, -1)
+            gap = np.abs(a - b) / np.maximum(1.0, np.abs(a))
+            agree = (gap <= tol).all(axis=1)
+            score = gap.max(axis=1)
+        else:
+            s_lab = [str(x) for x in s_pred.reshape(-1).tolist()]
+            c_lab = [str(x) for x in c_pred.reshape(-1).tolist()]
+            agree = np.asarray([x == y for x, y in zip(s_lab, c_lab, strict=False)], dtype=bool)
+            score = np.where(agree, 0.0, 1.0)
+            if s_proba is not None and c_proba is not None and s_proba.shape == c_proba.shape:
+                idx = s_proba.argmax(axis=-1)
+                rows_i = np.arange(len(idx))
+                score = score * (1.0 + np.abs(s_proba[rows_i, idx] - c_proba[rows_i, idx]))
+        keep = 0 if self.sensitive or cfg is None else cfg.keep
+        with self._lock:
+            pair.requests += requests
+            pair.rows += len(agree)
+            pair.agreements += int(agree.sum())
+            if timed:
+                pair.latencies.append(seconds)
+            if not regress and s_proba is not None and c_proba is not None:
+                pair.add_hist(pair.stable_hist, s_lab, s_proba.max(axis=-1))
+                pair.add_hist(pair.candidate_hist, c_lab, c_proba.max(axis=-1))
+            if keep:
+                self._keep(pair, keep, agree, score, inputs, s_pred, c_pred)
+        self.prom.rows.labels(stable, candidate).inc(len(agree))
+        self.prom.agreements.labels(stable, candidate).inc(int(agree.sum()))
+        slot = self._emf_pending.setdefault(candidate, {"rows": 0, "agreements": 0, "latency": []})
+        slot["rows"] += len(agree)
+        slot["agreements"] += int(agree.sum())
+        if not timed:
+            return
+        self.prom.latency.labels(candidate).observe(seconds)
+        if len(slot["latency"]) < 100:  # EMF: at most 100 values per metric and line
+            slot["latency"].append(round(seconds * 1000, 3))
+
+    def _keep(self, pair: PairStats, keep: int, agree: np.ndarray, score: np.ndarray,
+              inputs: dict[str, np.ndarray], s_pred: np.ndarray, c_pred: np.ndarray) -> None:
+        for i in np.flatnonzero(~agree).tolist():
+            s = float(score[i])
+            if len(pair.worst) >= keep and s <= pair.worst[0][0]:
+                continue
+            pair.seq += 1
+            row = {"score": round(s, 6), "stable": s_pred.reshape(len(agree), -1)[i].tolist(),
+                   "candidate": c_pred.reshape(len(agree), -1)[i].tolist(),
+                   "input": {n: np.asarray(v[i]).tolist() for n, v in inputs.items()}}
+            entry = (s, pair.seq, row)
+            if len(pair.worst) < keep:
+                heapq.heappush(pair.worst, entry)
+            else:
+                heapq.heapreplace(pair.worst, entry)
+
+    def _pair(self, stable: str, candidate: str) -> PairStats:
+        with self._lock:
+            pair = self._pairs.get((stable, candidate))
+            if pair is None:
+                pair = self._pairs[(stable, candidate)] = PairStats(stable, candidate)
+            return pair
+
+    def _maybe_emf(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._emf_at < self.emf_interval_s:
+            return
+        self._emf_at = now
+        pending, self._emf_pending = self._emf_pending, {}
+        self.publish()
+        if self.emf is None or not pending:
+            return
+        for candidate, slot in pending.items():
+            with self._lock:
+                worst = [p.shift().get("max_psi") for p in self._pairs.values() if p.candidate == candidate]
+            metrics = [{"Name": "ShadowRows", "Unit": "Count"}, {"Name": "ShadowAgreements", "Unit": "Count"},
+                       {"Name": "ShadowLatency", "Unit": "Milliseconds"}, {"Name": "ShadowDropped", "Unit": "Count"}]
+            doc: dict[str, Any] = {
+                "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [
+                    {"Namespace": self.emf.namespace, "Dimensions": [["app", "env", "Candidate"]],
+                     "Metrics": metrics}]},
+                "app": self.emf.app, "env": self.emf.env, "Candidate": candidate,
+                "ShadowRows": slot["rows"], "ShadowAgreements": slot["agreements"],
+                "ShadowLatency": slot["latency"], "ShadowDropped": self.dropped,
+            }
+            psis = [w for w in worst if w is not None]
+            if psis:
+                metrics.append({"Name": "ShadowPSI", "Unit": "None"})
+                doc["ShadowPSI"] = max(psis)
+            self.emf.stream.write(orjson.dumps(doc).decode() + "\n")
+        self.emf.stream.flush()
+
+    # ---------------------------------------------------------------- reading
+
+    def publish(self) -> None:
+        """Refresh the gauges (agreement, PSI, queue depth)."""
+        with self._lock:
+            pairs = list(self._pairs.values())
+        self.prom.publish(pairs, self._queue.qsize() if self._queue is not None else 0)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What ``GET /shadow`` returns: the configuration, the queue and every pair's measures."""
+        cfg = self.router.shadow
+        with self._lock:
+            pairs = [p.to_json(not self.sensitive) for p in self._pairs.values()]
+        return {
+            "shadow": None if cfg is None else {"version": cfg.version, "sample": cfg.sample,
+                                                "tolerance": cfg.tolerance, "keep": 0 if self.sensitive else cfg.keep},
+            "sensitive_data": self.sensitive,
+            "queue": {"capacity": self._capacity, "depth": self._queue.qsize() if self._queue is not None else 0,
+                      "offered": self.offered, "dropped": self.dropped},
+            "pairs": pairs,
+        }
+
+    def render(self) -> bytes:
+        return orjson.dumps(self.snapshot())
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the worker (what is still queued is dropped: shadow work never delays a shutdown)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._maybe_emf(force=True)
