@@ -1,7 +1,8 @@
 """``python -m runtime --model-dir DIR [--port P] [--host H] [--workers N]``: run the server with uvicorn.
 
 Settings: runtime.json next to model.json, then MLDEPLOY_* env vars, then these flags. Exits 2 with a one-line
-message (no traceback) when the settings, the model folder or the auth secrets are wrong. On SIGTERM readiness
+message (no traceback) when the settings, the model folder or the auth secrets are wrong, or when the S3 artifact
+(``model.store: s3``, ``runtime.model_fetch``) does not verify. On SIGTERM readiness
 turns false, in-flight requests finish within ``drain_timeout_s`` and the process exits 0.
 """
 
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from runtime.auth import AuthConfigError
+    from runtime.model_fetch import FetchError, prepare
     from runtime.repository import StartupError
     from runtime.settings import ENV_MAP, SettingsError, load_settings
     from runtime.telemetry import setup_logging
@@ -32,11 +34,17 @@ def main(argv: list[str] | None = None) -> int:
                  "workers": args.workers}
     try:
         settings = load_settings(overrides)
+        setup_logging(settings.log_level)
+        # model.store s3: download + verify the artifact first (/ready answers 503 meanwhile), then serve it
+        fetched = prepare(settings.model_dir, settings.host, settings.port)
+        if fetched is not None:  # a shadow phase (MLDEPLOY_SHADOW_*): a models folder with both versions
+            overrides.update(model_dir=None, models_dir=str(fetched.folder)) if fetched.multi else \
+                overrides.update(model_dir=str(fetched.folder), models_dir=None)
+            settings = load_settings(overrides)
         # workers re-read settings from the environment: pass the flags on
         for key, value in overrides.items():
             if value is not None:
                 os.environ[env_of[key]] = str(value)
-        setup_logging(settings.log_level)
         from runtime.http.app import ModelServer
 
         ModelServer.build(settings)  # validate models folder + auth secrets before binding the port
@@ -45,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             # set after the check above: only the (spawned) workers write metric files
             metrics_dir = tempfile.mkdtemp(prefix="mldeploy-prom-")
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    except (SettingsError, AuthConfigError, StartupError) as e:
+    except (SettingsError, AuthConfigError, StartupError, FetchError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
@@ -73,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=settings.drain_timeout_s,
-        timeout_keep_alive=75,  # above the ALB's 60 s idle timeout, so the ALB closes first
+        timeout_keep_alive=settings.keep_alive_s,  # above the ALB's idle timeout, so the ALB closes first
         limit_max_requests=None,
         server_header=False,
         proxy_headers=False,  # X-Forwarded-For is read by runtime.http.clientip, from trusted proxies only

@@ -337,7 +337,7 @@ def test_a_second_rollback_on_aws_says_what_it_can_go_back_to(tmp_path: Path, aw
     _ok(["rollback", "--yes"], project, env)
     proc = _cli(["rollback", "--yes"], project, env)
     err = _err(proc)
-    assert proc.returncode == 1 and "no earlier version of app to roll back to" in err
+    assert proc.returncode == 10 and "no earlier version of app to roll back to" in err
     assert "has only" not in err and "1.0.0 (task definition revision 1) is the oldest stable version" in err
     assert "the history also holds 1.1.0 (task definition revision 2), which a rollback already left" in err
     assert "`mldeploy rollback --to 1.1.0` deploys it again" in err

@@ -137,14 +137,14 @@ def test_invalid_transitions_change_nothing(project: Path, aws: dict[str, str], 
         assert proc.returncode == code, (args, proc.stderr)
         assert message in proc.stderr.replace("\n", " "), (args, proc.stderr)
 
-    run("canary", "--percent", "10", "--image", f"{REGISTRY}:1.1.0", code=1, message="nothing is deployed for app")
+    run("canary", "--percent", "10", "--image", f"{REGISTRY}:1.1.0", code=10, message="nothing is deployed for app")
     up(project, env)
-    run("promote", "--yes", code=1, message="no canary is active for app (cluster app): nothing to promote")
-    run("rollback", "--yes", code=1, message="no earlier version of app to roll back to")
-    run("rollback", "--yes", "--to", "9.9.9", code=1, message="no deployment of app with version or revision '9.9.9'")
+    run("promote", "--yes", code=10, message="no canary is active for app (cluster app): nothing to promote")
+    run("rollback", "--yes", code=10, message="no earlier version of app to roll back to")
+    run("rollback", "--yes", "--to", "9.9.9", code=10, message="no deployment of app with version or revision '9.9.9'")
     run("canary", "--percent", "150", "--image", f"{REGISTRY}:1.1.0", code=2, message="--percent 150 is outside 0–100")
     run("canary", code=2, message="--percent is required")
-    run("canary", "--percent", "10", "--image", f"{REGISTRY}:v1", code=1, message="is already the stable version")
+    run("canary", "--percent", "10", "--image", f"{REGISTRY}:v1", code=10, message="is already the stable version")
     run("rollback", code=2, message="pass --yes")  # no terminal, no --yes: refuse rather than act unasked
     assert emu.weights() == STABLE_ONLY and set(emu.services()) == {"app"} and emu.revisions() == 1
 

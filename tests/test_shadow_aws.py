@@ -1,12 +1,15 @@
-"""The AWS side of release gates through the real CLI against a moto server: the model contract recorded by `up`
-and compared by `plan` and `canary`, the refusal of a breaking change, `canary --shadow` refused with the design's
-reason, and the shadow measures read back from CloudWatch by `canary --report` and `status`."""
+"""The AWS side of release gates: the model contract recorded by `up` and compared by `plan` and `canary`, the
+refusal of a breaking change, `canary --shadow` refused without `model.store: s3`, the shadow measures read back
+from CloudWatch by `canary --report` and `status`; with `model.store: s3` the shadow phase itself (`canary
+--shadow`, ending it, `canary --auto` judged by the gates) through the real CLI against a moto server, and the
+runtime side (both artifacts downloaded from moto S3, agreement measured) with the real `python -m runtime`."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -14,6 +17,8 @@ import pytest
 from tests.release_helpers import REGISTRY, Emulator, cli, cli_env, ok
 
 pytestmark = [pytest.mark.aws]
+ACCOUNT = "123456789012"  # moto's default account
+BUCKET = f"mldeploy-{ACCOUNT}-us-east-1"
 
 CONFIG = """\
 name: app
@@ -70,6 +75,7 @@ def test_contract_recorded_compared_and_refused_and_shadow_measures_read_back(tm
 
     shadow = cli(["canary", "--shadow", "--image", f"{REGISTRY}:1.1.0"], project, env)
     assert shadow.returncode == 2 and "docs/release-gates.md" in shadow.stderr.replace("\n", " ")
+    assert "needs model.store: s3" in shadow.stderr.replace("\n", " ")
 
     ok(["canary", "--percent", "10", "--allow-breaking", "--image", f"{REGISTRY}:1.1.0"], project, env)
     assert emu.records()[-1]["contract"]["labels"] == ["setosa", "versicolor", "hybrid"]
@@ -92,3 +98,226 @@ def test_contract_recorded_compared_and_refused_and_shadow_measures_read_back(tm
     status = json.loads(ok(["status", "--json"], project, env).stdout)
     assert status["shadow"]["agreement"] == 0.85
     assert "agreement 85.00%" in ok(["status"], project, env).stderr
+
+
+# ------------------------------------------------------------------------------------------ the runtime side
+
+
+def _upload(clients: Any, folder: Path) -> Any:
+    from mldeploy.aws import model_upload
+
+    index = model_upload.index_artifact(folder)
+    loc = model_upload.ModelLocation(BUCKET, model_upload.prefix_for("app", "default", index.version, index.sha256),
+                                     index.sha256, index.total_bytes, ACCOUNT)
+    model_upload.upload(clients, folder, loc, index, account=ACCOUNT)
+    return loc
+
+
+def test_the_stable_task_downloads_both_artifacts_and_measures_agreement_from_the_env(
+        tmp_path: Path, aws: dict[str, str]) -> None:
+    """``python -m runtime`` as a shadow revision's task starts it: the stable artifact and the candidate named by
+    ``MLDEPLOY_SHADOW_*`` downloaded from (moto) S3 and verified, the shadow evaluator configured from those
+    variables, and the agreement measured on the 150 iris rows equal to the offline figure.
+
+    What moto cannot show: ECS does not run tasks (the env is given to the process as the task definition would),
+    and the runtime's EMF lines do not reach CloudWatch (the CLI test above puts the metrics itself); the bucket is
+    created without the TLS-only policy, whose ``aws:SecureTransport`` condition moto ignores (it would deny every
+    request; tests/test_model_store.py checks the policy as planned)."""
+    import httpx
+
+    from mldeploy.aws.clients import Clients
+    from tests.infra import runtime_server
+    from tests.test_shadow import CANDIDATE_C, STABLE_C, iris_x, lr_model, wait_rows
+
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    clients = Clients(boto3.Session(), "us-east-1")
+    x = iris_x()
+    a = lr_model(tmp_path / "v1", "1.0.0", STABLE_C).predict(x)
+    b = lr_model(tmp_path / "v2", "1.1.0", CANDIDATE_C).predict(x)
+    offline = float((a == b).mean())
+    stable, candidate = _upload(clients, tmp_path / "v1"), _upload(clients, tmp_path / "v2")
+    settings_dir = tmp_path / "image-model"  # the image's /app/model: runtime.json only
+    settings_dir.mkdir()
+    (settings_dir / "runtime.json").write_text(json.dumps({"top_k": 1}))
+    env = {**aws, **stable.environment(), "MLDEPLOY_MODEL_CACHE_DIR": str(tmp_path / "ephemeral"),
+           "MLDEPLOY_SHADOW_S3_PREFIX": candidate.prefix, "MLDEPLOY_SHADOW_INDEX_SHA256": candidate.index_sha256,
+           "MLDEPLOY_SHADOW_VERSION": "1.1.0", "MLDEPLOY_SHADOW_SAMPLE": "1"}
+    env.pop("MLDEPLOY_STRICT_AWS", None)
+    rows = x.tolist()
+    with runtime_server(tmp_path, settings_dir, env=env) as proc, httpx.Client() as c:
+        # 15 requests of 10 rows: 15 offers, far below the shadow queue (64), so none is dropped
+        answers = [c.post(proc.url + "/predict", json={"inputs": rows[i:i + 10]}) for i in range(0, 150, 10)]
+        assert {r.status_code for r in answers} == {200}, answers[0].text
+        assert {r.json()["version"] for r in answers} == {"1.0.0"}  # the candidate never answers a client
+        doc = wait_rows(proc.metrics_url, 150)
+        pair = doc["pairs"][0]
+        assert (pair["stable"], pair["candidate"], pair["rows"]) == ("1.0.0", "1.1.0", 150)
+        assert abs(pair["agreement"] - offline) <= 1e-6, (pair["agreement"], offline)
+        assert 0.6 < offline < 0.98 and doc["queue"]["dropped"] == 0
+    assert "shadow evaluation of 1.1.0 on 100% of the requests" in proc.logs()
+
+    # a shadow index that is not the pinned one: the task refuses to start (exit 2), naming the file
+    env.update(MLDEPLOY_SHADOW_INDEX_SHA256="0" * 64, MLDEPLOY_MODEL_CACHE_DIR=str(tmp_path / "ephemeral2"))
+    with runtime_server(tmp_path, settings_dir, env=env, wait_ready=False) as proc:
+        assert proc.popen.wait(60) == 2
+        assert "mldeploy-files.json: sha256" in proc.logs(), proc.logs()
+
+
+# ------------------------------------------------------------------------------------------ the CLI on AWS
+
+
+def test_canary_shadow_on_aws_rolls_the_stable_service_onto_a_shadow_revision_and_rollback_ends_it(
+        tmp_path: Path, aws: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """The real CLI (in process: ``mldeploy.cli.main``) against moto: ``canary --shadow`` uploads the candidate,
+    grants the task role its prefix, registers the stable task definition's shadow revision and moves the stable
+    service onto it, recorded in the SSM history; ``canary --report`` names the candidate; ``canary --percent``
+    ends the shadow (a real canary), and after a second shadow ``rollback`` puts the base revision back.
+
+    What moto cannot show: the tasks never run (nothing downloads or shadows here: the runtime side is the test
+    above) and the TLS-only bucket policy: moto ignores its ``aws:SecureTransport`` condition, so the deny would
+    block every upload. As tests/test_model_store.py removes it after applying, this test replaces the policy call
+    with a read (the process is the test's, so ``model_store._policy`` can be patched); the policy itself is
+    asserted as planned in tests/unit/aws/test_model_store.py."""
+    from mldeploy.aws.engine.model import ApiCall
+    from mldeploy.aws.resources import model_store
+    from tests.release_helpers import cli_in_process
+
+    monkeypatch.setattr(model_store, "_policy", lambda spec, name: ApiCall(
+        "s3", "get_bucket_versioning", {"Bucket": name, "ExpectedBucketOwner": spec.account}))
+    for k, v in cli_env({}).items():
+        monkeypatch.setenv(k, v)
+
+    def run(*args: str) -> Any:
+        return cli_in_process(list(args), project, monkeypatch, capsys)
+
+    def done(*args: str) -> Any:
+        got = run(*args)
+        assert got.returncode == 0, f"{args} → {got.returncode}\n{got.stdout}\n{got.stderr}"
+        return got
+
+    project = project_at(tmp_path / "proj", "1.0.0")
+    (project / "mldeploy.yaml").write_text((project / "mldeploy.yaml").read_text().replace(
+        "  convert: none\n", "  convert: none\n  store: s3\n"))
+    done("package")
+    done("up", "--no-wait", "--image", f"{REGISTRY}:1.0.0")
+    emu = Emulator()
+    base = emu.services()["app"]["revision"]
+
+    project_at(project, "1.1.0").joinpath("mldeploy.yaml").write_text(
+        (project / "mldeploy.yaml").read_text().replace("  convert: none\n", "  convert: none\n  store: s3\n"))
+    done("package")
+    shadow = done("canary", "--shadow", "--sample", "0.25")
+    svc = emu.services()
+    assert set(svc) == {"app"} and svc["app"]["revision"] == base + 1  # no canary service, the stable rolled
+    td = emu.ecs.describe_task_definition(taskDefinition=f"app:{base + 1}", include=["TAGS"])
+    env = {e["name"]: e["value"] for e in td["taskDefinition"]["containerDefinitions"][0]["environment"]}
+    assert env["MLDEPLOY_MODEL_VERSION"] == "1.0.0" and env["MLDEPLOY_SHADOW_VERSION"] == "1.1.0"
+    assert env["MLDEPLOY_SHADOW_SAMPLE"] == "0.25" and env["MLDEPLOY_SHADOW_S3_PREFIX"].startswith("app/default/1.1.0/")
+    assert env["MLDEPLOY_SHADOW_S3_PREFIX"] != env["MLDEPLOY_MODEL_S3_PREFIX"]
+    keys = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=env["MLDEPLOY_SHADOW_S3_PREFIX"])["Contents"]
+    assert any(k["Key"].endswith("mldeploy-files.json") for k in keys)  # the candidate was uploaded
+    tags = {t["key"]: t["value"] for t in td["tags"]}
+    assert tags["mldeploy:shadow-of"].endswith(f"/app:{base}")
+    from mldeploy.aws.resources import iam
+
+    policy = boto3.client("iam").get_role_policy(RoleName="app-task", PolicyName=iam.MODEL_POLICY_NAME)
+    granted = json.dumps(policy["PolicyDocument"])
+    assert f"{BUCKET}/{env['MLDEPLOY_SHADOW_S3_PREFIX']}*" in granted  # the task role may read the candidate
+    assert f"{BUCKET}/{env['MLDEPLOY_MODEL_S3_PREFIX']}*" in granted  # … and still the stable
+    record = emu.records()[-1]
+    assert (record["action"], record["version"], record["outcome"], record["percent"]) == (
+        "shadow", "1.1.0", "active", 0)
+    assert "1.1.0" in shadow.stderr and "25%" in shadow.stderr
+    report = json.loads(done("canary", "--report", "--json").stdout)
+    assert report["candidate"] == "1.1.0"  # the shadow's candidate, read from the stable task definition
+    status = json.loads(done("status", "--json").stdout)
+    assert status["shadow"]["candidate"] == "1.1.0"  # no canary runs: the candidate is the stable tasks' shadow
+
+    # a real canary ends the shadow: the stable service back on the base revision, the record closed
+    done("canary", "--percent", "10", "--image", f"{REGISTRY}:1.1.0")
+    svc = emu.services()
+    assert svc["app"]["revision"] == base and "app-canary" in svc
+    canary_env = {e["name"] for e in emu.task_definition(
+        emu.ecs.describe_services(cluster="app", services=["app-canary"])["services"][0]["taskDefinition"])[
+        "containerDefinitions"][0]["environment"]}
+    assert not any(n.startswith("MLDEPLOY_SHADOW_") for n in canary_env)
+    shadows = [r for r in emu.records() if r["action"] == "shadow"]
+    assert shadows[-1]["outcome"] == "succeeded" and "ended" in shadows[-1]["reason"]
+
+    # remove the canary, shadow again, then rollback: only the shadow ends (the stable version stays 1.0.0)
+    done("rollback", "--yes")
+    done("canary", "--shadow")
+    assert emu.services()["app"]["revision"] != base
+    done("rollback", "--yes")
+    assert emu.services() == {"app": {**emu.services()["app"], "revision": base}}
+    last = emu.records()[-1]
+    assert (last["action"], last["outcome"]) == ("shadow", "rolled_back")
+
+
+@pytest.mark.parametrize("agreements", [340, 396], ids=["gate-fails", "gate-passes"])
+def test_canary_auto_on_aws_judges_the_shadow_from_cloudwatch(
+        tmp_path: Path, aws: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+        agreements: int) -> None:
+    """``canary --auto`` with ``release.gates`` on AWS: the canary at 0 %, the stable tasks shadowing it, the
+    measures read from CloudWatch — moto gets no EMF from logs, so the test puts the metrics the runtime's EMF lines
+    would create (400 rows; 85 % or 99 % agreement). ``min_agreement: 0.9`` fails at 85 %: exit 6 naming the gate,
+    the canary removed, the stable service back on its base revision, the shadow record closed as rolled back. At
+    99 % the steps follow (bake 0 s) and the candidate is promoted; the shadow ended with its first step. (The
+    TLS-only bucket policy is replaced as in the test above.)"""
+    from mldeploy.aws.engine.model import ApiCall
+    from mldeploy.aws.resources import model_store
+    from tests.release_helpers import cli_in_process
+
+    monkeypatch.setattr(model_store, "_policy", lambda spec, name: ApiCall(
+        "s3", "get_bucket_versioning", {"Bucket": name, "ExpectedBucketOwner": spec.account}))
+    for k, v in cli_env({}).items():
+        monkeypatch.setenv(k, v)
+    project = project_at(tmp_path / "proj", "1.0.0")
+
+    def s3_store() -> None:
+        cfg = project / "mldeploy.yaml"
+        cfg.write_text(cfg.read_text().replace("  convert: none\n", "  convert: none\n  store: s3\n")
+                       .replace("bake_time_s: 30", "bake_time_s: 0"))
+
+    def done(*args: str) -> Any:
+        got = cli_in_process(list(args), project, monkeypatch, capsys)
+        assert got.returncode == 0, f"{args} → {got.returncode}\n{got.stdout}\n{got.stderr}"
+        return got
+
+    s3_store()
+    done("package")
+    done("up", "--no-wait", "--image", f"{REGISTRY}:1.0.0")
+    emu = Emulator()
+    base = emu.services()["app"]["revision"]
+    project_at(project, "1.1.0")
+    s3_store()
+    done("package")
+    dims = [{"Name": "app", "Value": "app"}, {"Name": "env", "Value": "default"},
+            {"Name": "Candidate", "Value": "1.1.0"}]
+    now = datetime.now(UTC)
+    boto3.client("cloudwatch").put_metric_data(Namespace="mldeploy", MetricData=[
+        {"MetricName": "ShadowRows", "Dimensions": dims, "Timestamp": now, "Value": 400, "Unit": "Count"},
+        {"MetricName": "ShadowAgreements", "Dimensions": dims, "Timestamp": now, "Value": agreements,
+         "Unit": "Count"}])
+    got = cli_in_process(["canary", "--auto", "--image", f"{REGISTRY}:1.1.0"], project, monkeypatch, capsys)
+    err = got.stderr.replace("\n", " ")
+    shadow = [r for r in emu.records() if r["action"] == "shadow"]
+    canary = [r for r in emu.records() if r["action"] == "canary"]
+    assert len(shadow) == 1 and shadow[0]["version"] == "1.1.0"
+    if agreements == 340:
+        assert got.returncode == 6, err
+        assert "shadow gate release.gates.min_agreement failed for 1.1.0" in err and "agreement 85.00%" in err
+        assert emu.services() == {"app": {**emu.services()["app"], "revision": base}}  # no canary, no shadow
+        assert shadow[0]["outcome"] == "rolled_back"
+        assert canary[-1]["outcome"] == "rolled_back" and "shadow gate failed" in canary[-1]["reason"]
+        return
+    assert got.returncode == 0, err
+    assert "shadow gates passed for 1.1.0" in err
+    svc = emu.services()
+    assert set(svc) == {"app"} and svc["app"]["image"] == f"{REGISTRY}:1.1.0"  # promoted
+    env = {e["name"] for e in emu.task_definition(
+        emu.ecs.describe_services(cluster="app", services=["app"])["services"][0]["taskDefinition"])[
+        "containerDefinitions"][0]["environment"]}
+    assert not any(n.startswith("MLDEPLOY_SHADOW_") for n in env)
+    assert shadow[0]["outcome"] == "succeeded" and "10% of traffic" in shadow[0]["reason"]
+    assert emu.records()[-1]["action"] == "promote"

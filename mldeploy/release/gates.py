@@ -90,12 +90,16 @@ def read_cloudwatch(clients: Clients, app: str, env: str, candidate: str, since_
 
     from mldeploy.aws.clients import aws_errors
 
-    end = datetime.fromtimestamp(now or time.time(), UTC)
-    start = end - timedelta(seconds=since_s)
+    at = datetime.fromtimestamp(now or time.time(), UTC)
+    start = at - timedelta(seconds=since_s)
+    # a minute past now: EndTime is exclusive, and a point logged this very second must count (CloudWatch
+    # returns nothing for the future part of a window)
+    end = at + timedelta(seconds=60)
+    window = since_s + 60
     dims = [{"Name": "app", "Value": app}, {"Name": "env", "Value": env}, {"Name": "Candidate", "Value": candidate}]
     # GetMetricStatistics: "The maximum number of data points returned from a single call is 1,440" — one period
     # spanning the window returns one point (Period: "multiple of 60", botocore cloudwatch GetMetricStatistics)
-    period = max(60, since_s - since_s % 60)
+    period = max(60, window + (-window) % 60)  # one period covers the whole window
 
     def stat(name: str, **kw: Any) -> list[dict[str, Any]]:
         with aws_errors("cloudwatch:GetMetricStatistics"):
@@ -150,7 +154,11 @@ def shadow_phase(target: Any, history: HistoryStore, ui: Ui, *, gates: ReleaseGa
 
     ops.canary(target, history, ui, percent=0, image=image, version=version, build=build,
                before_start=before_start)
-    target.set_shadow(version, gates.sample)
+    try:
+        target.set_shadow(version, gates.sample)
+    except MldeployError as e:  # e.g. AWS: the tasks cannot hold both models: the 0 % canary goes too
+        ops.rollback_canary(ops.load(target, history), ui, f"shadow phase not started: {e.message}")
+        raise
     ui.info(f"shadow phase: {version} answers {gates.sample:.0%} of the stable requests off the request path; "
             f"waiting for {gates.min_samples} rows (at most {gates.shadow_timeout_s}s)")
     deadline = time.monotonic() + gates.shadow_timeout_s

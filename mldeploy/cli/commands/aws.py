@@ -69,12 +69,15 @@ def status(ctx: typer.Context) -> None:
     session = Session.of(ctx)
     project, aws = session.project, session.clients()
     info = collect(project, aws)
-    if (info.get("canary") or {}).get("version"):  # the canary's shadow measures, when its EMF created them
+    from mldeploy.workflows.release import shadow_candidate
+
+    candidate = shadow_candidate(project, aws) or (info.get("canary") or {}).get("version")
+    if candidate:  # the shadow phase's (stable tasks) or the canary's measures, when its EMF created them
         from mldeploy.errors import MldeployError
         from mldeploy.release.gates import read_cloudwatch
 
         try:
-            info["shadow"] = read_cloudwatch(aws, project.names.app, project.names.env, info["canary"]["version"])
+            info["shadow"] = read_cloudwatch(aws, project.names.app, project.names.env, candidate)
         except MldeployError:
             info["shadow"] = None
     if session.json:

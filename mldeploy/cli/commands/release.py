@@ -9,6 +9,10 @@ import typer
 from mldeploy.cli.options import ReleaseForceUnlock, ReleaseTarget, Target
 from mldeploy.cli.session import Session
 
+NoWait = Annotated[bool, typer.Option("--no-wait", help="Apply the change and return without waiting for the ECS "
+                                      "rollout (--target aws); the history notes it as not verified. Follow it "
+                                      "with `mldeploy status`.")]
+
 
 def _clients(session: Session, target: Target) -> Any:
     """The session's AWS clients for ``--target aws`` (so --region/--profile apply), None locally."""
@@ -91,20 +95,69 @@ def canary(
     force_unlock: ReleaseForceUnlock = False,
     ignore_budget: Annotated[bool, typer.Option("--ignore-budget", help="Start the canary even when the estimate "
                                                 "exceeds cost.budget_monthly.")] = False,
+    no_wait: NoWait = False,
+    shadow: Annotated[bool, typer.Option("--shadow", help="Shadow evaluation: the candidate also answers a sample of "
+                                         "the stable requests after their answer is sent (0% of traffic unless "
+                                         "--percent); see `canary --report`.")] = False,
+    sample: Annotated[float | None, typer.Option("--sample", min=0.001, max=1.0, help="With --shadow: share of the "
+                                                 "stable requests shadowed (default release.gates.sample, else "
+                                                 "0.1).")] = None,
+    report: Annotated[bool, typer.Option("--report", help="Print the shadow measures (agreement, score shift, "
+                                         "candidate latency) and the release.gates verdicts; changes nothing.")
+                      ] = False,
+    allow_breaking: Annotated[bool, typer.Option("--allow-breaking", help="Start the canary even when the model "
+                                                 "contract (inputs, dtypes, response fields, labels) breaks "
+                                                 "clients.")] = False,
+    metrics_url: Annotated[str | None, typer.Option("--metrics-url", help="--target local: the runtime's metrics "
+                                                    "port (default http://127.0.0.1:runtime.metrics_port).")
+                           ] = None,
 ) -> None:
     """Send N% of traffic to a new version; re-run with another N to move the weights."""
     from mldeploy.release.state import check_percent
     from mldeploy.workflows import release
 
-    check_percent(percent, required=not auto)  # a usage error before any config or AWS lookup
+    if report:
+        _shadow_report(Session.of(cli), target, metrics_url)
+        return
+    if sample is not None and not shadow:
+        from mldeploy.errors import ExitCode, MldeployError
+
+        raise MldeployError("--sample applies with --shadow", exit_code=ExitCode.USAGE)
+    check_percent(percent, required=not (auto or shadow))  # a usage error before any config or AWS lookup
     session = Session.of(cli)
     result = release.canary(session.project, _clients(session, target), session.ui, percent=percent, image=image,
-                            auto=auto, target=target.value, force_unlock=force_unlock, ignore_budget=ignore_budget)
+                            auto=auto, target=target.value, force_unlock=force_unlock, ignore_budget=ignore_budget,
+                            wait=not no_wait, shadow=shadow, sample=sample, allow_breaking=allow_breaking,
+                            metrics_url=metrics_url)
     _follow_locally(session, target)
     _report(session, "canary", result, target)
 
 
-def promote(cli: typer.Context, target: ReleaseTarget = Target.aws, force_unlock: ReleaseForceUnlock = False) -> None:
+def _shadow_report(session: Session, target: Target, metrics_url: str | None) -> None:
+    """``canary --report``: the measures and gate verdicts; exit 0 whatever they say (``--auto`` enforces)."""
+    from mldeploy import console
+    from mldeploy.release.gates import lines
+    from mldeploy.workflows import release
+
+    doc = release.shadow_report(session.project, _clients(session, target), target=target.value,
+                                metrics_url=metrics_url)
+    if session.json:
+        console.emit_json(doc)
+        return
+    ui = session.ui
+    ui.info(f"shadow evaluation of {doc['candidate']} ({target.value})")
+    for line in lines(doc["measures"]):
+        ui.info(f"  {line}")
+    q = doc.get("queue")
+    if q:
+        ui.info(f"  queue: {q['depth']}/{q['capacity']} waiting, {q['offered']} offered, {q['dropped']} dropped")
+    for g in doc["gates"]:
+        (ui.info if g["ok"] else ui.warn)(f"  {'pass' if g['ok'] else 'FAIL'} release.gates.{g['gate']}: "
+                                          f"{g['detail']}")
+
+
+def promote(cli: typer.Context, target: ReleaseTarget = Target.aws, force_unlock: ReleaseForceUnlock = False,
+            no_wait: NoWait = False) -> None:
     """Make the canary the stable version (weights 100/0, canary removed)."""
     from mldeploy.workflows import release
 
@@ -112,7 +165,7 @@ def promote(cli: typer.Context, target: ReleaseTarget = Target.aws, force_unlock
     if target is Target.aws:
         session.confirm(f"Promote the canary of {session.project.names.base} to all traffic?")
     result = release.promote(session.project, _clients(session, target), session.ui, target=target.value,
-                             force_unlock=force_unlock)
+                             force_unlock=force_unlock, wait=not no_wait)
     _follow_locally(session, target)
     _report(session, "promote", result, target)
 
@@ -123,6 +176,7 @@ def rollback(
                                            "return to (default: the previous one).")] = None,
     target: ReleaseTarget = Target.aws,
     force_unlock: ReleaseForceUnlock = False,
+    no_wait: NoWait = False,
 ) -> None:
     """Remove the active canary, or return the stable service to the previous (or --to) version."""
     from mldeploy.release.state import TransitionError
@@ -134,7 +188,7 @@ def rollback(
                         f"{to or 'the previous version'})?")
     try:
         result = release.rollback(session.project, _clients(session, target), session.ui, to=to,
-                                  target=target.value, force_unlock=force_unlock)
+                                  target=target.value, force_unlock=force_unlock, wait=not no_wait)
     except TransitionError as e:
         raise _no_earlier(session, target, e) if to is None else e from None
     _follow_locally(session, target)

@@ -14,6 +14,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from mldeploy.aws.engine.model import Action, ApiCall, Ref, Step, Wait, after, noop
+from mldeploy.aws.resources import model_store
 from mldeploy.release.targets.aws_read import Fleet, describe_task_definition, main_container
 
 if TYPE_CHECKING:
@@ -37,33 +38,142 @@ def _td_signature(args: dict[str, Any]) -> str:
     return json.dumps(norm, sort_keys=True, default=str)
 
 
-def task_definition(spec: StackSpec, fleet: Fleet, remote: Remote, known: Known) -> list[Step]:
-    """A revision of the stable task definition that differs only in ``spec.image`` and ``spec.version``.
+SHADOW_OF_TAG = "mldeploy:shadow-of"
+"""A shadow revision of the stable task definition names the revision it was copied from (its ARN: ECS tag values
+are "a maximum length of 256" characters, botocore ecs Tag.value; an ARN is far below)."""
+SHADOW_ENV = ("MLDEPLOY_SHADOW_S3_PREFIX", "MLDEPLOY_SHADOW_INDEX_SHA256", "MLDEPLOY_SHADOW_VERSION",
+              "MLDEPLOY_SHADOW_SAMPLE", "MLDEPLOY_SHADOW_BYTES")
+"""The candidate a shadow revision's tasks download and evaluate (``runtime.model_fetch``; not secrets: the
+bucket policy and the task role's per-prefix grant guard the objects)."""
 
-    The family's latest revision is reused when it is exactly that (a run that died after registering it: no
-    leaked revision per retry). ``aws/resources/task_definition.plan`` derives the canary from the config
-    instead; this copy is the seeded-canary trade-off (``targets.aws``).
-    """
-    assert fleet.stable_td is not None and spec.version is not None
-    td, _ = describe_task_definition(remote, fleet.stable_td)
-    args = json.loads(json.dumps({k: td[k] for k in TD_KEYS if td.get(k) not in (None, [], {})}))
-    container = main_container(args, fleet.container_name)
-    container["image"] = spec.image
-    env = [e for e in container.get("environment", []) if e["name"] != "MLDEPLOY_MODEL_VERSION"]
-    container["environment"] = [*env, {"name": "MLDEPLOY_MODEL_VERSION", "value": spec.version}]
-    family = td["family"]
+
+def _copy_args(remote: Remote, source_td: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(register_task_definition arguments copied from ``source_td``, the task definition)."""
+    td, _ = describe_task_definition(remote, source_td)
+    return json.loads(json.dumps({k: td[k] for k in TD_KEYS if td.get(k) not in (None, [], {})})), td
+
+
+def _set_env(container: dict[str, Any], env: dict[str, Any], drop: tuple[str, ...] = ()) -> None:
+    kept = [e for e in container.get("environment", []) if e["name"] not in env and e["name"] not in drop]
+    container["environment"] = [*kept, *({"name": k, "value": v} for k, v in env.items())]
+
+
+def _register(fleet: Fleet, remote: Remote, known: Known, key: str, args: dict[str, Any], source: dict[str, Any],
+              tags: dict[str, str], changes: list[str], note: str) -> list[Step]:
+    """Register ``args`` as a revision of the family, unless the family's latest revision (not the running one)
+    is exactly that already (a run that died after registering it: no leaked revision per retry)."""
+    family = source["family"]
     latest = remote.get("ecs", "describe_task_definition", taskDefinition=family)["taskDefinition"]
-    key = spec.key("task_definition_arn")
     if latest["taskDefinitionArn"] != fleet.stable_td and _td_signature(latest) == _td_signature(args):
         known[key] = latest["taskDefinitionArn"]
         return [noop("task definition", f"{family}:{latest['revision']}")]
     known[key] = Ref(key)
+    return [Step("task definition", family, Action.create, changes, note=note, calls=[
+        ApiCall("ecs", "register_task_definition",
+                {**args, "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())]},
+                outputs=((key, "taskDefinition.taskDefinitionArn"),))])]
+
+
+def task_definition(spec: StackSpec, fleet: Fleet, remote: Remote, known: Known) -> list[Step]:
+    """A revision of the stable task definition that differs only in ``spec.image`` and ``spec.version``.
+
+    Copied from the stable revision without a shadow (``shadow_base``: a shadow's candidate variables never reach
+    a canary). ``aws/resources/task_definition.plan`` derives the canary from the config instead; this copy is
+    the seeded-canary trade-off (``targets.aws``).
+    """
+    assert fleet.stable_td is not None and spec.version is not None
+    args, td = _copy_args(remote, shadow_base(remote, fleet) or fleet.stable_td)
+    container = main_container(args, fleet.container_name)
+    container["image"] = spec.image
+    model_env = {"MLDEPLOY_MODEL_VERSION": spec.version, **model_store.environment(spec, {
+        "model_location": known.get(spec.key("model_location"))})}  # model.store: s3: the version's prefix
+    _set_env(container, model_env, drop=SHADOW_ENV)
+    if gib := model_store.ephemeral_storage_gib(spec, {"model_location": known.get(spec.key("model_location"))}):
+        args["ephemeralStorage"] = {"sizeInGiB": gib}
     tags = {**spec.names.tags(spec.config.aws.tags), "mldeploy:version": spec.version}
-    return [Step("task definition", family, Action.create, [f"image {spec.image}", f"version {spec.version}"],
-                 note=f"copy of revision {td['revision']}", calls=[
-                     ApiCall("ecs", "register_task_definition",
-                             {**args, "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())]},
-                             outputs=((key, "taskDefinition.taskDefinitionArn"),))])]
+    return _register(fleet, remote, known, spec.key("task_definition_arn"), args, td, tags,
+                     [f"image {spec.image}", f"version {spec.version}"], f"copy of revision {td['revision']}")
+
+
+# ------------------------------------------------------------------------------------------------- shadow
+
+
+def td_environment(remote: Remote, fleet: Fleet, arn: str) -> dict[str, str]:
+    td, _ = describe_task_definition(remote, arn)
+    return {e["name"]: e["value"] for e in main_container(td, fleet.container_name).get("environment", [])}
+
+
+def shadow_base(remote: Remote, fleet: Fleet) -> str | None:
+    """The revision a running shadow revision was copied from (None: the stable service runs no shadow)."""
+    if not fleet.stable_td:
+        return None
+    _, tags = describe_task_definition(remote, fleet.stable_td)
+    return tags.get(SHADOW_OF_TAG)
+
+
+def shadow_of(remote: Remote, fleet: Fleet) -> dict[str, Any] | None:
+    """The running shadow: candidate version, sample, its revision and the base it replaces (None: none)."""
+    base = shadow_base(remote, fleet)
+    if base is None:
+        return None
+    env = td_environment(remote, fleet, str(fleet.stable_td))
+    return {"version": env.get("MLDEPLOY_SHADOW_VERSION"), "sample": float(env.get("MLDEPLOY_SHADOW_SAMPLE") or 0),
+            "task_definition": fleet.stable_td, "base_task_definition": base,
+            "prefix": env.get("MLDEPLOY_SHADOW_S3_PREFIX")}
+
+
+MEMORY_OVERHEAD_MIB = 512
+"""Rough rule for ``memory_check``: the runtime (Python, the web server, the libraries) before any model …"""
+MEMORY_FACTOR = 2
+"""… and each artifact takes about twice its size on disk once loaded (deserialised weights next to the buffers
+they were read from, the warm-up's arrays)."""
+
+
+def memory_check(task_memory_mib: int, stable_bytes: int | None, candidate_bytes: int) -> tuple[str, str]:
+    """(``"ok"`` | ``"warn"`` | ``"refuse"``, why): can a task of ``task_memory_mib`` hold both artifacts?
+
+    Rule: ``512 MiB + 2 × (stable + candidate artifact bytes)``; refuse above the task's memory, warn above 80 %
+    of it or when the stable artifact's size is unknown (a task definition without MLDEPLOY_MODEL_BYTES)."""
+    mib = 2 ** 20
+    known = stable_bytes if stable_bytes is not None else candidate_bytes
+    need = MEMORY_OVERHEAD_MIB + MEMORY_FACTOR * (known + candidate_bytes) / mib
+    why = (f"both artifacts need about {need:.0f} MiB ({MEMORY_OVERHEAD_MIB} MiB + {MEMORY_FACTOR} × "
+           f"({known / mib:.0f} + {candidate_bytes / mib:.0f}) MiB"
+           + ("" if stable_bytes is not None else ", the stable's size taken as the candidate's")
+           + f") of the task's {task_memory_mib} MiB")
+    if need > task_memory_mib:
+        return "refuse", why
+    if need > 0.8 * task_memory_mib or stable_bytes is None:
+        return "warn", why
+    return "ok", why
+
+
+def shadow_task_definition(spec: StackSpec, fleet: Fleet, remote: Remote, known: Known, *, version: str,
+                           sample: float, location: Any) -> tuple[list[Step], tuple[str, str]]:
+    """A revision of the stable task definition (the one without a shadow) whose tasks also download the
+    candidate's artifact (``location``: its ``ModelLocation``) and shadow ``sample`` of their requests with it.
+    Returns the steps (``known["shadow.task_definition_arn"]``) and the memory verdict (``memory_check``)."""
+    assert fleet.stable_td is not None
+    base = shadow_base(remote, fleet) or fleet.stable_td
+    args, td = _copy_args(remote, base)
+    container = main_container(args, fleet.container_name)
+    have = {e["name"]: e["value"] for e in container.get("environment", [])}
+    _set_env(container, {
+        "MLDEPLOY_SHADOW_S3_PREFIX": location.prefix, "MLDEPLOY_SHADOW_INDEX_SHA256": location.index_sha256,
+        "MLDEPLOY_SHADOW_VERSION": version, "MLDEPLOY_SHADOW_SAMPLE": f"{sample:g}",
+        "MLDEPLOY_SHADOW_BYTES": str(location.total_bytes)}, drop=SHADOW_ENV)
+    stable_bytes = int(have["MLDEPLOY_MODEL_BYTES"]) if have.get("MLDEPLOY_MODEL_BYTES", "").isdigit() else None
+    gib = model_store.ephemeral_gib((stable_bytes or location.total_bytes) + location.total_bytes)
+    if gib and spec.config.aws.compute == "fargate":  # both artifacts in the task's storage
+        args["ephemeralStorage"] = {"sizeInGiB": max(gib, (args.get("ephemeralStorage") or {}).get("sizeInGiB", 0))}
+    memory = int(args.get("memory") or container.get("memory") or 0)
+    verdict = memory_check(memory, stable_bytes, location.total_bytes) if memory else ("warn", "task memory unknown")
+    _, base_tags = describe_task_definition(remote, base)
+    tags = {**base_tags, **spec.names.tags(spec.config.aws.tags), SHADOW_OF_TAG: base}
+    steps = _register(fleet, remote, known, "shadow.task_definition_arn", args, td, tags,
+                      [f"shadow {version} on {sample:.0%} of the requests", f"candidate {location.prefix}"],
+                      f"copy of revision {td['revision']}")
+    return steps, verdict
 
 
 # --------------------------------------------------------------------------------------------------- known
