@@ -50,13 +50,7 @@ def moto_server():
 def aws(moto_server: infra.MotoServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Fresh moto state; os.environ points boto3 at moto for this test; returns that env
     (pass it as env= to CLI subprocesses)."""
-    moto_server.reset()
-    env = infra.aws_env(moto_server.url)
-    for key in set(os.environ) - set(env):
-        monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
+    return infra.use_moto(moto_server, monkeypatch)
 
 
 @pytest.fixture(scope="session")

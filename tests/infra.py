@@ -384,6 +384,18 @@ def aws_env(moto_url: str, base: Mapping[str, str] | None = None) -> dict[str, s
 # ------------------------------------------------------------------------ registry
 
 
+def use_moto(server: MotoServer, monkeypatch: Any) -> dict[str, str]:
+    """Fresh moto state and ``os.environ`` pointing boto3 at ``server`` (strict AWS rules on) for one test, via
+    pytest's ``monkeypatch``; returns that environment (pass it as ``env=`` to CLI subprocesses)."""
+    server.reset()
+    env = aws_env(server.url)
+    for key in set(os.environ) - set(env):
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
 class LocalRegistry(_ServerProcess):
     """Debian's ``docker-registry`` (distribution v2) on 127.0.0.1:<free port>, storage in a tmp dir.
 

@@ -10,7 +10,6 @@ does it check the load balancer security group lets 443 in. The tests assert the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,13 +32,7 @@ def acm_moto() -> Iterator[infra.MotoServer]:
 
 @pytest.fixture
 def env(acm_moto: infra.MotoServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    acm_moto.reset()
-    full = infra.aws_env(acm_moto.url)  # with the strict AWS-rules layer on, as the rest of the suite
-    for key in set(os.environ) - set(full):
-        monkeypatch.delenv(key)
-    for key, value in full.items():
-        monkeypatch.setenv(key, value)
-    return full
+    return infra.use_moto(acm_moto, monkeypatch)  # with the strict AWS-rules layer on, as the rest
 
 
 def _config(**aws: object) -> dict:

@@ -10,7 +10,6 @@ the calls are checked with the evaluator of tests/unit/aws/test_iam_policy.py.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import boto3
@@ -99,13 +98,7 @@ def test_every_call_of_a_release_cycle_is_allowed_for_the_app_only(tmp_path: Pat
 
 @pytest.fixture
 def https_env(acm_moto: infra.MotoServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    acm_moto.reset()
-    full = infra.aws_env(acm_moto.url)
-    for key in set(os.environ) - set(full):
-        monkeypatch.delenv(key)
-    for key, value in full.items():
-        monkeypatch.setenv(key, value)
-    return full
+    return infra.use_moto(acm_moto, monkeypatch)
 
 
 def test_https_domain_calls_are_allowed_for_the_app_only(tmp_path: Path, https_env: dict[str, str]) -> None:
