@@ -3,6 +3,7 @@
     python benchmarks/serve_bench.py [--duration 10] [--concurrency 1,8,32,64] [--workers 2] [--repeat 3]
         [--servers thin,ours,litserve,bentoml,naive] [--scenarios iris,cnn] [--before DIR]
     python benchmarks/serve_bench.py --calls [--calls-concurrency 32]   # Python calls per request, in process
+    python benchmarks/serve_bench.py --inproc   # µs per request in process, thin vs ours (no sockets)
 
 Servers (``iris``: one 100-tree random forest, one JSON row per request):
 
@@ -19,11 +20,13 @@ Servers (``iris``: one 100-tree random forest, one JSON row per request):
 
 ``cnn`` (224×224×3 TorchScript CNN): naive nested-list JSON vs the runtime's binary tensor body.
 
-All servers of a scenario run at once and are measured in turn at each concurrency (and each ``--repeat`` round),
-so background load on a shared machine hits them alike; the table shows the median round. Load comes from
-Debian's ``wrk`` (one thread, so it does not starve the servers' CPU) with ``post.lua``. CPU per request is the
-servers' CPU seconds (utime + stime of every process in the server's session, from ``/proc/<pid>/stat``, read
-before and after the run) ÷ requests answered. Results: a table on stdout and ``benchmarks/results/serve_bench.json``.
+All servers of a scenario run at once and are measured in turn at each concurrency (and each ``--repeat`` round, the
+order reversed every other round — ABBA — since the server measured second reads slower), so background load on a
+shared machine hits them alike; the table shows each server's median round and, as its ratio to the thin server, the
+median of its per-round ratios. Load comes from Debian's ``wrk`` (one thread, so it does not starve the servers'
+CPU) with ``post.lua``. CPU per request is the servers' CPU seconds (utime + stime of every process in the server's
+session, from ``/proc/<pid>/stat``, read before and after the run) ÷ requests answered. Results: a table on stdout
+and ``benchmarks/results/serve_bench.json``.
 """
 
 from __future__ import annotations
@@ -157,8 +160,8 @@ class Target:
 
 
 def measure(scenario: str, targets: list[Target], conc: list[int], duration: float, repeat: int = 1) -> list[Point]:
-    """All servers are up; each concurrency level is measured on each server in turn (interleaved), ``repeat``
-    rounds."""
+    """All servers are up; each concurrency level is measured on each server in turn (interleaved, the order
+    reversed every other round: ABBA), ``repeat`` rounds."""
     for t in targets:
         t.server.wait_ready()
     for t in targets:
@@ -167,7 +170,9 @@ def measure(scenario: str, targets: list[Target], conc: list[int], duration: flo
     points = []
     for rnd in range(repeat):
         for c in conc:
-            for t in targets:
+            # ABBA: the order alternates per round (and concurrency), as the server measured second reads slower
+            # (the first one's connections and CPU heat are still winding down)
+            for t in (targets if (rnd + conc.index(c)) % 2 == 0 else targets[::-1]):
                 cpu0 = t.server.cpu_seconds()
                 r = t.run(c, duration)
                 cpu1 = t.server.cpu_seconds()  # before settling: abandoned requests are not this run's
@@ -402,34 +407,51 @@ def medians(points: list[Point]) -> list[Point]:
     return out
 
 
+def round_ratios(points: list[Point]) -> dict[tuple, float]:
+    """Per (scenario, server, concurrency): the median over rounds of its req/s ÷ the thin server's req/s in the
+    same round — each ratio from back-to-back measurements, so a slow round on a shared machine cancels out."""
+    thin_rps = {(p.scenario, p.concurrency, p.round): p.rps for p in points if p.server == "thin"}
+    ratios: dict[tuple, list[float]] = {}
+    for p in points:
+        base = thin_rps.get((p.scenario, p.concurrency, p.round))
+        if base:
+            ratios.setdefault((p.scenario, p.server, p.concurrency), []).append(p.rps / base)
+    return {k: sorted(v)[(len(v) - 1) // 2] for k, v in ratios.items()}
+
+
 def table(points: list[Point]) -> str:
-    by = {(p.scenario, p.server, p.concurrency): p for p in points}
+    """Markdown table of the median round of each server (req/s, latency, CPU) and its ratio to the thin server
+    (``round_ratios``: the median of per-round ratios)."""
+    ratios = round_ratios(points)
     lines = ["| scenario | server | conc | req/s | vs thin | p50 ms | p99 ms | CPU ms/req | errors |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for p in points:
-        base = by.get((p.scenario, "thin", p.concurrency))
-        ratio = f"{p.rps / base.rps:.2f}×" if base and base.rps else ""
-        lines.append(f"| {p.scenario} | {p.server} | {p.concurrency} | {p.rps:,.0f} | {ratio} | {p.p50_ms:.2f} | "
+    for p in medians(points):
+        ratio = ratios.get((p.scenario, p.server, p.concurrency))
+        lines.append(f"| {p.scenario} | {p.server} | {p.concurrency} | {p.rps:,.0f} | "
+                     f"{'' if ratio is None else f'{ratio:.2f}×'} | {p.p50_ms:.2f} | "
                      f"{p.p99_ms:.2f} | {p.cpu_ms_per_request:.3f} | {p.errors} |")
     return "\n".join(lines)
 
 
-def calls_per_request(model_dir: Path, n: int, concurrency: int, top: int = 0) -> float:
-    """Python function calls per request on the event loop, from cProfile over an in-process ASGI driver (no
-    sockets, no uvicorn): a noise-free figure for the runtime's own per-request work (inference thread excluded)."""
-    import asyncio
-    import cProfile
+def _inproc_app(model_dir: Path):
+    """Our app as ``ours`` runs it (API-key auth, metrics, access log sampled but written nowhere), in process."""
     import logging
-    import pstats
 
     from runtime.http.app import create_app
     from runtime.settings import load_settings
 
     env = {"MLDEPLOY_MODEL_DIR": str(model_dir), "MLDEPLOY_AUTH_MODE": "api_key", "MLDEPLOY_API_KEYS": API_KEY,
-           "MLDEPLOY_METRICS_PORT": "0"}
+           "MLDEPLOY_METRICS_PORT": "0", "MLDEPLOY_THREADS": "1"}
     app = create_app(load_settings(environ=env), env)
     logging.getLogger("mldeploy.access").handlers[:] = [logging.NullHandler()]
     logging.getLogger("mldeploy.access").propagate = False
+    return app
+
+
+def _driver(app, path: str = "/predict"):
+    """``one()``: a coroutine that sends one iris predict request to the ASGI ``app`` and returns its status."""
+    import asyncio
+
     body = b'{"inputs": [[5.1, 3.5, 1.4, 0.2]]}'
     headers = [(b"host", b"127.0.0.1:8080"), (b"content-type", b"application/json"),
                (b"content-length", str(len(body)).encode()), (b"x-api-key", API_KEY.encode())]
@@ -449,10 +471,23 @@ def calls_per_request(model_dir: Path, n: int, concurrency: int, top: int = 0) -
                 status.append(m["status"])
 
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-                 "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
+                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
                  "root_path": "", "headers": headers, "client": ("127.0.0.1", 5555), "server": ("127.0.0.1", 8080)}
         await app(scope, receive, send)
         return status[0]
+
+    return one
+
+
+def calls_per_request(model_dir: Path, n: int, concurrency: int, top: int = 0) -> float:
+    """Python function calls per request on the event loop, from cProfile over an in-process ASGI driver (no
+    sockets, no uvicorn): a noise-free figure for the runtime's own per-request work (inference thread excluded)."""
+    import asyncio
+    import cProfile
+    import pstats
+
+    app = _inproc_app(model_dir)
+    one = _driver(app)
 
     async def drive(count: int) -> set[int]:
         seen: set[int] = set()
@@ -476,6 +511,36 @@ def calls_per_request(model_dir: Path, n: int, concurrency: int, top: int = 0) -
     return asyncio.run(run())
 
 
+def inproc_us(model_dir: Path, rounds: int = 7, n: int = 3000) -> dict[str, float]:
+    """Microseconds per request in process (no sockets, no uvicorn), one request at a time: the thin app and ours,
+    interleaved, best of ``rounds`` — the app's own cost, steadier than req/s on a shared machine."""
+    import asyncio
+
+    os.environ.setdefault("THIN_ONNX", str(model_dir / "model.onnx"))
+    app = _inproc_app(model_dir)
+    bare = _ThinApp()
+    bare._load()
+    drivers = {"thin": _driver(bare), "ours": _driver(app)}
+
+    async def timed(one) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await one()
+        return (time.perf_counter() - t0) / n * 1e6
+
+    async def run() -> dict[str, float]:
+        async with app.router.lifespan_context(app):
+            for one in drivers.values():
+                assert {await one() for _ in range(200)} == {200}
+            best = dict.fromkeys(drivers, float("inf"))
+            for _ in range(rounds):
+                for name, one in drivers.items():
+                    best[name] = min(best[name], await timed(one))
+            return best
+
+    return asyncio.run(run())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per measurement (default 10)")
@@ -489,12 +554,20 @@ def main() -> int:
     ap.add_argument("--calls", action="store_true", help="only count Python calls per request (in process)")
     ap.add_argument("--calls-concurrency", type=int, default=32)
     ap.add_argument("--calls-top", type=int, default=0, help="also print the top N functions by own time")
+    ap.add_argument("--inproc", action="store_true",
+                    help="only time thin vs ours in process (µs per request, no sockets)")
     ap.add_argument("--litserve-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.litserve_child:
         return litserve_child(args.litserve_child)
     work = RESULTS / "work"
     work.mkdir(parents=True, exist_ok=True)
+    if args.inproc:
+        iris, _ = build_models(work)
+        us = inproc_us(iris)
+        print(f"in process, µs per request: thin {us['thin']:.1f}, ours {us['ours']:.1f} "
+              f"(ours costs {us['ours'] / us['thin']:.1f}× thin's app; sockets and HTTP parsing excluded)")
+        return 0
     if args.calls:
         iris, _ = build_models(work)
         for c in sorted({1, args.calls_concurrency}):
@@ -544,7 +617,7 @@ def main() -> int:
             targets.append(Target(ours(cnn, w), "/predict", bodies["cnn_ours"], *raw))
         points += run_scenario("cnn", targets, conc, d, args.repeat)
     print()
-    print(table(medians(points)))
+    print(table(points))
     (RESULTS / "serve_bench.json").write_text(json.dumps([asdict(p) for p in points], indent=2))
     return 0
 

@@ -12,8 +12,6 @@ import os
 import time
 from pathlib import Path
 
-import jwt
-
 from runtime.contract.serving import Auth
 
 MIN_HS256_SECRET_BYTES = 32  # RFC 7518 §3.2: the key must be at least as long as the hash output
@@ -49,7 +47,9 @@ class Authenticator:
         self.mode = cfg.mode
         self.cfg = cfg
         self._hashes: list[bytes] = []
+        self._principals: dict[bytes, str] = {}  # sha256 hex digest of a configured key -> its principal id
         self._key: str | None = None
+        self._jwt = None  # the jwt module, in jwt mode
         if cfg.mode == "api_key":
             raw = _read_secret(cfg.api_keys_env, cfg.api_keys_file, env)
             if not raw:
@@ -61,6 +61,7 @@ class Authenticator:
                 if entry:
                     digest = entry[7:].lower() if entry.startswith("sha256:") else hash_key(entry)
                     self._hashes.append(digest.encode())
+                    self._principals[digest.encode()] = "key:" + digest[:12]
         elif cfg.mode == "jwt":
             key = _read_secret(cfg.jwt_secret_env, cfg.jwt_secret_file, env)
             what = "public key (PEM)" if cfg.jwt_algorithm == "RS256" else "secret"
@@ -75,6 +76,9 @@ class Authenticator:
             if cfg.jwt_algorithm == "RS256" and "PUBLIC KEY" not in key:
                 raise AuthConfigError(f"auth.jwt_algorithm RS256 needs a PEM public key in ${cfg.jwt_secret_env}")
             self._key = key
+            import jwt  # PyJWT (and cryptography for RS256): imported only by servers in jwt mode (start-up time)
+
+            self._jwt = jwt
 
     @property
     def enabled(self) -> bool:
@@ -97,14 +101,17 @@ class Authenticator:
             raise AuthError(f"credentials longer than {MAX_TOKEN_BYTES} bytes")
         if self.mode == "api_key":
             digest = hash_key(token.strip()).encode()
-            found = False
-            for h in self._hashes:  # compare against every key: timing does not reveal which matched
-                found |= hmac.compare_digest(h, digest)
-            if not found:
+            principal = self._principals.get(digest)  # a configured key: one lookup of its digest, no scan
+            if principal is None:
+                # an unknown key costs a constant-time comparison with every key, whatever it is (the lookup
+                # above hashes a SHA-256 digest, which a caller cannot steer towards a configured one)
+                for h in self._hashes:
+                    hmac.compare_digest(h, digest)
                 raise AuthError("invalid API key")
-            return "key:" + digest[:12].decode()
+            return principal
         cfg = self.cfg
         require = ["exp", "aud"] + (["iss"] if cfg.jwt_issuer else []) + (["iat"] if cfg.jwt_max_lifetime_s else [])
+        jwt = self._jwt
         try:
             claims = jwt.decode(token.strip(), self._key, algorithms=[cfg.jwt_algorithm], audience=cfg.jwt_audience,
                                 issuer=cfg.jwt_issuer, options={"require": require})

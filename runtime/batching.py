@@ -114,14 +114,30 @@ class Batcher:
         avg = self.batch_seconds
         return avg is not None and avg < self.inline_max and rows <= self.max_batch_size
 
+    def run_now(self, inputs: Inputs, rows: int) -> Inputs | None:
+        """The outputs, computed now in the caller's task, when the batcher is idle (empty queue, nothing being
+        parsed, no batch running) and the model is fast enough to run inline; None when the request must queue.
+        Raises InferenceError."""
+        avg = self.batch_seconds
+        if (avg is None or avg >= self.inline_max or rows > self.max_batch_size or self.arriving > 0 or self._busy
+                or self._carry is not None or self._task is None or not self._queue.empty()):
+            return None
+        # idle batcher, nobody to wait for: a batch of one, now, in this task (as ``_infer`` of one item)
+        t0 = time.perf_counter()
+        try:
+            outputs = self.model.predict(inputs)
+            seconds = time.perf_counter() - t0
+            self.batch_seconds = avg + _EWMA_WEIGHT * (seconds - avg)
+            if self.after_batch:
+                self.after_batch(inputs, outputs, rows, seconds)
+        except Exception as e:  # the model's own exceptions
+            raise InferenceError(f"{type(e).__name__}: {e}") from None
+        return outputs
+
     async def submit(self, inputs: Inputs) -> Inputs:
         rows = next(iter(inputs.values())).shape[0]
-        if (self.arriving <= 0 and not self._busy and self._carry is None and self._task is not None
-                and self._queue.empty() and self.inline(rows)):
-            # idle batcher, nobody to wait for: a batch of one, now, in this task
-            res = self._infer_group([_Item(inputs, rows, None)])[0]
-            if isinstance(res, BaseException):
-                raise res
+        res = self.run_now(inputs, rows)
+        if res is not None:
             return res
         fut = asyncio.get_running_loop().create_future()
         try:
@@ -198,17 +214,18 @@ class Batcher:
 
     def _infer(self, items: list[_Item]) -> list[Inputs]:
         t0 = time.perf_counter()
-        if len(items) == 1:
+        single = len(items) == 1
+        if single:
             inputs = items[0].inputs
         else:
             inputs = {k: np.concatenate([it.inputs[k] for it in items]) for k in items[0].inputs}
         outputs = self.model.predict(inputs)
         seconds = time.perf_counter() - t0
         self._timed(seconds)
-        total = sum(it.rows for it in items)
+        total = items[0].rows if single else sum(it.rows for it in items)
         if self.after_batch:
             self.after_batch(inputs, outputs, total, seconds)
-        if len(items) == 1:
+        if single:
             return [outputs]
         results: list[Inputs] = []
         start = 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import math
 import os
 import threading
 import time
@@ -22,6 +23,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
 
+_bisect = bisect.bisect_left
 FLUSH_INTERVAL_S = 0.1  # buffered samples reach the Prometheus values (shared files with several workers) this often
 
 
@@ -165,46 +167,48 @@ class BufferedCounter(_Buffered):
 
 
 class BufferedHistogram(_Buffered):
-    """Bucket counts and sum in process memory; ``flush`` adds them to the child's bucket and sum values."""
+    """Observations appended in process memory; ``flush`` sorts them into buckets (numpy for many) and adds the
+    counts and sum to the child's bucket and sum values. An observation is a lock and a list append."""
 
-    __slots__ = ("bounds", "counts", "total", "n")
+    __slots__ = ("bounds", "values", "_np_bounds")
 
     def __init__(self, child: Any) -> None:
         super().__init__(child)
         self.bounds = list(child._upper_bounds)
-        self.counts = [0] * len(self.bounds)
-        self.total = 0.0
-        self.n = 0
+        self._np_bounds = np.asarray(self.bounds, dtype=np.float64)
+        self.values: list[float] = []
 
     def observe(self, amount: float) -> None:
-        i = bisect.bisect_left(self.bounds, amount)  # the first bucket with amount <= bound, as observe() does
         with self.lock:
-            if i < len(self.counts):
-                self.counts[i] += 1
-            self.total += amount
-            self.n += 1
+            self.values.append(amount)
 
     def observe_many(self, amounts: list[float]) -> None:
-        bounds, counts = self.bounds, self.counts
         with self.lock:
-            for a in amounts:
-                i = bisect.bisect_left(bounds, a)
-                if i < len(counts):
-                    counts[i] += 1
-            self.total += sum(amounts)
-            self.n += len(amounts)
+            self.values.extend(amounts)
+
+    def counts(self, values: list[float]) -> list[int]:
+        """Per bucket: how many of ``values`` fall in it (the first bucket with value <= bound, as observe()
+        does); one spare slot past the last bound (never flushed: the last bound is +Inf)."""
+        if len(values) < 64:
+            counts = [0] * (len(self.bounds) + 1)
+            bounds = self.bounds
+            for v in values:
+                if v == v:  # NaN: no bucket (as observe()), numpy's sort order puts it in the spare slot
+                    counts[_bisect(bounds, v)] += 1
+            return counts
+        idx = np.searchsorted(self._np_bounds, np.asarray(values, dtype=np.float64), side="left")
+        return np.bincount(idx, minlength=len(self.bounds) + 1).tolist()
 
     def flush(self) -> None:
         with self.lock:
-            if not self.n:
+            if not self.values:
                 return
-            counts, total = self.counts, self.total
-            self.counts, self.total, self.n = [0] * len(self.bounds), 0.0, 0
+            values, self.values = self.values, []
         buckets = self.child._buckets
-        for i, c in enumerate(counts):
+        for i, c in enumerate(self.counts(values)[:len(buckets)]):
             if c:
                 buckets[i].inc(c)
-        self.child._sum.inc(total)
+        self.child._sum.inc(math.fsum(values))
 
 
 def render_multiprocess() -> bytes:

@@ -42,6 +42,8 @@ class ModelVersion:
     batcher: Batcher | None = None
     drift: DriftTracker | None = None
     load_seconds: float = 0.0
+    provider: str = "cpu"
+    """Where inference runs: the loader's ``provider`` (onnxruntime's execution provider, torch's device)."""
 
 
 def discover(settings: Settings) -> tuple[dict[str, ModelVersion], Path | None]:
@@ -115,6 +117,11 @@ class ModelRepository:
         self.ready = False
 
     @property
+    def providers(self) -> dict[str, str]:
+        """Each version's execution provider / device (``/ready``)."""
+        return {v: mv.provider for v, mv in self.versions.items()}
+
+    @property
     def latest(self) -> Manifest:
         """The highest version's manifest (documents the API)."""
         return self.versions[self.router.versions[-1]].manifest
@@ -123,6 +130,7 @@ class ModelRepository:
         """Load the weights, build the batcher and run one warm-up inference (in a worker thread)."""
         t0 = time.perf_counter()
         model = load_model(mv.manifest, mv.folder, threads)
+        mv.provider = str(getattr(model, "provider", "cpu"))
         s, m = self.settings, mv.manifest
         if m.baseline and len(m.inputs) == 1 and len(m.inputs[0].shape) == 2:
             names = m.feature_names or [f"f{i}" for i in range(len(m.baseline.mean))]
@@ -145,8 +153,9 @@ class ModelRepository:
             mv.spec.max_rows = max(1, min(mv.spec.max_rows, by_response))
         mv.load_seconds = time.perf_counter() - t0
         self.metrics.load_seconds.labels(m.version).set(mv.load_seconds)
-        log.info("loaded %s %s (%s) in %.3fs", m.name, m.version, m.format, mv.load_seconds,
-                 extra={"version": m.version, "threads": threads, "max_rows_per_request": mv.spec.max_rows})
+        log.info("loaded %s %s (%s) in %.3fs on %s", m.name, m.version, m.format, mv.load_seconds, mv.provider,
+                 extra={"version": m.version, "threads": threads, "max_rows_per_request": mv.spec.max_rows,
+                        "provider": mv.provider})
 
     def _after_batch(self, mv: ModelVersion) -> Callable[[Inputs, Inputs, int, float], None]:
         batch_hist = self.metrics.histogram(self.metrics.batch_size.labels(mv.manifest.version))

@@ -93,18 +93,28 @@ class EmfAggregator:
 
     def request(self, version: str, latency_ms: float, ok: bool) -> None:
         with self._lock:
-            slot = self._slot(version)
-            slot["latency"].add(round(latency_ms, 3))
+            slot = self._data.get(version) or self._slot(version)
+            slot["latency"].add(latency_ms)  # rounded when flushed (only the ≤ 100 kept values)
             if not ok:
                 slot["errors"] += 1
 
     def confidences(self, version: str, values: list[float]) -> None:
+        threshold = self.threshold
         with self._lock:
-            slot = self._slot(version)
+            slot = self._data.get(version) or self._slot(version)
+            add = slot["confidence"].add
             for v in values:
-                slot["confidence"].add(round(v, 4))
-                if v < self.threshold:
+                add(v)
+                if v < threshold:
                     slot["low"] += 1
+
+    def confidence(self, version: str, value: float) -> None:
+        """``confidences`` of one value."""
+        with self._lock:
+            slot = self._data.get(version) or self._slot(version)
+            slot["confidence"].add(value)
+            if value < self.threshold:
+                slot["low"] += 1
 
     def flush(self) -> int:
         with self._lock:
@@ -128,14 +138,14 @@ class EmfAggregator:
                 "app": self.app,
                 "env": self.env,
                 "Version": version,
-                "Latency": slot["latency"].values,
+                "Latency": [round(v, 3) for v in slot["latency"].values],
                 "Requests": slot["latency"].count,
                 "Errors": slot["errors"],
                 "LowConfidence": slot["low"],
             }
             if slot["confidence"].count:
                 metrics.append({"Name": "Confidence", "Unit": "None"})
-                doc["Confidence"] = slot["confidence"].values
+                doc["Confidence"] = [round(v, 4) for v in slot["confidence"].values]
             self.stream.write(orjson.dumps(doc).decode() + "\n")
             lines += 1
         if lines:

@@ -417,10 +417,16 @@ def test_two_workers_share_metrics(artifacts, tmp_path):
         with cf.ThreadPoolExecutor(8) as pool:
             codes = list(pool.map(lambda _: httpx.post(url, json={"inputs": IRIS_ROWS[:1]}).status_code, range(40)))
         assert codes == [200] * 40
-        text = httpx.get(proc.metrics_url + "/metrics").text
-        line = next(li for li in text.splitlines()
-                    if li.startswith('mldeploy_requests_total{route="/predict",status="200"'))
-        assert float(line.rsplit(" ", 1)[1]) == 40.0  # summed over both workers
+        # each worker buffers its counts and writes them to the shared files every FLUSH_INTERVAL_S (0.1 s): a
+        # scrape is eventually consistent (Prometheus scrapes every 15 s or more), so poll until both arrive
+        deadline, count = time.monotonic() + 2.0, None
+        while count != 40.0 and time.monotonic() < deadline:
+            text = httpx.get(proc.metrics_url + "/metrics").text
+            line = next((li for li in text.splitlines()
+                         if li.startswith('mldeploy_requests_total{route="/predict",status="200"')), None)
+            count = None if line is None else float(line.rsplit(" ", 1)[1])
+            time.sleep(0.05)
+        assert count == 40.0  # summed over both workers, and never more
         assert proc.stop() == 0
 
 

@@ -65,12 +65,14 @@ def main(out: Path = HERE) -> Path:
 
     logging.disable_progress_bar()
     torch.manual_seed(0)
-    tokenizers = {}
-    for name in ("classifier", "embedder"):
-        folder = out / name
+    # one tokenizer, saved next to both models: WordPiece training is not deterministic across runs (ties between
+    # equally frequent merges), so two trainings could disagree on the vocabulary size the models are built for
+    folders = [out / name for name in ("classifier", "embedder")]
+    for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
-        tokenizers[name] = _tokenizer(folder)
-    vocab = len(tokenizers["classifier"])
+    tokenizer = _tokenizer(folders[0])
+    tokenizer.save_pretrained(folders[1])
+    vocab = len(tokenizer)
     common = {"vocab_size": vocab, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
               "intermediate_size": 64, "max_position_embeddings": MAX_LENGTH,
               "initializer_range": 0.5}  # wide random weights: outputs that differ between texts

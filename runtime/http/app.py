@@ -2,9 +2,12 @@
 
 Assembled in three named steps, like KServe's REST server: register the endpoints, add the exception handlers,
 add the middlewares. The hot path avoids per-request pydantic models: bodies are parsed with orjson/numpy and
-answered with orjson bytes; middleware is pure ASGI, and the native predict routes skip FastAPI's routing and
-dependency resolution (``runtime.http.fastpath``). Inference runs in each version's batcher thread — or, for
-small batches of a model measured to answer within ``runtime.batching.INLINE_MAX_MS``, in the batcher's task.
+answered with orjson bytes; middleware is pure ASGI. The common predict requests do not enter Starlette at all:
+``ServingApp`` hands them to ``runtime.http.fastpath.PredictFront``, a raw ASGI app with the same guard, data
+plane, exception handlers and serving bookkeeping, and everything else to the FastAPI stack (where the native
+predict routes still skip FastAPI's routing and dependency resolution). Inference runs in each version's batcher
+thread — or, for small batches of a model measured to answer within ``runtime.batching.INLINE_MAX_MS``, in the
+request's own task.
 """
 
 from __future__ import annotations
@@ -18,15 +21,16 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runtime.auth import Authenticator
 from runtime.dataplane import InferenceService
 from runtime.http.clientip import ClientIP
 from runtime.http.docs import add_docs
 from runtime.http.errors import HANDLERS
-from runtime.http.fastpath import PredictFastPath
+from runtime.http.fastpath import PredictFastPath, PredictFront
 from runtime.http.metrics_endpoint import MetricsEndpoint
-from runtime.http.middleware import ServingMiddleware
+from runtime.http.middleware import Serving, ServingMiddleware
 from runtime.http.protocols import protocol_handlers, register_protocols
 from runtime.http.routes import Endpoints
 from runtime.http.security import Guard
@@ -35,6 +39,7 @@ from runtime.metrics import Metrics
 from runtime.ratelimit import RateLimiter
 from runtime.repository import ModelRepository
 from runtime.settings import Settings, inference_threads, load_settings
+from runtime.shadow import ShadowEvaluator
 from runtime.telemetry import EmfAggregator, flush_periodically
 
 log = logging.getLogger("mldeploy.server")
@@ -53,6 +58,7 @@ class ModelServer:
     guard: Guard
     drain: Drain
     client_ip: ClientIP
+    shadow: ShadowEvaluator | None = None  # only with a second version loaded (runtime.shadow)
 
     @classmethod
     def build(cls, settings: Settings, environ: dict[str, str] | None = None) -> ModelServer:
@@ -66,11 +72,18 @@ class ModelServer:
                       settings.auth.failure_limit)
         emf = EmfAggregator(settings.emf_namespace, repository.name, settings.low_confidence_threshold)
         dataplane = InferenceService(settings, repository, metrics, emf)
-        return cls(settings, metrics, emf, repository, dataplane, guard, Drain(), client_ip)
+        shadow = None
+        if len(repository.versions) > 1:  # a shadow candidate must be loaded: one version, no hook at all
+            shadow = ShadowEvaluator(repository, metrics, emf, sensitive=settings.auth.sensitive_data,
+                                     emf_interval_s=settings.emf_interval_s)
+            dataplane.after_response.append(shadow.on_response)
+        return cls(settings, metrics, emf, repository, dataplane, guard, Drain(), client_ip, shadow)
 
     def render_metrics(self) -> bytes:
         """The Prometheus text (queue depths refreshed first); called from the metrics port's thread."""
         self.repository.sync_queue_depths()
+        if self.shadow is not None:
+            self.shadow.publish()
         return self.metrics.render()
 
     def metrics_endpoint(self) -> MetricsEndpoint | None:
@@ -78,7 +91,8 @@ class ModelServer:
         s = self.settings
         if not s.metrics_port or s.workers > 1:
             return None
-        return MetricsEndpoint(self.render_metrics, s.host, s.metrics_port)
+        routes = {"/shadow": self.shadow.render} if self.shadow is not None else {}
+        return MetricsEndpoint(self.render_metrics, s.host, s.metrics_port, routes)
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
@@ -99,12 +113,32 @@ class ModelServer:
             if endpoint is not None:
                 endpoint.stop()
             await self.repository.stop(self.settings.drain_timeout_s)
+            if self.shadow is not None:
+                await asyncio.to_thread(self.shadow.stop)
             emf_task.cancel()
             metrics_task.cancel()
             self.metrics.flush()
             self.emf.flush()
             self.repository.publish_drift()
             log.info("stopped")
+
+
+class ServingApp(FastAPI):
+    """FastAPI with a raw ASGI front (``runtime.http.fastpath.PredictFront``) before its middleware stack."""
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        front = self.front
+        if front is not None and scope["type"] == "http":
+            scope["app"] = self
+            await front(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def stack(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The FastAPI app itself: its middleware stack and router."""
+        await super().__call__(scope, receive, send)
 
 
 class RestServer:
@@ -116,7 +150,7 @@ class RestServer:
     def create_application(self) -> FastAPI:
         srv = self.server
         latest, versions = srv.repository.latest, srv.repository.router.versions
-        app = FastAPI(
+        app = ServingApp(
             title=f"{srv.repository.name} (mldeploy)", version=latest.version, lifespan=srv.lifespan,
             description=f"{latest.task} model served by mldeploy; versions: {', '.join(versions)}",
             default_response_class=Response, docs_url=None, redoc_url=None,  # no CDN-loaded pages
@@ -154,10 +188,15 @@ class RestServer:
                                allow_headers=c.allow_headers, allow_credentials=c.allow_credentials,
                                expose_headers=_EXPOSED)
         # added last, so outermost: it also times and counts CORS preflights and 413s
-        app.add_middleware(ServingMiddleware, metrics=self.server.metrics, emf=self.server.emf,
-                           max_body_bytes=s.max_body_bytes, access_log=s.access_log, drain=self.server.drain,
-                           max_header_bytes=s.max_header_bytes,
-                           client_ip=self.server.client_ip if s.trusted_proxies else None)
+        srv = self.server
+        serving = Serving(srv.metrics, srv.emf, s.access_log, srv.drain,
+                          srv.client_ip if s.trusted_proxies else None, srv.dataplane.responded)
+        app.add_middleware(ServingMiddleware, metrics=srv.metrics, emf=srv.emf, max_body_bytes=s.max_body_bytes,
+                           access_log=s.access_log, drain=srv.drain, max_header_bytes=s.max_header_bytes,
+                           serving=serving)
+        # in front of it all: the common predict requests without Starlette (falls back to the stack above)
+        app.front = PredictFront(app.stack, srv.dataplane, srv.guard, serving, lambda: app.exception_handlers,
+                                 s.max_body_bytes, s.max_header_bytes, bool(s.cors.allow_origins))
 
 
 def create_app(settings: Settings | None = None, environ: dict[str, str] | None = None) -> FastAPI:

@@ -1,37 +1,342 @@
-"""A pure-ASGI fast path for the native predict routes, without FastAPI's routing and dependency resolution.
+"""The predict fast paths: native predict routes served without FastAPI's routing and dependency resolution.
 
-``POST /predict``, ``POST /v1/models/{name}/predict`` and ``POST /v1/models/{name}/versions/{version}/predict``
-are answered here, by the same ``Endpoints`` methods the FastAPI routes call, after the same guard (auth + rate
-limit, credentials read as the routes' security schemes read them) and with the exceptions turned into responses
-by the app's own exception handlers. Everything else — other methods and paths (405, 404, trailing-slash
-redirects), the protocol routes, ``/docs`` — goes on to the FastAPI router. The routes stay registered on the
-router, so ``/openapi.json`` is unchanged.
+Two layers, both answering ``POST /predict``, ``POST /v1/models/{name}/predict`` and
+``POST /v1/models/{name}/versions/{version}/predict`` with the same data plane, guard, exception handlers and
+serving bookkeeping (``runtime.http.middleware.Serving``) as the FastAPI routes:
 
-It is the innermost middleware: the serving middleware (request id, limits, metrics, access log), CORS and
-Starlette's ``ServerErrorMiddleware`` (unexpected exceptions → the JSON 500) wrap it as they wrap the router.
-Skipped: ``ExceptionMiddleware``, the exit-stack middleware, route matching, ``request_response`` and
-``solve_dependencies`` — about half of the Python calls of a request.
+* ``PredictFront`` — a raw ASGI app in front of the whole Starlette stack (``ServingApp.__call__``). It takes the
+  common case: a JSON or raw-tensor body with a ``Content-Length`` within ``max_body_bytes``, headers within
+  ``max_header_bytes``, no root path, and no ``Origin`` header while CORS is on. One pass over the headers reads
+  everything the request needs; the answer goes out with precomputed header lists; no Starlette ``Request``,
+  ``Response`` or middleware is built unless an error is answered (by the app's own exception handlers, with the
+  same headers the serving middleware adds). An unexpected exception gets the JSON 500 and is re-raised, as
+  Starlette's ``ServerErrorMiddleware`` does.
+* ``PredictFastPath`` — the innermost middleware, for every other predict request (multipart and image uploads,
+  streamed ``.npy``, chunked bodies, 413/431 refusals, CORS): after the serving middleware and CORS, it skips
+  ``ExceptionMiddleware``, the exit-stack middleware, route matching, ``request_response`` and
+  ``solve_dependencies``.
+
+Everything else — other methods and paths (405, 404, trailing-slash redirects), the protocol routes, ``/docs`` —
+goes on to the FastAPI router. The routes stay registered on the router, so ``/openapi.json`` is unchanged.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
 from collections.abc import Awaitable, Callable
+from itertools import chain
 from typing import Any
 
+import orjson
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from runtime.http.routes import Endpoints
+from runtime.batching import Batcher
+from runtime.dataplane import BIG_ROWS, JSON, NPY, InferenceService, Prediction, is_json
+from runtime.http.middleware import Serving, new_request_id
+from runtime.http.routes import Endpoints, npy_bytes
 from runtime.http.security import Guard
+from runtime.inputs import PayloadTooLargeError
 
 Endpoint = Callable[..., Awaitable[Response]]
+Handlers = Callable[[], dict[Any, Callable[..., Any]]]
+_RID_RE = re.compile(rb"^[\w.-]{1,64}$")
+_OCTET = "application/octet-stream"
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_NO_STORE = (b"cache-control", b"no-store")
+_CLOSE = (b"connection", b"close")
+_NPY = NPY.encode()
+_ROUTES = {"predict": "/predict", "predict_named": "/v1/models/{name}/predict",
+           "predict_version": "/v1/models/{name}/versions/{version}/predict"}
+
+
+def match(path: str) -> tuple[str, str | None, str | None] | None:
+    """(endpoint name, ``{name}``, ``{version}``) for a native predict path, or None. ``{name}``/``{version}``: one
+    non-empty segment, as Starlette's ``str`` convertor."""
+    if path == "/predict":
+        return "predict", None, None
+    if not path.startswith("/v1/models/") or not path.endswith("/predict"):
+        return None
+    parts = path.split("/")  # "", "v1", "models", name, ["versions", version,] "predict"
+    if len(parts) == 5 and parts[3]:
+        return "predict_named", parts[3], None
+    if len(parts) == 7 and parts[4] == "versions" and parts[3] and parts[5]:
+        return "predict_version", parts[3], parts[5]
+    return None
+
+
+def pick_handler(handlers: dict[Any, Callable[..., Any]], exc: Exception) -> Callable[..., Any] | None:
+    """The handler Starlette's ExceptionMiddleware would pick (status code for HTTPException, else the nearest
+    class in the MRO); ``handlers`` holds no catch-all ``Exception``/500 entry (ServerErrorMiddleware's)."""
+    if isinstance(exc, HTTPException) and exc.status_code in handlers:
+        return handlers[exc.status_code]
+    for cls in type(exc).__mro__:
+        if cls in handlers:
+            return handlers[cls]
+    return None
+
+
+class _Headers:
+    """Read-only ``get`` over a request's headers (lower-case names, each sent once), as Starlette's ``Headers``."""
+
+    __slots__ = ("h",)
+
+    def __init__(self, h: dict[bytes, bytes]) -> None:
+        self.h = h
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        value = self.h.get(key.lower().encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
+
+
+async def _coroutine() -> None:
+    pass
+
+
+_c = _coroutine()
+_Coroutine = type(_c)
+_c.close()
+
+
+class _Resumed:
+    """Awaits the rest of a coroutine already stepped once by hand (``coro.send(None)`` gave ``blocked``): what
+    ``await coro`` would have done from there — the task waits on ``blocked``, then the coroutine goes on; anything
+    thrown in (a cancellation, the timeout) is thrown into it."""
+
+    __slots__ = ("blocked", "coro")
+
+    def __init__(self, coro: Any, blocked: Any) -> None:
+        self.coro, self.blocked = coro, blocked
+
+    def __await__(self) -> Any:
+        coro, step = self.coro, self.blocked
+        while True:
+            try:
+                yield step
+            except BaseException as e:  # noqa: BLE001 - forwarded, as ``await`` forwards it
+                try:
+                    step = coro.throw(e)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    step = coro.send(None)
+                except StopIteration as done:
+                    return done.value
+
+
+class _GuardRequest:
+    """What ``Guard.check`` reads of a request (its scope, and its state for the X-RateLimit-* headers), without
+    building a Starlette ``Request``."""
+
+    __slots__ = ("scope",)
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    @property
+    def state(self) -> State:
+        return State(self.scope["state"])
+
+
+class PredictFront:
+    """The raw ASGI front of the app (see the module docstring); ``app`` is the whole Starlette stack."""
+
+    def __init__(self, app: ASGIApp, dataplane: InferenceService, guard: Guard, serving: Serving,
+                 exception_handlers: Handlers, max_body_bytes: int, max_header_bytes: int, cors: bool) -> None:
+        self.app = app
+        self.dataplane = dataplane
+        self.name = dataplane.name
+        self.max_response_bytes = dataplane.settings.max_response_bytes
+        self.guard = guard if guard.active else None
+        self.api_key_mode = guard.auth.mode == "api_key"
+        self.auth_on = guard.auth.enabled
+        self.serving = serving
+        self._exception_handlers = exception_handlers
+        self._handlers: dict[Any, Callable[..., Any]] | None = None
+        self.limit = max_body_bytes
+        self.timeout = dataplane.settings.request_timeout_s
+        self.max_header_bytes = max_header_bytes
+        self.cors = cors
+        self._static: dict[tuple[str, str], list[tuple[bytes, bytes]]] = {}  # (version, ctype) -> headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            found = match(scope["path"])
+            if found is not None and await self._serve(scope, receive, send, *found):
+                return
+        await self.app(scope, receive, send)
+
+    def _answer_headers(self, version: str, ctype: str) -> list[tuple[bytes, bytes]]:
+        static = self._static.get((version, ctype))
+        if static is None:
+            static = self._static[(version, ctype)] = [
+                (b"content-type", ctype.encode()), (b"x-model-version", version.encode("latin-1")), _NO_STORE,
+                _NOSNIFF]
+        return static
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, endpoint: str, name: str | None,
+                     version: str | None) -> bool:
+        """Answer the request and return True, or return False (nothing read or sent) to leave it to the stack."""
+        t0 = time.perf_counter()
+        raw = scope["headers"]
+        h = dict(raw)
+        if len(h) != len(raw):
+            return False  # a header name sent twice: the stack's own first/last-wins reading of each
+        length = h.get(b"content-length")
+        if (length is None or not length.isdigit() or int(length) > self.limit or (self.cors and b"origin" in h)
+                or sum(map(len, chain.from_iterable(raw))) > self.max_header_bytes):
+            return False  # chunked body, 413, 431, CORS: the serving middleware and CORS handle those
+        ctype = h.get(b"content-type")
+        media = JSON if ctype is None else ctype.decode("latin-1").split(";", 1)[0].strip().lower()
+        if media != _OCTET and not is_json(media):
+            return False  # multipart, images, streamed .npy, 415: the data plane's request decoder
+        rid = h.get(b"x-request-id")
+        if rid is not None and not _RID_RE.match(rid):
+            rid = None
+        rid_b = rid or new_request_id()
+        rid_s = rid_b.decode()
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state["request_id"] = rid_s
+        serving = self.serving
+        serving.in_flight += 1
+        status = 500
+        started = False
+        try:
+            try:
+                rl_headers = self._guard(scope, h) if self.guard is not None else None
+                dp = self.dataplane
+                headers = _Headers(h)
+                chosen, mv = dp.select(headers, state, name, version)
+                body = await self._body(receive, mv.batcher, t0, chosen)
+                p = await dp.predict_body(body, media, headers, chosen, mv, scope["query_string"], t0)
+                state["prediction"] = p
+                accept = h.get(b"accept")
+                npy = accept is not None and _NPY in accept
+                if p.rows > BIG_ROWS:
+                    payload = await asyncio.to_thread(self._encode, p, rid_s, npy)
+                else:
+                    payload = self._encode(p, rid_s, npy)
+                out = self._answer_headers(p.version, NPY if npy else JSON) + [
+                    (b"content-length", str(len(payload)).encode()), (b"x-request-id", rid_b)]
+                if rl_headers:
+                    out += [(k.lower().encode(), v.encode()) for k, v in rl_headers.items()]
+                if serving.drain.active:
+                    out.append(_CLOSE)
+                status = 200
+                started = True
+                await send({"type": "http.response.start", "status": 200, "headers": out})
+                await send({"type": "http.response.body", "body": payload})
+            except Exception as exc:
+                if started:
+                    raise
+                request = Request(scope, receive, send)
+                handler = self._handler(exc)
+                if handler is None:  # as ServerErrorMiddleware: the JSON 500 (its own headers), then re-raise
+                    started = True
+                    await (await self._exception_handlers()[Exception](request, exc))(scope, receive, send)
+                    raise
+                response = await handler(request, exc)
+                status = response.status_code
+                started = True
+                await response(scope, receive, self._decorating(send, rid_b))
+        finally:
+            serving.in_flight -= 1
+            serving.record(scope, _ROUTES[endpoint], status, time.perf_counter() - t0, rid_s)
+        return True
+
+    def _guard(self, scope: Scope, h: dict[bytes, bytes]) -> dict[str, str] | None:
+        """``Guard.check`` with the credentials read as its security schemes read them; the X-RateLimit-*
+        headers for the answer (None without a rate limit)."""
+        bearer = None
+        authorization = h.get(b"authorization")
+        if authorization and self.auth_on:  # fastapi.security.HTTPBearer(auto_error=False)
+            scheme, _, credentials = authorization.decode("latin-1").partition(" ")
+            credentials = credentials.strip()
+            if scheme and credentials and scheme.lower() == "bearer":
+                bearer = credentials
+        api_key = h.get(b"x-api-key") if self.api_key_mode else None
+        key = (api_key.decode("latin-1") or None) if api_key is not None else None
+        self.guard.check(_GuardRequest(scope), key, bearer)  # type: ignore[arg-type]
+        return scope["state"].get("rate_limit_headers")
+
+    async def _body(self, receive: Receive, batcher: Batcher, t0: float, chosen: str) -> bytes:
+        """The whole body. Usually it is there already (uvicorn starts the app once the headers are parsed, and a
+        small body comes in the same read): ``receive()`` then completes without suspending and costs no timer.
+        Otherwise the rest is read within ``request_timeout_s`` of ``t0`` (504 past it, as the data plane's request
+        decoder), counted as arriving at the version's batcher meanwhile (it waits for requests being read)."""
+        pending = receive()
+        if type(pending) is _Coroutine:
+            try:
+                blocked = pending.send(None)  # one step, as ``await`` would take it
+            except StopIteration as done:
+                message = done.value
+                if message["type"] == "http.request" and not message.get("more_body", False):
+                    return message.get("body", b"")
+                return await self._body_rest(receive, batcher, t0, chosen, message)
+            return await self._body_rest(receive, batcher, t0, chosen, _Resumed(pending, blocked))
+        return await self._body_rest(receive, batcher, t0, chosen, pending)
+
+    async def _body_rest(self, receive: Receive, batcher: Batcher, t0: float, chosen: str, first: Any) -> bytes:
+        """The body from ``first`` (a message, or an awaitable of one) and the following messages, timed."""
+        batcher.arriving += 1
+        try:
+            async with asyncio.timeout(self.timeout - (time.perf_counter() - t0)):
+                message = first if isinstance(first, dict) else await first
+                chunks = []
+                while True:
+                    if message["type"] != "http.request":
+                        raise ClientDisconnect
+                    chunks.append(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        return b"".join(chunks)
+                    message = await receive()
+        except TimeoutError as e:
+            raise self.dataplane.failed(e, chosen) from None
+        finally:
+            batcher.arriving -= 1
+
+    def _encode(self, p: Prediction, rid: str, npy: bool) -> bytes:
+        """The answer's body (as ``Endpoints._body``): JSON with the request id, model and version, or .npy."""
+        if npy:
+            body = npy_bytes(p.primary())
+        else:
+            doc = {"request_id": rid, "model": self.name, "version": p.version, **p.fields}
+            body = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+        if len(body) > self.max_response_bytes:  # backstop: the row limit already accounts for the answer size
+            raise PayloadTooLargeError(f"the answer would be {len(body)} bytes, above max_response_bytes "
+                                       f"({self.max_response_bytes}): send fewer rows")
+        return body
+
+    def _decorating(self, send: Send, rid: bytes) -> Send:
+        serving = self.serving
+
+        async def wrapped(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": serving.decorate(message.get("headers", ()), rid)}
+            await send(message)
+
+        return wrapped
+
+    def _handler(self, exc: Exception) -> Callable[..., Any] | None:
+        handlers = self._handlers
+        if handlers is None:
+            handlers = self._handlers = {k: v for k, v in self._exception_handlers().items()
+                                         if k not in (Exception, 500)}
+        return pick_handler(handlers, exc)
 
 
 class PredictFastPath:
-    def __init__(self, app: ASGIApp, endpoints: Endpoints, guard: Guard,
-                 exception_handlers: Callable[[], dict[Any, Callable[..., Any]]]) -> None:
+    """The innermost middleware (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, endpoints: Endpoints, guard: Guard, exception_handlers: Handlers) -> None:
         self.app = app
         self.endpoints = endpoints
         self.guard = guard if guard.active else None
@@ -39,18 +344,13 @@ class PredictFastPath:
         self._handlers: dict[Any, Callable[..., Any]] | None = None
 
     def match(self, path: str) -> tuple[Endpoint, dict[str, str]] | None:
-        """The endpoint and path parameters for ``path`` (``{name}``/``{version}``: one non-empty segment, as
-        Starlette's ``str`` convertor), or None."""
-        if path == "/predict":
-            return self.endpoints.predict, {}
-        if not path.startswith("/v1/models/") or not path.endswith("/predict"):
+        """The endpoint and path parameters for ``path``, or None."""
+        found = match(path)
+        if found is None:
             return None
-        parts = path.split("/")  # "", "v1", "models", name, ["versions", version,] "predict"
-        if len(parts) == 5 and parts[3]:
-            return self.endpoints.predict_named, {"name": parts[3]}
-        if len(parts) == 7 and parts[4] == "versions" and parts[3] and parts[5]:
-            return self.endpoints.predict_version, {"name": parts[3], "version": parts[5]}
-        return None
+        endpoint, name, version = found
+        params = {"name": name, "version": version} if version else {"name": name} if name else {}
+        return getattr(self.endpoints, endpoint), params
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
@@ -76,15 +376,8 @@ class PredictFastPath:
         await response(scope, receive, send)
 
     def _handler(self, exc: Exception) -> Callable[..., Any] | None:
-        """The handler Starlette's ExceptionMiddleware would pick (status code for HTTPException, else the
-        nearest class in the MRO); None for the catch-all ``Exception``/500 handler, which is not its."""
         handlers = self._handlers
         if handlers is None:
             handlers = self._handlers = {k: v for k, v in self._exception_handlers().items()
                                          if k not in (Exception, 500)}
-        if isinstance(exc, HTTPException) and exc.status_code in handlers:
-            return handlers[exc.status_code]
-        for cls in type(exc).__mro__:
-            if cls in handlers:
-                return handlers[cls]
-        return None
+        return pick_handler(handlers, exc)

@@ -1,8 +1,8 @@
 """Pure-ASGI serving middleware (no BaseHTTPMiddleware overhead): request id, header (431) and body (413) limits,
 ``X-Content-Type-Options: nosniff`` and ``Cache-Control: no-store`` on every response (static docs assets keep
-their own), in-flight gauge, per-route/status/version metrics (histograms buffered: ``Metrics.flush``), EMF
-samples, ``Connection: close`` while draining and the JSON access log line (``runtime.access_log``: every error
-and slow request, ``sample_rate`` of the rest).
+their own), in-flight gauge, per-route/status/version metrics (counters and histograms buffered in process memory,
+pushed every ``FLUSH_INTERVAL_S``: ``Metrics.flush``), EMF samples, ``Connection: close`` while draining and the
+JSON access log line (``runtime.access_log``: every error and slow request, ``sample_rate`` of the rest).
 
 It shares two values with the app through the request state (``scope["state"]``): it sets ``request_id``, and
 reads ``model_version`` (set by the data plane) to label the metrics.
@@ -11,7 +11,7 @@ reads ``model_version`` (set by the data plane) to label the metrics.
 from __future__ import annotations
 
 import logging
-import os
+import random
 import re
 import time
 from collections.abc import Callable
@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runtime.contract.serving import AccessLog
 from runtime.lifecycle import Drain
-from runtime.metrics import Metrics
+from runtime.metrics import FLUSH_INTERVAL_S, Metrics
 from runtime.telemetry import EmfAggregator
 
 access = logging.getLogger("mldeploy.access")
@@ -33,8 +33,17 @@ _NOSNIFF = (b"x-content-type-options", b"nosniff")
 _NO_STORE = (b"cache-control", b"no-store")
 
 
+_ids = random.Random()  # seeded from os.urandom in each worker; ids must be unique, not secret
+_getrandbits = _ids.getrandbits
+
+
 class _BodyTooLargeError(Exception):
     pass
+
+
+def new_request_id() -> bytes:
+    """16 random hex digits (a Mersenne Twister draw, not ``os.urandom``: no system call per request)."""
+    return b"%016x" % _getrandbits(64)
 
 
 def route_label(path: str) -> str:
@@ -46,16 +55,17 @@ def route_label(path: str) -> str:
     return "other"
 
 
-class ServingMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, emf: EmfAggregator, max_body_bytes: int,
-                 access_log: AccessLog | bool, drain: Drain, max_header_bytes: int = 32 * 1024,
-                 client_ip: Callable[[Scope], str] | None = None) -> None:
-        self.app = app
-        self.max_header_bytes = max_header_bytes
-        self.client_ip = client_ip
+class Serving:
+    """The per-request bookkeeping shared by ``ServingMiddleware`` and the predict fast path
+    (``runtime.http.fastpath``): requests in flight, the response headers every answer carries, metrics, EMF
+    samples, the sampled access log and the after-response hooks."""
+
+    def __init__(self, metrics: Metrics, emf: EmfAggregator, access_log: AccessLog | bool, drain: Drain,
+                 client_ip: Callable[[Scope], str] | None = None,
+                 responded: Callable[[Any], None] | None = None) -> None:
         self.metrics = metrics
         self.emf = emf
-        self.limit = max_body_bytes
+        self.client_ip = client_ip
         if isinstance(access_log, bool):
             access_log = AccessLog(enabled=access_log, sample_rate=1.0)
         self.access_log = access_log.enabled
@@ -63,8 +73,9 @@ class ServingMiddleware:
         self.slow_s = access_log.slow_ms / 1000.0
         self._credit = 0.0  # sampling: a line each time the accumulated rate reaches 1 (exactly sample_rate)
         self.drain = drain
+        self.responded = responded  # (Prediction) -> None, once its answer is sent (``InferenceService.responded``)
         # labelled children, cached: ``labels()`` costs a lock and a tuple of str() per call
-        self._requests: dict[tuple[str, int, str], Any] = {}
+        self._children: dict[tuple[str, int, str], tuple[Any, Any]] = {}  # (route, status, version) -> both
         self._latency: dict[tuple[str, str], Any] = {}
         self.in_flight = 0
         metrics.gauge(metrics.in_flight, lambda: self.in_flight)
@@ -75,6 +86,79 @@ class ServingMiddleware:
             self._credit -= 1.0
             return True
         return False
+
+    def _labelled(self, route: str, status: int, version: str) -> tuple[Any, Any]:
+        """The request counter child of (route, status, version) and the buffered latency histogram of (route,
+        version), shared by every status."""
+        m = self.metrics
+        hist = self._latency.get((route, version))
+        if hist is None:
+            hist = self._latency[(route, version)] = m.histogram(m.latency.labels(route, version))
+        return m.counter(m.requests.labels(route, str(status), version)), hist
+
+    def decorate(self, headers: list[tuple[bytes, bytes]], rid: bytes) -> list[tuple[bytes, bytes]]:
+        """``headers`` (a new list) + request id, nosniff, no-store unless set, ``Connection: close`` if draining."""
+        headers = list(headers)
+        headers += ((b"x-request-id", rid), _NOSNIFF)
+        for k, _ in headers:
+            if k == b"cache-control":
+                break
+        else:
+            headers.append(_NO_STORE)
+        if self.drain.active:
+            headers.append((b"connection", b"close"))
+        return headers
+
+    def record(self, scope: Scope, route: str, status: int, elapsed: float, rid: str) -> None:
+        """Count one answered request: metrics, EMF, access log line, then the after-response hooks."""
+        state = scope.get("state") or {}
+        version = state.get("model_version", "")
+        m = self.metrics
+        key = (route, status, version)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = self._labelled(route, status, version)
+        counter, hist = children
+        counter.inc()  # buffered like the histograms: a scrape sees it within FLUSH_INTERVAL_S (at once with one
+        # worker: ``Metrics.render`` flushes first)
+        hist.observe(elapsed)
+        now = time.monotonic()
+        if now - m.flushed_at >= FLUSH_INTERVAL_S:
+            m.flush(now)
+        if version:
+            self.emf.request(version, elapsed * 1000.0, status < 500)
+        if self.access_log and route not in _QUIET_ROUTES and (
+                status >= 400 or elapsed > self.slow_s or self._sampled()):
+            access.info("%s %s %d", scope["method"], scope["path"], status, extra={
+                "request_id": rid, "route": route, "status": status, "version": version,
+                "latency_ms": round(elapsed * 1000.0, 3),
+                "client": self._client(scope)})
+        prediction = state.get("prediction")
+        if prediction is not None and status < 400 and self.responded is not None:
+            self.responded(prediction)
+
+    def _client(self, scope: Scope) -> str | None:
+        if self.client_ip is not None:
+            return self.client_ip(scope)
+        return scope["client"][0] if scope.get("client") else None
+
+    async def refuse(self, send: Send, rid: str, status: int, reason: str, detail: str) -> None:
+        self.metrics.rejected.labels(reason).inc()
+        body = orjson.dumps({"detail": detail, "request_id": rid})
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class ServingMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics, emf: EmfAggregator, max_body_bytes: int,
+                 access_log: AccessLog | bool, drain: Drain, max_header_bytes: int = 32 * 1024,
+                 client_ip: Callable[[Scope], str] | None = None, serving: Serving | None = None) -> None:
+        self.app = app
+        self.max_header_bytes = max_header_bytes
+        self.limit = max_body_bytes
+        self.serving = serving or Serving(metrics, emf, access_log, drain, client_ip)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,30 +174,20 @@ class ServingMiddleware:
                 rid = v
             elif k == b"content-length":
                 length = int(v) if v.isdigit() else None
-        rid_b = rid or os.urandom(8).hex().encode()
+        rid_b = rid or new_request_id()
         rid_s = rid_b.decode()
         state = scope.setdefault("state", {})
         state["request_id"] = rid_s
         status = 500
         started = False
-        drain = self.drain
-        extra_headers = ((b"x-request-id", rid_b), _NOSNIFF)
+        serving = self.serving
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, started
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
-                headers = list(message.get("headers", ()))
-                headers += extra_headers
-                for k, _ in headers:
-                    if k == b"cache-control":
-                        break
-                else:
-                    headers.append(_NO_STORE)
-                if drain.active:
-                    headers.append((b"connection", b"close"))
-                message = {**message, "headers": headers}
+                message = {**message, "headers": serving.decorate(message.get("headers", ()), rid_b)}
             await send(message)
 
         received = 0
@@ -128,12 +202,11 @@ class ServingMiddleware:
                     raise _BodyTooLargeError
             return message
 
-        m = self.metrics
-        self.in_flight += 1
+        serving.in_flight += 1
         try:
             if header_bytes > self.max_header_bytes:
-                await self._refuse(send_wrapper, rid_s, 431, "header_too_large",
-                                   f"request headers exceed max_header_bytes ({self.max_header_bytes} bytes)")
+                await serving.refuse(send_wrapper, rid_s, 431, "header_too_large",
+                                     f"request headers exceed max_header_bytes ({self.max_header_bytes} bytes)")
             elif length is not None and length > limit:
                 await self._too_large(send_wrapper, rid_s)
             else:
@@ -144,44 +217,9 @@ class ServingMiddleware:
                         raise
                     await self._too_large(send_wrapper, rid_s)
         finally:
-            self.in_flight -= 1
-            elapsed = time.perf_counter() - t0
-            version = state.get("model_version", "")
-            path = scope["path"]
-            route = route_label(path)
-            key = (route, status, version)
-            counter = self._requests.get(key)
-            if counter is None:
-                # not buffered: a scrape right after a response counts it (histograms lag ≤ FLUSH_INTERVAL_S)
-                counter = self._requests[key] = m.requests.labels(route, str(status), version)
-            counter.inc()
-            hist = self._latency.get((route, version))
-            if hist is None:
-                hist = self._latency[(route, version)] = m.histogram(m.latency.labels(route, version))
-            hist.observe(elapsed)
-            m.maybe_flush(time.monotonic())
-            if version:
-                self.emf.request(version, elapsed * 1000.0, status < 500)
-            if self.access_log and route not in _QUIET_ROUTES and (
-                    status >= 400 or elapsed > self.slow_s or self._sampled()):
-                access.info("%s %s %d", scope["method"], path, status, extra={
-                    "request_id": rid_s, "route": route, "status": status, "version": version,
-                    "latency_ms": round(elapsed * 1000.0, 3),
-                    "client": self._client(scope)})
-
-    def _client(self, scope: Scope) -> str | None:
-        if self.client_ip is not None:
-            return self.client_ip(scope)
-        return scope["client"][0] if scope.get("client") else None
+            serving.in_flight -= 1
+            serving.record(scope, route_label(scope["path"]), status, time.perf_counter() - t0, rid_s)
 
     async def _too_large(self, send: Send, rid: str) -> None:
         detail = f"request body exceeds max_body_bytes ({self.limit} bytes)"
-        await self._refuse(send, rid, 413, "body_too_large", detail)
-
-    async def _refuse(self, send: Send, rid: str, status: int, reason: str, detail: str) -> None:
-        self.metrics.rejected.labels(reason).inc()
-        body = orjson.dumps({"detail": detail, "request_id": rid})
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+        await self.serving.refuse(send, rid, 413, "body_too_large", detail)

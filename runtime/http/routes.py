@@ -94,5 +94,6 @@ class Endpoints:
 
     async def ready(self) -> Response:
         ok = self.repository.ready and not self.drain.active
-        doc = {"ready": ok, "draining": self.drain.active, "versions": self.repository.router.versions}
+        doc = {"ready": ok, "draining": self.drain.active, "versions": self.repository.router.versions,
+               "providers": self.repository.providers}  # where each version runs: CUDA/GPU or CPU
         return json_response(200 if ok else 503, doc)
