@@ -158,9 +158,9 @@ def test_invalid_transitions_change_nothing(project: Path, aws: dict[str, str], 
     monkeypatch.setenv("MLDEPLOY_SKIP_HEALTH_WAIT", "1")
 
     run("canary", "--percent", "10", "--image", f"{REGISTRY}:1.1.0", code=0, message="takes 10% of traffic")
-    run("canary", "--percent", "20", "--image", f"{REGISTRY}:1.2.0", code=1,
+    run("canary", "--percent", "20", "--image", f"{REGISTRY}:1.2.0", code=10,
         message=f"a canary is already active for app (cluster app) with {REGISTRY}:1.1.0 (10% of traffic)")
-    run("rollback", "--yes", "--to", "1.0.0", code=1,
+    run("rollback", "--yes", "--to", "1.0.0", code=10,
         message="roll it back before returning the stable service to 1.0.0")
     assert emu.weights() == {"app-tg": 90, "app-tgc": 10} and emu.revisions() == 3
     # each canary records its image's version (the tag here: moto's registry has no labels to read)

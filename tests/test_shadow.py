@@ -186,9 +186,12 @@ def test_overloaded_shadow_drops_instead_of_growing_and_stable_answers_do_not_ch
     assert errors_off == errors_on == 0.0  # shadow load does not change the stable error rate
     q, done = doc["queue"], doc["pairs"][0]["requests"] if doc["pairs"] else 0
     assert q["offered"] == 60 and q["capacity"] == 3 and q["depth"] <= 3
-    # every offer was evaluated, is waiting (≤ 3), is being evaluated (≤ 1) or was dropped: bounded and counted
-    assert q["offered"] - q["dropped"] - done - q["depth"] in (0, 1), (q, done)
-    assert q["dropped"] >= 60 - 3 - 1 - done and q["dropped"] > 30, (q, done)
+    # every offer was evaluated, is waiting (≤ 3), is being evaluated or was dropped: bounded and counted. The
+    # worker drains what waits into one evaluation, so up to capacity + 1 offers (the queue's content plus one put
+    # while it drained) can be in flight when the document is read
+    in_flight = q["offered"] - q["dropped"] - done - q["depth"]
+    assert 0 <= in_flight <= q["capacity"] + 1, (q, done)
+    assert q["dropped"] >= 60 - 3 - (q["capacity"] + 1) - done and q["dropped"] > 30, (q, done)
     assert f'mldeploy_shadow_dropped_total{{candidate="1.1.0"}} {float(q["dropped"])}' in text
     # if the candidate ran on the request path every answer would take ≥ 250 ms
     median_on = sorted(t for _, t in on)[len(on) // 2]
