@@ -81,6 +81,22 @@ def pick_handler(handlers: dict[Any, Callable[..., Any]], exc: Exception) -> Cal
     return None
 
 
+class _RouteErrors:
+    """The app's exception handlers as the router would apply them, read at the first error (every handler is
+    registered by then): :func:`pick_handler` over them without the catch-all ``Exception``/500 entry."""
+
+    def __init__(self, exception_handlers: Handlers) -> None:
+        self._exception_handlers = exception_handlers
+        self._handlers: dict[Any, Callable[..., Any]] | None = None
+
+    def handler(self, exc: Exception) -> Callable[..., Any] | None:
+        handlers = self._handlers
+        if handlers is None:
+            handlers = self._handlers = {k: v for k, v in self._exception_handlers().items()
+                                         if k not in (Exception, 500)}
+        return pick_handler(handlers, exc)
+
+
 class _Headers:
     """Read-only ``get`` over a request's headers (lower-case names, each sent once), as Starlette's ``Headers``."""
 
@@ -158,7 +174,7 @@ class PredictFront:
         self.auth_on = guard.auth.enabled
         self.serving = serving
         self._exception_handlers = exception_handlers
-        self._handlers: dict[Any, Callable[..., Any]] | None = None
+        self._errors = _RouteErrors(exception_handlers)
         self.limit = max_body_bytes
         self.timeout = dataplane.settings.request_timeout_s
         self.max_header_bytes = max_header_bytes
@@ -238,7 +254,7 @@ class PredictFront:
                 if started:
                     raise
                 request = Request(scope, receive, send)
-                handler = self._handler(exc)
+                handler = self._errors.handler(exc)
                 if handler is None:  # as ServerErrorMiddleware: the JSON 500 (its own headers), then re-raise
                     started = True
                     await (await self._exception_handlers()[Exception](request, exc))(scope, receive, send)
@@ -325,13 +341,6 @@ class PredictFront:
 
         return wrapped
 
-    def _handler(self, exc: Exception) -> Callable[..., Any] | None:
-        handlers = self._handlers
-        if handlers is None:
-            handlers = self._handlers = {k: v for k, v in self._exception_handlers().items()
-                                         if k not in (Exception, 500)}
-        return pick_handler(handlers, exc)
-
 
 class PredictFastPath:
     """The innermost middleware (see the module docstring)."""
@@ -340,8 +349,7 @@ class PredictFastPath:
         self.app = app
         self.endpoints = endpoints
         self.guard = guard if guard.active else None
-        self._exception_handlers = exception_handlers  # read at the first error: every handler is registered then
-        self._handlers: dict[Any, Callable[..., Any]] | None = None
+        self._errors = _RouteErrors(exception_handlers)
 
     def match(self, path: str) -> tuple[Endpoint, dict[str, str]] | None:
         """The endpoint and path parameters for ``path``, or None."""
@@ -369,15 +377,8 @@ class PredictFastPath:
                 self.guard.check_request(request)
             response = await endpoint(request, **params)
         except Exception as exc:
-            handler = self._handler(exc)
+            handler = self._errors.handler(exc)
             if handler is None:
                 raise  # to ServerErrorMiddleware, as from the router
             response = await handler(request, exc)
         await response(scope, receive, send)
-
-    def _handler(self, exc: Exception) -> Callable[..., Any] | None:
-        handlers = self._handlers
-        if handlers is None:
-            handlers = self._handlers = {k: v for k, v in self._exception_handlers().items()
-                                         if k not in (Exception, 500)}
-        return pick_handler(handlers, exc)
