@@ -88,20 +88,13 @@ class ModelLocation:
                 **({"MLDEPLOY_MODEL_S3_OWNER": self.owner} if self.owner else {})}
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 _INDEXED: dict[tuple[Any, ...], ArtifactIndex] = {}
 """Indexes by the folder's (path, size, mtime) listing: ``up`` plans twice and uploads; hashing runs once."""
 
 
 def index_artifact(folder: Path) -> ArtifactIndex:
     """Hash every file of the artifact folder (``model.json`` required)."""
+    from mldeploy.artifacts.hashing import sha256_path  # lazy: mldeploy.artifacts imports the packager
     from runtime.manifest import MANIFEST_FILE, Manifest
 
     if not (folder / MANIFEST_FILE).is_file():
@@ -113,7 +106,7 @@ def index_artifact(folder: Path) -> ArtifactIndex:
             paths.append((rel, p))
     key = (str(folder.resolve()), *((rel, p.stat().st_size, p.stat().st_mtime_ns) for rel, p in paths))
     if key not in _INDEXED:
-        files = tuple(IndexedFile(rel, p.stat().st_size, _sha256_file(p)) for rel, p in paths)
+        files = tuple(IndexedFile(rel, p.stat().st_size, sha256_path(p)) for rel, p in paths)
         _INDEXED[key] = ArtifactIndex(files, Manifest.load(folder).version)
     return _INDEXED[key]
 
