@@ -5,9 +5,13 @@ What moto checks here: the launch template (AMI read from moto's copy of AWS's p
 user data), the Auto Scaling group (mixed instances policy, scale-in protection), the capacity provider (managed
 scaling, managed termination protection; the strict layer refuses it on a group without scale-in protection),
 its attachment to the cluster, the service's capacity provider strategy, the task definition (EC2, awsvpc, GPU
-resource requirement) and the scheduled action. What moto cannot show: instances booting and joining the cluster
-(its ASG launches no ECS container instances), managed scaling reacting to pending tasks, GPUs assigned to the
-container, the NVIDIA runtime of the GPU AMI, Spot interruptions and draining.
+resource requirement), the scheduled action and the instances' own security group. moto has no instance refreshes
+(DescribeInstanceRefreshes and StartInstanceRefresh answer HTTP 500, NotImplementedError): the refresh test asserts
+the request and lets the call answer AWS's documented InstanceRefreshInProgress instead.
+
+What moto cannot show: instances booting and joining the cluster (its ASG launches no ECS container instances),
+managed scaling reacting to pending tasks, GPUs assigned to the container, the NVIDIA runtime of the GPU AMI, Spot
+interruptions and draining, an instance refresh replacing instances.
 """
 
 from __future__ import annotations
@@ -133,3 +137,58 @@ def test_validate_refuses_a_task_bigger_than_the_instance(tmp_path, aws):
     r = Project(tmp_path, aws, cfg).run("validate")
     assert r.rc == 3, (r.stdout, r.stderr)
     assert "aws.memory" in r.stderr and "15718 MiB the ECS agent registers on g5.xlarge" in r.stderr
+
+
+def test_a_new_launch_template_version_refreshes_the_running_instances(project, moto_server):
+    c = moto_server.client
+    cpu = gpu_config()
+    cpu["aws"].update({"instance_type": "c7i.xlarge", "gpus": 0, "cpu": 1024, "memory": 2048, "spot": False})
+    project.write(cpu)
+    r = project.run("up", "--image", IMAGE, "--no-wait", "--json")
+    assert r.rc == 0, r.stderr
+    assert "StartInstanceRefresh" not in r.mutating  # a new group has no instance to refresh
+    # the instances' interface carries their own group (no inbound), not the tasks'
+    groups = {g["GroupName"]: g for g in c("ec2").describe_security_groups(Filters=[
+        {"Name": "group-name", "Values": ["demo-instances", "demo-tasks"]}])["SecurityGroups"]}
+    assert groups["demo-instances"]["IpPermissions"] == [] and groups["demo-tasks"]["IpPermissions"]
+    (lt,) = c("ec2").describe_launch_template_versions(LaunchTemplateName="demo-ecs")["LaunchTemplateVersions"]
+    assert lt["LaunchTemplateData"]["NetworkInterfaces"][0]["Groups"] == [groups["demo-instances"]["GroupId"]]
+
+    # ECS managed scaling would launch an instance for the tasks; moto's ECS does not, so the test does
+    c("autoscaling").set_desired_capacity(AutoScalingGroupName="demo-ecs", DesiredCapacity=1)
+    (group,) = c("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["demo-ecs"])["AutoScalingGroups"]
+    assert [i["LaunchTemplate"]["Version"] for i in group["Instances"]] == ["1"]
+
+    cpu["aws"]["instance_type"] = "m7i.xlarge"
+    project.write(cpu)
+    r = project.run("plan", "--json")
+    assert r.rc == 0, r.stderr
+    steps = {(s["kind"], s["action"]): s for s in r.json["steps"]}
+    assert steps[("launch template", "update")]["changes"] == ["instance type c7i.xlarge → m7i.xlarge"]
+    refresh = steps[("instance refresh", "create")]
+    assert refresh["changes"][0] == "replace 1 instance on launch template version 1 with the new version"
+    assert "not readable" in refresh["note"]  # moto: DescribeInstanceRefreshes is not implemented
+    (call,) = refresh["calls"]
+    preferences = {"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200, "SkipMatching": True,
+                   "ScaleInProtectedInstances": "Refresh", "InstanceWarmup": 300}
+    assert call == {"call": "autoscaling.start_instance_refresh", "missing": ["InstanceRefreshInProgress"],
+                    "params": {"AutoScalingGroupName": "demo-ecs", "Strategy": "Rolling",
+                               "Preferences": preferences}}
+
+    busy = "autoscaling:StartInstanceRefresh:InstanceRefreshInProgress:An Instance Refresh is already in progress:1"
+    r = project.run("up", "--image", IMAGE, "--no-wait", "--json", env={"MLDEPLOY_FAULT_ERROR": busy})
+    assert r.rc == 0, r.stderr
+    ops = r.resource_mutating
+    assert ops.index("CreateLaunchTemplateVersion") < ops.index("ModifyLaunchTemplate") < \
+        ops.index("StartInstanceRefresh")
+    assert r.params("StartInstanceRefresh") == [{"AutoScalingGroupName": "demo-ecs", "Strategy": "Rolling",
+                                                  "Preferences": preferences}]
+    assert r.params("ModifyLaunchTemplate") == [{"LaunchTemplateName": "demo-ecs", "DefaultVersion": "2"}]
+    (latest,) = c("ec2").describe_launch_template_versions(LaunchTemplateName="demo-ecs",
+                                                           Versions=["$Latest"])["LaunchTemplateVersions"]
+    assert (latest["VersionNumber"], latest["LaunchTemplateData"]["InstanceType"]) == (2, "m7i.xlarge")
+
+    r = project.run("down", "--yes")
+    assert r.rc == 0, r.stderr
+    assert c("ec2").describe_security_groups(Filters=[
+        {"Name": "group-name", "Values": ["demo-instances"]}])["SecurityGroups"] == []

@@ -6,8 +6,9 @@
 rolling the stable service while the canary still serves. Fargate counts vCPUs of *running* tasks account-wide
 per region ("AWS Fargate service quotas", ECS developer guide), so other workloads share the same quota. With
 ``aws.compute: ec2`` the tasks run on the Auto Scaling group's instances instead: ``ec2_notes`` checks the instance
-family's EC2 On-Demand / Spot vCPU quota (service code ``ec2``) against the group's maximum. Reads only; never
-fails a plan: an unreadable quota becomes a note saying how to check it.
+family's EC2 On-Demand / Spot vCPU quota (service code ``ec2``) against the group's maximum, and
+``capacity.refresh_notes`` says when an instance refresh of the group is unfinished (none is planned then). Reads
+only; never fails a plan: an unreadable quota becomes a note saying how to check it.
 """
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ def notes(spec: StackSpec, remote: Remote) -> list[str]:
     """Plan notes about the vCPU quotas the config's capacity counts against: Fargate's, or with ``aws.compute:
     ec2`` the EC2 instance family's (``ec2_notes``), one per capacity kind (On-Demand, Spot) the config uses."""
     if spec.config.aws.compute == "ec2":
-        return ec2_notes(spec, remote)
+        from mldeploy.aws.resources.capacity import refresh_notes
+
+        return ec2_notes(spec, remote) + refresh_notes(spec, remote)
     p = peak(spec)
     on_demand, on_spot = split(spec, p.tasks)
     what = (f"{p.stable_tasks} tasks while a rolling deployment runs at {MAX_PERCENT}% of autoscaling max "
@@ -195,8 +198,10 @@ def ec2_notes(spec: StackSpec, remote: Remote) -> list[str]:
         return [f"EC2 vCPU quota: not checked for {it.name} (its family has a quota of its own); the Auto Scaling "
                 f"group may run {top} × {it.vcpus} vCPU"]
     on_demand, on_spot = ec2_split(spec, top)
+    from mldeploy.aws.resources.capacity import density
+
     what = (f"the Auto Scaling group's max {top} × {it.name}, {it.vcpus} vCPU each, room for 2 × autoscaling "
-            f"max {aws.autoscaling.max} tasks")
+            f"max {aws.autoscaling.max} tasks at {density(spec)}")
     out: list[str] = []
     for kind, code, n in (("On-Demand", cls.on_demand, on_demand), ("Spot", cls.spot, on_spot)):
         if not n:

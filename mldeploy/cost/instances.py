@@ -77,15 +77,80 @@ def get(name: str | None) -> InstanceType | None:
     return table().get(name or "")
 
 
-def tasks_per_instance(aws: AwsSection) -> int:
-    """Tasks of ``aws``'s size one ``aws.instance_type`` holds (0: none fits, or the type is unknown)."""
+TRUNKING_DOC = ("ENI trunking (ECS account setting awsvpcTrunking; ECS developer guide, \"Elastic network "
+                "interface trunking\")")
+"""Where AWS documents the way past the network-interface bound."""
+
+
+LABEL = {"cpu": "CPU", "memory": "memory", "gpus": "GPUs", "enis": "network interfaces"}
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How many tasks of a config one instance holds, and by which resource: ``by`` maps ``cpu``, ``memory``,
+    ``gpus`` (GPU tasks only) and ``enis`` to the tasks each alone would allow; ``tasks`` is their minimum."""
+
+    instance: InstanceType
+    by: dict[str, int]
+
+    @property
+    def tasks(self) -> int:
+        return max(0, min(self.by.values()))
+
+    @property
+    def bounds(self) -> list[str]:
+        """The resources that hold ``tasks`` down (several when they tie)."""
+        return [k for k, v in self.by.items() if v == self.tasks]
+
+    @property
+    def eni_bound(self) -> bool:
+        """True when only the network interfaces stop more tasks fitting (CPU, memory and GPUs allow more)."""
+        return self.bounds == ["enis"]
+
+    def reason(self) -> str:
+        """``"bound by CPU, memory"`` or, for the ENI bound, what each other resource would allow."""
+        if not self.eni_bound:
+            return f"bound by {', '.join(LABEL[b] for b in self.bounds)}"
+        others = ", ".join(f"{LABEL[k]} {v}" for k, v in self.by.items() if k != "enis")
+        return (f"bound by network interfaces: {self.instance.max_enis} ENIs − 1 primary; {others} would fit")
+
+
+def fit(aws: AwsSection) -> Fit | None:
+    """The one count of tasks per ``aws.instance_type`` (validate, plan, cost, the Auto Scaling group's maximum):
+    min(by CPU units, by the memory the agent registers, by whole GPUs, by network interfaces − 1). None when the
+    type is not in the bundled table."""
     it = get(aws.instance_type)
     if it is None:
-        return 0
-    fits = [it.vcpus * 1024 // aws.cpu, it.task_memory_mib // aws.memory, it.awsvpc_tasks]
+        return None
+    by = {"cpu": it.vcpus * 1024 // aws.cpu, "memory": it.task_memory_mib // aws.memory}
     if aws.gpus:
-        fits.append(it.gpus // aws.gpus)  # ECS assigns whole GPUs to one container each
-    return max(0, min(fits))
+        by["gpus"] = it.gpus // aws.gpus  # ECS assigns whole GPUs to one container each
+    by["enis"] = it.awsvpc_tasks
+    return Fit(it, by)
+
+
+def tasks_per_instance(aws: AwsSection) -> int:
+    """Tasks of ``aws``'s size one ``aws.instance_type`` holds (0: none fits, or the type is unknown)."""
+    got = fit(aws)
+    return got.tasks if got else 0
+
+
+def fit_warnings(config: Config) -> list[str]:
+    """``validate``'s explanation when the network interfaces, not CPU/memory/GPUs, bound the tasks per
+    instance: the service then needs more instances than its size suggests (compute ec2 only)."""
+    aws = config.aws
+    got = fit(aws) if aws.compute == "ec2" else None
+    if got is None or not got.eni_bound or got.tasks < 1:
+        return []
+    it, top = got.instance, aws.autoscaling.max
+    without = min(v for k, v in got.by.items() if k != "enis")
+    return [f"aws.instance_type {it.name}: {got.tasks} task{'s' if got.tasks != 1 else ''} per instance, "
+            f"{got.reason()}. Each awsvpc task takes a network interface of its own and the instance's primary "
+            f"interface counts, so autoscaling max {top} needs up to {math.ceil(top / got.tasks)} instances "
+            f"({math.ceil(top / without)} by CPU/memory alone). To pack more tasks per instance turn on "
+            f"{TRUNKING_DOC} on a supported type (`aws ecs put-account-setting-default --name awsvpcTrunking "
+            f"--value enabled`: instances launched afterwards get a trunk interface), or pick a type with more "
+            f"interfaces"]
 
 
 def fit_problems(config: Config) -> list[tuple[str, str]]:

@@ -136,7 +136,7 @@ GRANTS: dict[str, list[Grant]] = {
         # the template's tag specifications and iam:PassRole for its instance profile. SAR EC2 RunInstances: image
         # (arn:…:ec2:REGION::image/ID), instance, network-interface, security-group, subnet, volume, launch-template
         # ("Control Amazon EC2 launch template usage in Auto Scaling groups": only launch templates with a tag).
-        # The security group is ours (task_sg_id: the "owned" statement above lets RunInstances use it).
+        # The security group is ours (instance_sg_id: the "owned" statement above lets RunInstances use it).
         Grant("MldeployRunInstances", _a("ec2", "RunInstances"),
               ("arn:{partition}:ec2:{region}::image/*", EC2 + "instance/*", EC2 + "volume/*",
                EC2 + "network-interface/*", EC2 + "subnet/*"), condition=_from_launch_template, when=_ec2),

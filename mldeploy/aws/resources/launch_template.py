@@ -4,9 +4,13 @@ The AMI is the ECS-optimized Amazon Linux 2023 AMI that AWS publishes in its pub
 Amazon ECS-optimized Linux AMI metadata", ECS developer guide: ``/aws/service/ecs/optimized-ami/amazon-linux-2023/
 <version>``, ``…/amazon-linux-2023/arm64/<version>``; the GPU variant ``…/amazon-linux-2023/gpu/<version>``),
 read at plan time: a newer recommended AMI shows in the plan as a new template version (the Auto Scaling group
-launches ``$Latest``; running instances keep theirs until they are replaced). User data joins the cluster and
-sets the agent's configuration (``/etc/ecs/ecs.config``, "Amazon ECS container agent configuration").
-Reads ``known``: ``instance_profile``, ``task_sg_id``; writes ``known["launch_template"]``.
+launches ``$Latest``; the instances already running are replaced by the instance refresh ``capacity.plan_refresh``
+plans). User data joins the cluster and sets the agent's configuration (``/etc/ecs/ecs.config``, "Amazon ECS
+container agent configuration"). The instances' own network interface carries the instances' security group
+(``security_groups.instance_rules``: no inbound), not the tasks': each awsvpc task gets an interface of its own with
+the service's groups. Reads ``known``: ``instance_profile``, ``instance_sg_id``; writes ``known["launch_template"]``,
+``known["launch_template_version"]`` (the latest version number, None before the template exists) and
+``known["launch_template_changes"]`` (what a new version changes; empty when none is created).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from mldeploy.aws.engine.model import Action, ApiCall, Step, is_unknown, noop
+from mldeploy.aws.engine.model import Action, ApiCall, Fn, Ref, Step, is_unknown, noop
 from mldeploy.aws.engine.remote import Remote
 from mldeploy.aws.engine.spec import Known, StackSpec, tag_dict
 from mldeploy.aws.resources.instance_role import PROFILE_RETRY, ec2
@@ -72,7 +76,7 @@ def data(spec: StackSpec, known: Known, ami: str) -> dict[str, Any]:
         "InstanceType": aws.instance_type,
         "IamInstanceProfile": {"Name": known["instance_profile"]},
         "NetworkInterfaces": [{"DeviceIndex": 0, "AssociatePublicIpAddress": aws.assign_public_ip,
-                               "Groups": [known["task_sg_id"]], "DeleteOnTermination": True}],
+                               "Groups": [known["instance_sg_id"]], "DeleteOnTermination": True}],
         "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {
             "VolumeSize": ROOT_VOLUME_GB, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}}],
         # IMDSv2 only, one hop: containers in bridge mode cannot reach the instance's credentials
@@ -135,6 +139,7 @@ def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
     check_fit(spec)
     n = name(spec)
     known["launch_template"] = n
+    known["launch_template_version"], known["launch_template_changes"] = None, []
     want = data(spec, known, read_ami(spec, remote))
     cur = read(spec, remote)
     aws = spec.config.aws
@@ -150,14 +155,20 @@ def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
                     {"ResourceType": "launch-template", "Tags": spec.tag_list()}]},
                 retry=PROFILE_RETRY, retry_timeout_s=IAM_PROPAGATION_S)])]
     spec.check_owned("launch template", n, tag_dict(cur.get("Tags")))
+    known["launch_template_version"] = cur.get("LatestVersionNumber")
     diff = changes(latest_data(spec, remote), want)
     if not diff:
         return [noop(KIND, n)]
+    known["launch_template_changes"] = diff
+    # ModifyLaunchTemplate.DefaultVersion takes "the version number of the launch template to set as the default
+    # version" (botocore ec2 ModifyLaunchTemplateRequest): the number the new version got, as a string
     return [Step(KIND, n, Action.update, diff, note=f"new version after {cur.get('LatestVersionNumber')}", calls=[
         ApiCall("ec2", "create_launch_template_version", {"LaunchTemplateName": n, "LaunchTemplateData": want,
                                                           "VersionDescription": "mldeploy"},
+                outputs=(("lt_version", "LaunchTemplateVersion.VersionNumber"),),
                 retry=PROFILE_RETRY, retry_timeout_s=IAM_PROPAGATION_S),
-        ApiCall("ec2", "modify_launch_template", {"LaunchTemplateName": n, "DefaultVersion": "$Latest"})])]
+        ApiCall("ec2", "modify_launch_template", {"LaunchTemplateName": n, "DefaultVersion": Fn(
+            "format", ("{v}",), (("v", Ref("lt_version")),))})])]
 
 
 def delete(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:

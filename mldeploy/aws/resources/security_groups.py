@@ -1,8 +1,18 @@
-"""Security groups: the ALB's (80/443 from the configured CIDRs) and the tasks' (container port from the ALB only).
+"""Security groups: the ALB's (80/443 from the configured CIDRs), the tasks' (container port from the ALB only) and,
+with ``aws.compute: ec2``, the container instances' (no inbound at all).
+
+The instances get a group of their own because an awsvpc task does not use the instance's network interface:
+"Amazon ECS creates the ENI and attaches it to the host Amazon EC2 instance with the specified security group"
+(ECS developer guide, "Allocate a network interface for an Amazon ECS task"), i.e. the service's groups. The
+instance's primary interface carries only the instance's own traffic (the agent's connection to ECS, image pulls
+from ECR and S3, log uploads, secrets: all outbound), so nothing needs to reach it; sharing the tasks' group would
+let the ALB reach every instance on the container port. Its egress stays EC2's default (all outbound, as the
+tasks' group): registries in ``registry`` may listen on other ports than 443.
 
 Rule changes are computed at plan time (describe once, diff, then authorize/revoke exactly that), so ``apply``
-makes the calls ``plan --json`` printed. ``known`` values: ``alb_sg_id``, ``task_sg_id`` (a ``Ref`` to
-``create_security_group``'s ``GroupId`` when this plan creates the group); both read ``known["vpc_id"]``.
+makes the calls ``plan --json`` printed. ``known`` values: ``alb_sg_id``, ``task_sg_id``, ``instance_sg_id`` (compute
+ec2; a ``Ref`` to ``create_security_group``'s ``GroupId`` when this plan creates the group); all read
+``known["vpc_id"]``.
 """
 
 from __future__ import annotations
@@ -88,6 +98,16 @@ def task_rules(spec: StackSpec, known: Known) -> set[Rule]:
     return {(spec.config.runtime.port, "group", known["alb_sg_id"])}
 
 
+def instance_group(spec: StackSpec) -> str:
+    """The container instances' group (compute ec2): ``<base>-instances``, beside ``-alb`` and ``-tasks``
+    (security group names: up to 255 characters, botocore ec2 CreateSecurityGroupRequest.GroupName)."""
+    return f"{spec.names.base}-instances"
+
+
+def instance_rules(spec: StackSpec, known: Known) -> set[Rule]:
+    return set()  # no inbound: the tasks' traffic goes to their own interfaces
+
+
 def _text(rule: Rule) -> str:
     port, kind, source = rule
     return str(source) if kind == "other" else f"{port} from {source}"
@@ -107,7 +127,8 @@ def _plan_group(spec: StackSpec, remote: Remote, known: Known, name: str, key: s
         if desired:
             calls.append(ApiCall("ec2", "authorize_security_group_ingress", {
                 "GroupId": gid, "IpPermissions": [permission(r, description) for r in desired]}))
-        return [Step(KIND, name, Action.create, [f"ingress {', '.join(_text(r) for r in desired)}"], calls=calls)]
+        what = f"ingress {', '.join(_text(r) for r in desired)}" if desired else "no ingress"
+        return [Step(KIND, name, Action.create, [what], calls=calls)]
     spec.check_owned("security group", name, tag_dict(group.get("Tags")))
     known[key] = group["GroupId"]
     desired_set = desired_fn(spec, known)
@@ -135,20 +156,34 @@ def plan(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
                         alb_rules)
     steps += _plan_group(spec, remote, known, n.task_security_group, "task_sg_id",
                          f"mldeploy {n.base} tasks (from the ALB only)", task_rules)
+    if spec.config.aws.compute == "ec2":
+        steps += _plan_group(spec, remote, known, instance_group(spec), "instance_sg_id",
+                             f"mldeploy {n.base} ECS container instances (no inbound)", instance_rules)
     return steps
 
 
+def _delete_group(spec: StackSpec, remote: Remote, known: Known, name: str) -> list[Step]:
+    group = read(spec, remote, known, name)
+    if group is None or not spec.owns(tag_dict(group.get("Tags"))):
+        return []
+    return [Step(KIND, name, Action.delete, calls=[
+        ApiCall("ec2", "delete_security_group", {"GroupId": group["GroupId"]}, missing=("InvalidGroup.NotFound",),
+                retry=(RetryOn("DependencyViolation"),), retry_timeout_s=DELETE_TIMEOUT_S)])]
+
+
+def delete_instance_group(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
+    """The instances' group, once the Auto Scaling group is gone (its terminating instances' interfaces hold it:
+    DependencyViolation is retried)."""
+    return _delete_group(spec, remote, known, instance_group(spec))
+
+
 def delete(spec: StackSpec, remote: Remote, known: Known) -> list[Step]:
-    """The tasks' group, then the ALB's (which the tasks' rule references); only groups tagged ours.
+    """The instances' group (compute ec2; ``down`` deletes the Auto Scaling group before this family), the tasks'
+    group, then the ALB's (which the tasks' rule references); only groups tagged ours.
 
     No steps when ``known["vpc_id"]`` is None (the VPC is gone, and its groups with it).
     """
     steps: list[Step] = []
-    for name in (spec.names.task_security_group, spec.names.alb_security_group):
-        group = read(spec, remote, known, name)
-        if group is None or not spec.owns(tag_dict(group.get("Tags"))):
-            continue
-        steps.append(Step(KIND, name, Action.delete, calls=[
-            ApiCall("ec2", "delete_security_group", {"GroupId": group["GroupId"]}, missing=("InvalidGroup.NotFound",),
-                    retry=(RetryOn("DependencyViolation"),), retry_timeout_s=DELETE_TIMEOUT_S)]))
+    for name in (instance_group(spec), spec.names.task_security_group, spec.names.alb_security_group):
+        steps += _delete_group(spec, remote, known, name)
     return steps

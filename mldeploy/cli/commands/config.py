@@ -370,6 +370,9 @@ def validate(ctx: typer.Context) -> None:
     if fits := [Problem(Location(str(each.path)), f, m) for each in checked for f, m in fit_problems(each.config)]:
         raise ConfigError(fits)
     warnings += dict.fromkeys(w for each in checked for w in deploy_warnings(each.config))
+    from mldeploy.cost.instances import fit_warnings  # compute ec2: network interfaces bound tasks per instance
+
+    warnings += dict.fromkeys(w for each in checked for w in fit_warnings(each.config) if w not in warnings)
     for w in warnings:
         console.warn(w)
     summary = {
@@ -389,11 +392,13 @@ def compute_summary(aws: Any) -> str:
     """"Fargate", or "EC2 g5.xlarge (1 GPU, 1 task per instance)" for aws.compute ec2."""
     if aws.compute != "ec2":
         return "Fargate"
-    from mldeploy.cost.instances import tasks_per_instance
+    from mldeploy.cost.instances import fit
 
-    per = tasks_per_instance(aws)
+    got = fit(aws)
+    per = got.tasks if got else 0
     gpus = f"{aws.gpus} GPU, " if aws.gpus else ""
-    return f"EC2 {aws.instance_type} ({gpus}{per} task{'s' if per != 1 else ''} per instance)"
+    bound = f", {got.reason().split(':', 1)[0]}" if got and got.eni_bound else ""
+    return f"EC2 {aws.instance_type} ({gpus}{per} task{'s' if per != 1 else ''} per instance{bound})"
 
 
 def schema() -> None:

@@ -41,7 +41,8 @@ def ssm_answer(Name: str) -> dict:  # noqa: N803 - boto3's parameter name
 
 
 def known() -> dict:
-    return {"instance_profile": "demo-instance", "task_sg_id": "sg-tasks", "subnet_ids": ["subnet-a", "subnet-b"]}
+    return {"instance_profile": "demo-instance", "task_sg_id": "sg-tasks", "instance_sg_id": "sg-instances",
+            "subnet_ids": ["subnet-a", "subnet-b"]}
 
 
 def empty_remote() -> FakeRemote:
@@ -68,7 +69,7 @@ def test_gpu_launch_template_reads_the_gpu_ami_and_enables_gpus() -> None:
     assert (step.action, data["ImageId"], data["InstanceType"]) == (Action.create, "ami-0gpu", "g5.xlarge")
     assert data["IamInstanceProfile"] == {"Name": "demo-instance"}
     assert data["MetadataOptions"]["HttpTokens"] == "required"
-    assert data["NetworkInterfaces"][0]["Groups"] == ["sg-tasks"]
+    assert data["NetworkInterfaces"][0]["Groups"] == ["sg-instances"]  # the instances' own group, not the tasks'
     text = user_data(step)
     assert "ECS_CLUSTER=demo\n" in text and "ECS_ENABLE_GPU_SUPPORT=true" in text
     assert "ECS_RESERVED_MEMORY=256" in text
@@ -236,5 +237,6 @@ def test_group_in_sync_is_a_noop_and_a_new_maximum_an_update() -> None:
     assert k["asg_arn"] == "arn:asg"
     bigger = spec(project(GPU + "  autoscaling: {min: 1, max: 6}\n"))
     (step,) = capacity.plan_asg(bigger, remote, known())
-    assert (step.action, step.changes) == (Action.update, ("instances 0–8 → 0–12",))
+    assert (step.action, step.changes) == (
+        Action.update, ("instances 0–8 → 0–12 (1 task per instance, bound by CPU, memory, GPUs)",))
     assert step.calls[0].op == "update_auto_scaling_group" and step.calls[0].params["MaxSize"] == 12

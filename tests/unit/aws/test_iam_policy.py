@@ -840,7 +840,8 @@ def test_ec2_updates_and_down_are_allowed_for_the_app_and_refused_for_another() 
 
     proj = project(EC2_CONFIG)
     s, remote = spec(proj), _existing_ec2()
-    known: dict[str, Any] = {"task_sg_id": "sg-0c2d", "subnet_ids": ["subnet-a", "subnet-b"]}
+    known: dict[str, Any] = {"task_sg_id": "sg-0c2d", "instance_sg_id": "sg-0c2e",
+                             "subnet_ids": ["subnet-a", "subnet-b"]}
     steps = [*instance_role.plan(s, remote, known), *launch_template.plan(s, remote, known),
              *capacity.plan_asg(s, remote, known), *capacity.plan_provider(s, remote, known),
              *capacity.delete_provider(s, remote, known), *capacity.delete_asg(s, remote, known),

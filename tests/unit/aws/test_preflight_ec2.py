@@ -22,7 +22,15 @@ def _quotas(values: dict[str, float]) -> FakeRemote:
     def answer(ServiceCode: str, QuotaCode: str) -> dict[str, Any]:  # noqa: N803 (AWS's names)
         assert ServiceCode == "ec2", ServiceCode
         return {"Quota": {"QuotaCode": QuotaCode, "Value": values[QuotaCode]}}
-    return FakeRemote({("service-quotas", "get_service_quota"): answer})
+    return FakeRemote({("service-quotas", "get_service_quota"): answer, **NO_GROUP})
+
+
+NO_GROUP = {("autoscaling", "describe_auto_scaling_groups"): {"AutoScalingGroups": []}}
+"""No Auto Scaling group yet: no instance refresh to report."""
+
+
+def _quota_calls(remote: FakeRemote) -> list:
+    return [c for c in remote.calls if c[0] == "service-quotas"]
 
 
 @pytest.mark.parametrize(("instance_type", "on_demand", "spot"), [
@@ -48,7 +56,8 @@ def test_ec2_checks_the_on_demand_quota_of_the_family_not_fargate() -> None:
     assert top == 10  # 2 × max 10 tasks, 2 per c7i.large (2 vCPU, 1024 units each)
     low = _quotas({"L-1216C47A": 16.0})
     (note,) = preflight.notes(s, low)
-    assert low.calls == [("service-quotas", "get_service_quota", {"ServiceCode": "ec2", "QuotaCode": "L-1216C47A"})]
+    assert _quota_calls(low) == [
+        ("service-quotas", "get_service_quota", {"ServiceCode": "ec2", "QuotaCode": "L-1216C47A"})]
     assert note.startswith("EC2 On-Demand Standard (A, C, D, H, I, M, R, T, Z) vCPU quota is 16 in us-east-1")
     assert "10 On-Demand instances may run 20 vCPU" in note and "request an increase" in note
     assert "Fargate" not in note
@@ -63,7 +72,7 @@ def test_ec2_gpu_spot_checks_both_g_and_vt_quotas_with_the_split() -> None:
     assert preflight.ec2_split(s, 8) == (3, 6)  # base 1, then 25 % of 7 rounded up on-demand; 75 % of 7 up on Spot
     remote = _quotas({"L-DB2E81BA": 8.0, "L-3819A6DF": 64.0})
     on_demand, on_spot = preflight.notes(s, remote)
-    assert [c[2]["QuotaCode"] for c in remote.calls] == ["L-DB2E81BA", "L-3819A6DF"]
+    assert [c[2]["QuotaCode"] for c in _quota_calls(remote)] == ["L-DB2E81BA", "L-3819A6DF"]
     assert "EC2 On-Demand G and VT vCPU quota is 8" in on_demand and "3 On-Demand instances may run 12 vCPU" \
         in on_demand
     assert "EC2 Spot G and VT vCPU quota 64 covers 6 Spot instances, 24 vCPU" in on_spot
@@ -73,7 +82,8 @@ def test_an_unreadable_ec2_quota_says_how_to_check_it() -> None:
     def unavailable(**_: Any) -> None:
         raise AwsError("service-quotas:GetServiceQuota failed (AccessDenied): not allowed")
 
-    (note,) = preflight.notes(_ec2("c7i.large"), FakeRemote({("service-quotas", "get_service_quota"): unavailable}))
+    (note,) = preflight.notes(_ec2("c7i.large"), FakeRemote({("service-quotas", "get_service_quota"): unavailable,
+                                                                      **NO_GROUP}))
     assert "not readable here" in note and "--service-code ec2 --quota-code L-1216C47A" in note
 
 
