@@ -365,9 +365,12 @@ def aws_env(moto_url: str, base: Mapping[str, str] | None = None) -> dict[str, s
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         AWS_EC2_METADATA_DISABLED="true",
-        # on top of moto, reject what AWS documents as invalid (mldeploy/testing/aws_rules.py): the suite is only
+        # on top of moto, reject what AWS documents as invalid (mldeploy/testing/aws_rules/): the suite is only
         # as true as the emulator, and moto accepts names, limits and orderings that a real account refuses
         MLDEPLOY_STRICT_AWS="1",
+        # the plain-http moto endpoint stands in for AWS's https endpoints: bucket policies' aws:SecureTransport
+        # is true for these requests (mldeploy/testing/aws_rules/s3_policy.py; unset, it is false: denied)
+        MLDEPLOY_STRICT_AWS_TLS="1",
     )
     # AWS_CA_BUNDLE is left alone: botocore only uses it for https endpoints (checked:
     # even a non-existent bundle path is harmless against the plain-http moto server).

@@ -1,4 +1,4 @@
-"""The strict AWS-rules layer (mldeploy/testing/aws_rules.py) on top of moto: per rule, a call that breaks it is
+"""The strict AWS-rules layer (mldeploy/testing/aws_rules/) on top of moto: per rule, a call that breaks it is
 rejected with AWS's error code, and a valid call passes. Clients come from ``mldeploy.aws.clients.Clients`` with
 ``MLDEPLOY_STRICT_AWS=1``, so the hooks are installed exactly as in the CLI."""
 
@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from mldeploy.aws.clients import Clients
 from mldeploy.testing import aws_rules, hooks_from_env
+from mldeploy.testing.aws_rules import s3_policy
 from tests.test_aws_helpers import BASE_CONFIG, Project
 
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
@@ -280,10 +281,92 @@ def test_ecr_and_sns_names(strict):
     strict.sns.create_topic(Name="mldeploy-demo_alerts")
 
 
+# ----------------------------------------------------------------------------------------- S3 bucket policies
+
+BUCKET = "rules-policy"
+ARN = f"arn:aws:s3:::{BUCKET}"
+TLS_ONLY = {"Version": "2012-10-17", "Statement": [  # as mldeploy/aws/resources/model_store.py writes it
+    {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+     "Resource": [ARN, f"{ARN}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+
+
+def _statement(**over: Any) -> str:
+    s = {**TLS_ONLY["Statement"][0], **over}
+    return json.dumps({"Version": "2012-10-17", "Statement": [{k: v for k, v in s.items() if v is not None}]})
+
+
+@pytest.mark.parametrize(("policy", "words"), [
+    ("not json", "valid JSON"),
+    (json.dumps({**TLS_ONLY, "Version": "2020-01-01"}), "version"),
+    (json.dumps({"Version": "2012-10-17"}), "Missing required field Statement"),
+    (_statement(Effect="Block"), "Invalid effect: Block"),
+    (_statement(Principal=None), "Missing required field Principal"),
+    (_statement(Action="ec2:RunInstances"), "invalid action"),
+    (_statement(Resource="arn:aws:s3:::another-bucket/*"), "invalid resource"),
+    (_statement(Condition={"BoolEquals": {"aws:SecureTransport": "false"}}), "Condition type"),
+    (_statement(Condition={"Bool": {"aws:SecureTransprot": "false"}}), "invalid condition key"),
+])
+def test_bucket_policy_malformed(strict, policy, words):
+    strict.s3.create_bucket(Bucket=BUCKET)
+    msg = rejected(strict.s3.put_bucket_policy, "MalformedPolicy", Bucket=BUCKET, Policy=policy)
+    assert words in msg
+
+
+def test_bucket_policy_condition_the_layer_cannot_evaluate_is_refused_not_ignored(strict):
+    strict.s3.create_bucket(Bucket=BUCKET)
+    policy = _statement(Condition={"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}})  # valid for AWS
+    msg = rejected(strict.s3.put_bucket_policy, "MldeployStrictLayerUnsupported", Bucket=BUCKET, Policy=policy)
+    assert "aws:SourceIp" in msg
+
+
+def test_tls_only_policy_is_kept_from_moto_read_back_as_put_and_evaluated(strict, monkeypatch):
+    s3, plain = strict.s3, boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(TLS_ONLY))
+    assert json.loads(s3.get_bucket_policy(Bucket=BUCKET)["Policy"]) == TLS_ONLY  # as the CLI's plan reads it
+    stored = json.loads(plain.get_bucket_policy(Bucket=BUCKET)["Policy"])["Statement"][0]
+    assert stored["Action"] != "s3:*" and stored[s3_policy.MARKER] == {"Action": "s3:*"}  # moto holds no live deny
+    # MLDEPLOY_STRICT_AWS_TLS=1 (tests/infra.py aws_env): the http endpoint stands in for TLS, so no deny applies
+    s3.put_object(Bucket=BUCKET, Key="m/model.json", Body=b"{}")
+    assert s3.get_object(Bucket=BUCKET, Key="m/model.json")["Body"].read() == b"{}"
+    plain.head_object(Bucket=BUCKET, Key="m/model.json")  # moto itself does not deny either
+
+    monkeypatch.delenv(s3_policy.TLS_ENV)  # now the request is what it is: plain http, aws:SecureTransport false
+    with pytest.raises(ClientError) as info:
+        s3.get_object(Bucket=BUCKET, Key="m/model.json")
+    error = info.value.response
+    assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == ("AccessDenied", 403)
+    assert "DenyInsecureTransport" in error["Error"]["Message"]
+    rejected(s3.put_object, "AccessDenied", Bucket=BUCKET, Key="m/x", Body=b"x")
+    rejected(s3.list_objects_v2, "AccessDenied", Bucket=BUCKET)
+    s3.create_bucket(Bucket="rules-no-policy")  # the policy denies, not http itself
+    s3.put_object(Bucket="rules-no-policy", Key="k", Body=b"x")
+
+
+def test_a_deny_of_tls_requests_applies_over_tls(strict):
+    """The condition is evaluated, not assumed: a Deny on ``aws:SecureTransport`` true refuses TLS requests."""
+    strict.s3.create_bucket(Bucket=BUCKET)
+    strict.s3.put_bucket_policy(Bucket=BUCKET, Policy=_statement(Sid="DenyTls", Action="s3:GetObject", Condition={
+        "Bool": {"aws:SecureTransport": "true"}}))
+    strict.s3.put_object(Bucket=BUCKET, Key="k", Body=b"x")  # s3:PutObject is not denied
+    rejected(strict.s3.get_object, "AccessDenied", Bucket=BUCKET, Key="k")
+    rejected(strict.s3.head_object, "AccessDenied", Bucket=BUCKET, Key="k")  # HeadObject is s3:GetObject
+
+
+def test_policy_round_trip_without_moto():
+    for doc in (TLS_ONLY, {**TLS_ONLY, "Statement": {**TLS_ONLY["Statement"][0], "NotAction": "s3:GetObject",
+                                                     "Action": None}},
+                {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": ARN}]}):
+        doc = json.loads(json.dumps(doc).replace(', "Action": null', ""))
+        assert s3_policy.as_put(json.loads(json.dumps(s3_policy.for_moto(doc)))) == doc
+    assert s3_policy.for_moto(TLS_ONLY)["Statement"][0]["Action"] == "mldeploy-strict-aws:EvaluatedByTheStrictLayer"
+
+
 def test_hook_is_what_the_cli_installs(strict, tmp_path):
     from mldeploy.cli.session import Options, Session
 
     assert ("before-call.*.*", aws_rules.before_call) in hooks_from_env()
+    assert ("after-call.*.*", aws_rules.after_call) in hooks_from_env()
     assert set(aws_rules.HOOKS) <= set(strict.hooks)
     Project(tmp_path, {}, BASE_CONFIG)  # writes mldeploy.yaml + a model file
     session = Session(Options(config=tmp_path / "mldeploy.yaml"))

@@ -4,10 +4,11 @@ of an artifact over 100 MB (multipart), a re-run that uploads nothing, the runti
 downloading), tampered objects refused with the file named, and ``down`` deleting this env's objects and the
 bucket only once no other app's objects remain.
 
-What moto cannot show: the TLS-only bucket policy (moto's put_bucket_policy: "Conditions are not taken into
-account", so its ``aws:SecureTransport`` deny would deny every request, over HTTPS too: the tests check the policy
-as applied, then remove it), ``ExpectedBucketOwner`` across accounts (moto accepts any owner; one account here),
-and S3's real throughput (the figures printed are moto on localhost).
+The TLS-only bucket policy stays applied: moto ignores Conditions (its put_bucket_policy: "Conditions are not taken
+into account", so the ``aws:SecureTransport`` deny would refuse every request), and the strict layer
+(mldeploy/testing/aws_rules/s3_policy.py) keeps it from moto and evaluates it itself (the moto endpoint stands in
+for TLS: ``MLDEPLOY_STRICT_AWS_TLS=1``). What moto cannot show: ``ExpectedBucketOwner`` across accounts (moto
+accepts any owner; one account here), and S3's real throughput (the figures printed are moto on localhost).
 """
 
 from __future__ import annotations
@@ -66,14 +67,13 @@ def proj(tmp_path: Path, artifact_src: Path):
 
 
 def _apply_bucket(clients: Clients, proj) -> list:
-    """Plan + apply the bucket; then drop its TLS-only policy, which moto would apply without its condition."""
+    """Plan + apply the bucket, TLS-only policy included (read back through the strict layer, as the CLI reads it)."""
     remote = Remote(clients)
     steps = model_store.plan(spec(proj), remote, {})
     Executor(clients, NULL_UI).apply(steps)
     name = model_store.bucket_name(ACCOUNT, "us-east-1")
-    policy = json.loads(boto3.client("s3").get_bucket_policy(Bucket=name)["Policy"])
+    policy = json.loads(clients.s3.get_bucket_policy(Bucket=name)["Policy"])
     assert policy == model_store.bucket_policy(spec(proj), name)
-    boto3.client("s3").delete_bucket_policy(Bucket=name)
     return steps
 
 
@@ -86,12 +86,12 @@ def test_bucket_upload_rerun_fetch_and_tamper(strict: Clients, proj, tmp_path: P
     enc = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert enc["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert all(s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"].values())
-    statement = model_store.bucket_policy(spec(proj), name)["Statement"][0]  # as applied (_apply_bucket)
+    (statement,) = json.loads(strict.s3.get_bucket_policy(Bucket=name)["Policy"])["Statement"]  # as applied
     assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=name)["TagSet"]}
     assert tags["mldeploy:purpose"] == "model-store"
-    (again,) = _apply_bucket(strict, proj)  # applied = desired, except the policy the helper removed
-    assert (again.action, again.changes) == (Action.update, ("bucket policy (deny non-TLS)",))
+    (again,) = _apply_bucket(strict, proj)  # applied = desired, the TLS-only policy included: nothing to change
+    assert again.action == Action.noop, again.changes
 
     folder = Workspace.of(proj).artifact_dir
     loc, index = model_upload.location(proj, ACCOUNT, "us-east-1", folder)
@@ -257,3 +257,32 @@ def test_an_s3_store_image_run_locally_serves_the_mounted_artifact(tmp_path: Pat
     assert status == 200 and b"setosa" in body, body
     assert (tmp_path / "c" / "local" / "model.onnx").is_symlink()
     assert json.loads((tmp_path / "c" / "local" / "runtime.json").read_text()) == {"top_k": 1}
+
+
+def test_a_whole_up_with_store_s3_keeps_the_tls_only_policy(tmp_path: Path, aws: dict[str, str]) -> None:
+    """``mldeploy up`` with ``model.store: s3`` as a subprocess against moto + the strict layer, nothing patched:
+    the bucket is created with its TLS-only policy, the artifact uploaded under it (the layer evaluates
+    ``aws:SecureTransport``: the moto endpoint stands in for TLS), the task definition points at the upload, and a
+    re-plan finds the bucket as desired (the policy reads back as put)."""
+    from tests.release_helpers import REGISTRY, Emulator, cli_env, ok
+    from tests.test_shadow_aws import project_at
+
+    project = project_at(tmp_path / "proj", "1.0.0")
+    cfg = project / "mldeploy.yaml"
+    cfg.write_text(cfg.read_text().replace("  convert: none\n", "  convert: none\n  store: s3\n"))
+    env = cli_env(aws)
+    ok(["up", "--no-wait", "--image", f"{REGISTRY}:1.0.0"], project, env)
+
+    name = model_store.bucket_name(ACCOUNT, "us-east-1")
+    strict = Clients(boto3.Session(), "us-east-1", hooks=hooks_from_env())
+    (statement,) = json.loads(strict.s3.get_bucket_policy(Bucket=name)["Policy"])["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    td = Emulator().task_definition("app")
+    task_env = {e["name"]: e["value"] for e in td["containerDefinitions"][0]["environment"]}
+    prefix = task_env["MLDEPLOY_MODEL_S3_PREFIX"]
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=name, Prefix=prefix)["Contents"]]
+    assert prefix + model_upload.INDEX_FILE in keys and len(keys) >= 2  # the index and the model files
+
+    plan = json.loads(ok(["plan", "--json"], project, env).stdout)
+    bucket = [s for s in plan["steps"] if s["kind"] == model_store.KIND]
+    assert [s["action"] for s in bucket] == ["no-op"], bucket

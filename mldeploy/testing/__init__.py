@@ -1,6 +1,7 @@
 """Test seams installed as ``Clients`` hooks when their environment variable is set (inert otherwise):
 ``faults`` (stop after the N-th mutating call) and ``aws_rules`` (reject what AWS documents as invalid, on top of
-an emulator that accepts it). The CLI's session passes ``hooks_from_env()`` to its ``Clients``."""
+an emulator that accepts it; ``MLDEPLOY_STRICT_AWS_TLS=1`` also counts its plain-http endpoint as TLS for bucket
+policies' ``aws:SecureTransport``). The CLI's session passes ``hooks_from_env()`` to its ``Clients``."""
 
 from __future__ import annotations
 
