@@ -274,6 +274,20 @@ def test_security_group(strict, net):
     ec2.create_security_group(GroupName="demo-alb (x) #1", Description="d" * 255, VpcId=net["vpc"])
 
 
+def test_instance_refresh_preferences(strict):
+    # the Auto Scaling group need not exist: the layer answers before moto (which does not implement the call)
+    refresh = strict.autoscaling.start_instance_refresh
+    msg = rejected(refresh, "ValidationError", AutoScalingGroupName="g",
+                   Preferences={"MinHealthyPercentage": 50, "MaxHealthyPercentage": 200})
+    assert "cannot be greater than 100" in msg
+    assert "requires MinHealthyPercentage" in rejected(refresh, "ValidationError", AutoScalingGroupName="g",
+                                                       Preferences={"MaxHealthyPercentage": 150})
+    assert "enum value set: [Refresh, Ignore, Wait]" in rejected(
+        refresh, "ValidationError", AutoScalingGroupName="g", Preferences={"ScaleInProtectedInstances": "Replace"})
+    assert "MaxHealthyPercentage" in rejected(refresh, "ValidationError", AutoScalingGroupName="g",
+                                              Preferences={"MinHealthyPercentage": 100, "MaxHealthyPercentage": 201})
+
+
 def test_ecr_and_sns_names(strict):
     rejected(strict.ecr.create_repository, "InvalidParameterException", repositoryName="Upper")
     strict.ecr.create_repository(repositoryName="team/demo-model")

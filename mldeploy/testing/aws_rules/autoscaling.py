@@ -48,3 +48,28 @@ def scheduled_action(call: Call) -> None:
     lo, hi = as_int(action.get("MinCapacity")), as_int(action.get("MaxCapacity"))
     if lo is not None and hi is not None and lo > hi:
         reject("ValidationException", "Minimum capacity cannot be greater than maximum capacity")
+
+
+_SCALE_IN_PROTECTED = ("Refresh", "Ignore", "Wait")  # botocore autoscaling ScaleInProtectedInstances enum
+_STANDBY = ("Terminate", "Ignore", "Wait")  # botocore autoscaling StandbyInstances enum
+
+
+@rule("autoscaling", "StartInstanceRefresh")
+def instance_refresh(call: Call) -> None:
+    # botocore autoscaling RefreshPreferences.MaxHealthyPercentage: "If you specify MaxHealthyPercentage, you must
+    # also specify MinHealthyPercentage, and the difference between them cannot be greater than 100" (the 0–100 /
+    # 100–200 ranges themselves are the model's min/max, checked by limits.model_limits); the enums are not checked
+    # by botocore client-side (botocore/validate.py validates types and minima only).
+    prefs = call.params.get("Preferences") or {}
+    lo, hi = as_int(prefs.get("MinHealthyPercentage")), as_int(prefs.get("MaxHealthyPercentage"))
+    if hi is not None and lo is None:
+        reject("ValidationError", "MaxHealthyPercentage requires MinHealthyPercentage")
+    if hi is not None and lo is not None and hi - lo > 100:
+        reject("ValidationError", f"The difference between MaxHealthyPercentage ({hi}) and MinHealthyPercentage "
+                                  f"({lo}) cannot be greater than 100")
+    for key, allowed in (("ScaleInProtectedInstances", _SCALE_IN_PROTECTED), ("StandbyInstances", _STANDBY)):
+        value = prefs.get(key)
+        if value is not None and value not in allowed:
+            reject("ValidationError", f"1 validation error detected: Value '{value}' at 'preferences.{key[:1].lower()}"
+                                      f"{key[1:]}' failed to satisfy constraint: Member must satisfy enum value set: "
+                                      f"[{', '.join(allowed)}]")
