@@ -29,6 +29,8 @@ class Tensor(BaseModel):
     # inputs only: JSON null is accepted (NaN in a float column, a missing value in a string column), because
     # `mldeploy package` found an imputer or a NaN-native estimator for it and ran the model on a missing value
     allow_missing: bool = False
+    # string inputs only: the categories a `category` DataFrame column was trained on; any other value is a 422
+    categories: list[str] | None = None
 
 
 class ImageSpec(BaseModel):

@@ -36,6 +36,9 @@ def record_schema(m: Manifest) -> dict[str, Any] | None:
     types = dict.fromkeys(names, m.inputs[0].dtype) if kind == "row" else {n: by_name[n].dtype for n in names}
     nullable = {t.name for t in m.inputs if t.allow_missing} if kind == "per-input" else set()
     props = {n: {"type": [_item_type(d)["type"], "null"]} if n in nullable else _item_type(d) for n, d in types.items()}
+    for t in m.inputs if kind == "per-input" else ():  # a category column: its categories (null where allowed)
+        if t.categories is not None and t.name in props:
+            props[t.name]["enum"] = [*t.categories, *([None] if t.name in nullable else [])]
     record: dict[str, Any] = {"type": "object", "properties": props,
                               "required": list(names), "additionalProperties": False}
     if m.sample_input and len(m.inputs) == 1 and m.inputs[0].name in m.sample_input:

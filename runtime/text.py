@@ -27,10 +27,23 @@ ONNX_FILE = "model.onnx"
 Check = Callable[[str, np.ndarray, list[str | int]], np.ndarray]
 
 
+def check_categories(name: str, arr: np.ndarray, loc: list[str | int], allowed: frozenset[str],
+                     listed: list[str]) -> None:
+    """422 for the first value of a ``category`` input (``Tensor.categories``) that is none of them (None passes:
+    whether null is accepted is the ``allow_missing`` check's)."""
+    values = arr.tolist()
+    bad = next((i for i, v in enumerate(values) if v is not None and v not in allowed), None)
+    if bad is not None:
+        raise InputError([*loc, bad], f"field {name!r}: {str(values[bad])[:100]!r} is not one of the categories the "
+                                      f"model was trained on: {listed}")
+
+
 def text_check(spec: InputSpec) -> Check:
     """``spec.check`` for a model with string inputs: a string or a list of strings per string input (422 names
-    the first non-string); other inputs keep the numeric checks."""
+    the first non-string, or a value outside a category input's ``categories``); other inputs keep the numeric
+    checks."""
     numeric = type(spec).check.__get__(spec)
+    categories = {t.name: (frozenset(t.categories), t.categories) for t in spec.tensors if t.categories is not None}
 
     def check(name: str, arr: np.ndarray, loc: list[str | int]) -> np.ndarray:
         if spec.dtypes[name].kind != "O":
@@ -45,6 +58,8 @@ def text_check(spec: InputSpec) -> Check:
             bad = next((i for i, v in enumerate(arr.tolist()) if not isinstance(v, str)), None)
             if bad is not None:
                 raise InputError([*loc, bad], f"must be a string, got {type(arr[bad]).__name__}")
+        if name in categories:
+            check_categories(name, arr, loc, *categories[name])
         return arr.astype(object)
 
     return check

@@ -1,8 +1,10 @@
 """Mixed-type tabular models: a scikit-learn Pipeline whose ColumnTransformer picks DataFrame columns by name,
-with a string column (``examples/tabular-mixed``). ``package`` records one input per column (float64 / string),
-``dataframe: true`` and pandas in the requirements; the real HTTP server decodes mixed-type records, passes a
-DataFrame and answers like the pipeline in process; a value of the wrong type is a 422 naming the record and the
-field; OpenAPI types the fields; a numeric pipeline fitted on a DataFrame is packaged as before (ONNX, no pandas)."""
+with a string column (``examples/tabular-mixed``). ``package`` records one input per column (float64 / string) and
+``dataframe: true``, and converts the pipeline to ONNX with one graph input per column (onnxruntime the only
+requirement; ``convert: none`` keeps the pickle, with pandas); the real HTTP server decodes mixed-type records and
+answers like the pipeline on a DataFrame, from the ONNX graph with pandas and scikit-learn unimportable, and from
+the pickle; a value of the wrong type is a 422 naming the record and the field; OpenAPI types the fields; a
+numeric pipeline fitted on a DataFrame is packaged as before (ONNX on one [N, 4] input, no pandas)."""
 
 from __future__ import annotations
 
@@ -54,27 +56,48 @@ def _records(folder: Path) -> list[dict]:
 
 # -- package ------------------------------------------------------------------------------------------------------
 
-def test_model_json_records_the_columns_their_types_and_pandas(mixed: Path) -> None:
+def test_model_json_records_the_columns_their_types_and_the_onnx_graph(mixed: Path) -> None:
+    import onnxruntime as ort
+
     res = _result(mixed)
     doc = json.loads((res.dir / "model.json").read_text())
-    assert doc["dataframe"] is True and doc["format"] == "pickle"
+    assert doc["dataframe"] is True and doc["format"] == "onnx" and doc["source_format"] == "pickle"
+    assert doc["file"] == "model.onnx" and not (res.dir / "model.pkl").exists()
     assert doc["feature_names"] == NAMES and doc["feature_names_source"] == "model"
-    assert [(t["name"], t["dtype"], t["shape"]) for t in doc["inputs"]] == [
+    assert [(t["name"], t["dtype"], t["shape"]) for t in doc["inputs"]] == [  # the contract: the DataFrame's
         ("age", "float64", [None]), ("income", "float64", [None]), ("city", "string", [None])]
-    assert any(r.startswith("pandas==") for r in doc["requirements"])
-    assert any(r.startswith("scikit-learn==") for r in doc["requirements"])
+    assert [r.split("==")[0] for r in doc["requirements"]] == ["onnxruntime"]  # no pandas, no scikit-learn
+    parity = doc["parity"]
+    assert parity["passed"] and parity["max_abs_error"] < 1e-5 and parity["argmax_agreement"] == 1.0
+    assert parity["single_row_ms"] > 0  # timed on the graph, fed as the server feeds it
+    graph = ort.InferenceSession(str(res.dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [(i.name, i.type, i.shape) for i in graph.get_inputs()] == [  # one typed [N, 1] input per column
+        ("age", "tensor(float)", [None, 1]), ("income", "tensor(float)", [None, 1]), ("city", "tensor(string)",
+                                                                                       [None, 1])]
     first = _records(mixed)[0]
     assert {n: doc["sample_input"][n][0] for n in NAMES} == first and isinstance(first["city"], str)
-    assert features_text(res.manifest) == "age, income, city  (from the model; passed as a pandas DataFrame)"
+    assert features_text(res.manifest) == "age, income, city  (from the model; one ONNX input per column)"
+
+
+def test_convert_none_keeps_the_pickle_with_pandas(mixed: Path, tmp_path: Path) -> None:
+    folder = example("tabular-mixed", tmp_path / "p")
+    edit_config(folder, convert="none")
+    m = package(project(folder)).manifest
+    assert m.format == "pickle" and m.dataframe and m.parity is None
+    assert [t.model_dump() for t in m.inputs] == [t.model_dump() for t in _result(mixed).manifest.inputs]  # same
+    assert {"pandas", "scikit-learn"} <= {r.split("==")[0] for r in m.requirements}
+    assert features_text(m) == "age, income, city  (from the model; passed as a pandas DataFrame)"
 
 
 def test_the_package_summary_prints_the_feature_names_and_their_source(mixed: Path) -> None:
-    run = cli("-f", str(mixed / "mldeploy.yaml"), "package", "--force")  # not cached: the note is printed too
+    run = cli("-f", str(mixed / "mldeploy.yaml"), "package", "--force")  # not cached: the notes are printed too
     assert run.returncode == 0, run.stderr
-    assert re.search(r"features +age, income, city  \(from the model; passed as a pandas DataFrame\)", run.stderr)
-    assert "takes a pandas DataFrame" in run.stderr and "pandas==" in run.stderr
+    assert re.search(r"features +age, income, city  \(from the model; one ONNX input per column\)", run.stderr)
+    assert re.search(r"format +pickle → onnx", run.stderr) and "onnxruntime==" in run.stderr
+    assert "pandas" not in run.stderr and "warning" not in run.stderr  # nothing fell back
     doc = json.loads(cli("-f", str(mixed / "mldeploy.yaml"), "package", "--json").stdout)
     assert doc["feature_names"] == NAMES and doc["feature_names_source"] == "model" and doc["dataframe"] is True
+    assert doc["format"] == "onnx"
 
 
 def test_a_plain_numeric_pipeline_is_unchanged(tmp_path: Path) -> None:
@@ -104,10 +127,8 @@ def test_a_plain_numeric_pipeline_is_unchanged(tmp_path: Path) -> None:
 
 def test_what_package_refuses_for_a_dataframe_model(mixed: Path, tmp_path: Path) -> None:
     folder = example("tabular-mixed", tmp_path / "p")
-    edit_config(folder, convert="onnx")
-    with pytest.raises(ArtifactError, match="takes a pandas DataFrame") as e:
-        package(project(folder))
-    assert "convert: auto or none" in (e.value.hint or "")
+    edit_config(folder, convert="onnx")  # converts (tests/test_records_onnx.py: one that cannot is refused)
+    assert package(project(folder)).manifest.format == "onnx"
     edit_config(folder, convert="auto", feature_names=["a", "b", "c"])
     with pytest.raises(ArtifactError, match=r"not the DataFrame columns the model was fitted on and selects by "
                                             r"name: \['age', 'income', 'city'\]"):
@@ -177,13 +198,28 @@ def test_openapi_types_string_fields_and_shows_a_mixed_example(mixed: Path) -> N
     assert body["example"] == {"inputs": _records(mixed)[:2]}
 
 
-def test_served_records_answer_like_the_pipeline_on_a_dataframe(mixed: Path, tmp_path: Path) -> None:
-    res = _result(mixed)
+def without_pandas_and_sklearn(folder: Path) -> dict[str, str]:
+    """A server environment in which ``import pandas`` / ``import sklearn`` fail (as in an image without them)."""
+    for name in ("pandas", "sklearn"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        (folder / name / "__init__.py").write_text(f"raise ImportError('{name} is not in this image')\n")
+    return {"PYTHONPATH": str(folder)}
+
+
+@pytest.mark.parametrize("convert", ["auto", "none"])  # ONNX (no pandas, no scikit-learn), the pickle
+def test_served_records_answer_like_the_pipeline_on_a_dataframe(mixed: Path, tmp_path: Path, convert: str) -> None:
+    folder = mixed
+    if convert == "none":
+        folder = example("tabular-mixed", tmp_path / "p")
+        edit_config(folder, convert="none")
+    res = package(project(folder))
+    assert res.manifest.format == ("onnx" if convert == "auto" else "pickle")
+    env = without_pandas_and_sklearn(tmp_path / "blocked") if convert == "auto" else None
     records = _records(mixed) + NEW
     pipe = _pipeline(mixed)
     want = pipe.predict_proba(pd.DataFrame(records)[NAMES])
     labels = ["declined", "approved"]
-    with runtime_server(tmp_path, res.dir) as proc, httpx.Client(base_url=proc.url, timeout=30) as client:
+    with runtime_server(tmp_path, res.dir, env=env) as proc, httpx.Client(base_url=proc.url, timeout=30) as client:
         got = client.post("/predict", json={"inputs": records})
         assert got.status_code == 200, got.text
         assert np.allclose(got.json()["probabilities"], want, atol=1e-6)

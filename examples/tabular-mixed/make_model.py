@@ -3,7 +3,8 @@
 
 The pipeline is the usual tabular one: a ``ColumnTransformer`` that picks columns by name (scaling the numbers,
 one-hot encoding the city) in front of a classifier, fitted on a pandas DataFrame. It cannot run on a numpy array,
-so mldeploy serves it as a pickle with pandas and passes it a DataFrame built from the request's records.
+so mldeploy converts it to ONNX with one input per column (or, with ``convert: none``, serves the pickle with pandas
+and passes it a DataFrame built from the request's records).
 
     python examples/tabular-mixed/make_model.py && mldeploy -f examples/tabular-mixed package
 """

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mldeploy.artifacts import features
+from mldeploy.artifacts import features, missing
 from mldeploy.artifacts import sample as samples
 from mldeploy.artifacts.detect import resolve_format
 from mldeploy.artifacts.formats import Handler, handler_for
@@ -35,8 +35,9 @@ if TYPE_CHECKING:
 
 KEY_FILE = ".package-key"
 QUANTIZE_FILE = ".quantize.json"  # the before/after figures of model.quantize, shown again on a cached package
-CACHE_VERSION = "4"  # 2: feature names from the model, ONNX inputs and the sample (artifacts.features); 3: their
-# source and DataFrame models (formats.sklearn_frame) in model.json; 4: allow_missing per input, classes_ dtype
+CACHE_VERSION = "5"  # 2: feature names from the model, ONNX inputs and the sample (artifacts.features); 3: their
+# source and DataFrame models (formats.sklearn_frame) in model.json; 4: allow_missing per input, classes_ dtype;
+# 5: DataFrame models converted to ONNX (formats.sklearn_frame_onnx), category columns
 
 
 @dataclass
@@ -154,6 +155,8 @@ def package(project: Project, output_dir: Path | None = None, *, force: bool = F
             served, parity, quant = quantize_int8(handler, sig, tmp, x, reference, served, parity, cfg.quantize_parity)
             notes += quant.pop("notes", [])
             (tmp / QUANTIZE_FILE).write_text(json.dumps(quant, sort_keys=True) + "\n")
+        if bad := missing.check_package(handler, served, tmp, cfg.inputs, sig.inputs, x):  # allow_missing: true
+            raise _config_error(project, *bad)
         if parity is not None:  # the served (converted) model's single-row time: `mldeploy cost` estimates from it
             ms = served_single_row_ms(served.format, tmp / served.file, x)
             parity = parity.model_copy(update={"single_row_ms": ms})
@@ -248,7 +251,8 @@ def _merge(original: list[Tensor], served: list[Tensor] | None) -> list[Tensor]:
     for i, t in enumerate(served):
         ref = by_name.get(t.name) or (original[i] if i < len(original) else None)
         merged.append(Tensor(name=t.name, dtype=t.dtype, shape=ref.shape if ref else t.shape,
-                             role=ref.role if ref else t.role))
+                             role=ref.role if ref else t.role, allow_missing=bool(ref and ref.allow_missing),
+                             categories=ref.categories if ref else None))
     return merged
 
 

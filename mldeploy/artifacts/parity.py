@@ -92,6 +92,9 @@ def onnx_single_row(path: Path, x: Mapping[str, np.ndarray]) -> Callable[[], obj
     values = [np.asarray(v)[:1] for v in x.values()]
     row = {k: np.asarray(v)[:1] for k, v in x.items()} if set(names) == set(x) else \
         dict(zip(names, values, strict=True))
+    from runtime.loaders.records_onnx import Feed
+
+    row = Feed(session.get_inputs())(row)  # a DataFrame model's columns: the graph's dtypes, [1, 1] (as served)
     return lambda: session.run(None, row)
 
 

@@ -139,6 +139,9 @@ def generate(inputs: list[Tensor], rows: int, seed: int = 0,
             out[spec.name] = rng.integers(0, max(hi, 1), size=shape).astype(spec.dtype)
         elif spec.dtype == "bool":
             out[spec.name] = rng.integers(0, 2, size=shape).astype(bool)
+        elif spec.dtype == "string" and spec.categories:  # a category column: its categories, each in turn
+            out[spec.name] = np.asarray(spec.categories, dtype=object)[np.arange(int(np.prod(shape))) % len(
+                spec.categories)].reshape(shape)
         elif spec.dtype == "string" and ref is not None and len(ref):  # more rows like the sample's own texts
             out[spec.name] = ref[np.arange(rows) % len(ref)]
         elif spec.dtype == "string":  # [N] or [N, k]: texts in every cell

@@ -31,7 +31,8 @@ def features_text(m: Manifest, limit: int = 8) -> str | None:
         return None
     shown = ", ".join(names[:limit]) + (f", … ({len(names)})" if len(names) > limit else "")
     where = _SOURCES.get(m.feature_names_source or "", "from model.json")
-    frame = "; passed as a pandas DataFrame" if m.dataframe else ""
+    frame = ("; one ONNX input per column" if m.format == "onnx" else "; passed as a pandas DataFrame") \
+        if m.dataframe else ""
     return f"{shown}  ({where}{frame})"
 
 

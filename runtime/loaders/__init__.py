@@ -43,7 +43,8 @@ def load_model(manifest: Manifest, folder: Path, threads: int) -> LoadedModel:
         raise ModelLoadError(f"{path}: model file named in model.json 'file' does not exist")
     _verify(path, manifest.sha256)
     try:
-        module = importlib.import_module(_MODULES[manifest.format])
+        module = importlib.import_module("runtime.loaders.records_onnx" if manifest.format == "onnx" and
+                                         manifest.dataframe else _MODULES[manifest.format])  # fields → graph inputs
     except ImportError as e:
         raise ModelLoadError(
             f"format {manifest.format!r} needs {e.name!r}, which is not installed in this image "

@@ -2,7 +2,9 @@
 
 A model that takes a pandas DataFrame (model.json ``dataframe: true``: a ColumnTransformer selecting columns by
 name, string columns) has one input per column; ``to_frame`` builds the DataFrame from them (pandas is imported
-only for such models, and the image has it only for them).
+only for such models, and the image has it only for them). A column with ``categories`` (a pandas ``category``
+column in training) is rebuilt as a ``pandas.Categorical`` of those categories. Where such a model converted to
+ONNX, ``runtime.loaders.records_onnx`` serves it instead.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def to_frame(inputs: dict[str, np.ndarray], columns: list[Tensor]) -> Any:
 
     A missing value (JSON null, ``allow_missing`` inputs only) is NaN in a float column and also NaN in a string
     column: pandas' own marker there (``read_csv`` writes it), which scikit-learn's imputers detect even in a
-    column of nothing else (a ``None`` reaches the encoder as an unknown category then)."""
+    column of nothing else (a ``None`` reaches the encoder as an unknown category then). A column with
+    ``categories`` becomes a ``pandas.Categorical`` of exactly those (the inputs layer refused any other value)."""
     import pandas as pd
 
     data = {}
@@ -34,6 +37,8 @@ def to_frame(inputs: dict[str, np.ndarray], columns: list[Tensor]) -> Any:
             col = col.astype(object)
             if t.allow_missing and (nulls := np.equal(col, None)).any():
                 col = np.where(nulls, np.nan, col)
+            if t.categories is not None:
+                col = pd.Categorical(col, categories=t.categories)
         else:
             col = col.astype(t.dtype)
         data[t.name] = col

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mldeploy.artifacts import code_paths, skops_trust
+from mldeploy.artifacts import code_paths, missing, skops_trust
 from mldeploy.artifacts.formats import sklearn_frame
 from mldeploy.artifacts.formats.base import Handler, Served, Signature, on_path, pinned, version_of
 from mldeploy.artifacts.pickle_scan import pickle_globals
@@ -47,6 +47,7 @@ class SklearnHandler(Handler):
     native_format = "pickle"
     can_convert_to: tuple[str, ...] = ("onnx",)
     frame_columns: list[Tensor] | None = None  # a model that takes a pandas DataFrame: its columns (sklearn_frame)
+    frame_rows: dict[str, np.ndarray] | None = None  # its sample rows (the missing-value parity of the ONNX graph)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -116,8 +117,6 @@ class SklearnHandler(Handler):
         if (columns := sklearn_frame.frame_inputs(m, self.cfg, self.root)) is not None:
             self.frame_columns = columns
             inputs = self.frame_columns = self._missing_values(columns)
-            self.can_convert_to = ()
-            self.notes.append(sklearn_frame.NOTE.format(fmt=self.format))
         elif self.cfg.inputs:
             inputs = [Tensor(**t.model_dump()) for t in self.cfg.inputs]
         elif n is not None:
@@ -150,8 +149,9 @@ class SklearnHandler(Handler):
 
         path = self.root / Path(self.cfg.sample_input).expanduser() if self.cfg.sample_input else None
         given = samples.read_sample(path, columns, [t.name for t in columns]) if path else None
-        x = samples.parity_inputs(columns, given, 8)
-        columns, notes = sklearn_frame.allow_missing(self.model, columns, x, self.predict)
+        x = self.frame_rows = samples.parity_inputs(columns, given, 8)
+        columns, notes = sklearn_frame.allow_missing(self.model, columns, x, self.predict,
+                                                     missing.configured(self.cfg.inputs))
         self.notes.extend(notes)
         return columns
 
@@ -181,14 +181,17 @@ class SklearnHandler(Handler):
         if fmt == "pickle" and any(m.split(".")[0] == "joblib" for m in self._modules() or ()):
             fmt = "joblib"  # joblib wrappers inside: the server must load it with joblib
         name = {"pickle": "model.pkl", "joblib": "model.joblib", "skops": "model.skops"}[fmt]
+        if self.frame_columns is not None:
+            self.notes.append(sklearn_frame.NOTE.format(fmt=fmt))
         shutil.copyfile(self.path, out_dir / name)
         return Served(format=fmt, file=name)
 
     def convert(self, target: str, out_dir: Path, sig: Signature) -> Served:
-        if target == "onnx" and self.frame_columns is not None:
-            raise ArtifactError("model.convert is 'onnx' but this model takes a pandas DataFrame (a ColumnTransformer "
-                                "selecting columns by name, or string columns)", hint="set model.convert: auto or "
-                                "none to serve it as is (scikit-learn and pandas in the image)")
+        if target == "onnx" and self.frame_columns is not None:  # one graph input per column
+            from mldeploy.artifacts.formats import sklearn_frame_onnx
+
+            return sklearn_frame_onnx.convert(self.model, self.frame_columns, out_dir, sig, self.predict,
+                                              self.frame_rows, self.cfg.parity)
         if target != "onnx":
             return super().convert(target, out_dir, sig)
         from skl2onnx import to_onnx
@@ -204,6 +207,14 @@ class SklearnHandler(Handler):
                           options=options, target_opset={"": 17, "ai.onnx.ml": 3})
         (out_dir / "model.onnx").write_bytes(onx.SerializeToString())
         return Served(format="onnx", file="model.onnx")
+
+    def run_served(self, served: Served, folder: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if served.format == "onnx" and self.frame_columns is not None:  # fed as the server feeds the fields
+            from mldeploy.artifacts.formats import sklearn_frame_onnx
+
+            out, served.outputs = sklearn_frame_onnx.run(folder / served.file, self.frame_columns, inputs)
+            return out  # served.inputs stay the DataFrame's columns: the contract is the same as the pickle's
+        return super().run_served(served, folder, inputs)
 
     def framework_versions(self) -> dict[str, str]:
         dists = ("scikit-learn", "numpy", "joblib", "skl2onnx") + (("skops",) if self.format == "skops" else ())

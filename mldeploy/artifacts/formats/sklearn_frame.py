@@ -3,9 +3,13 @@
 A model fitted on a DataFrame whose ``ColumnTransformer`` picks columns by name (``["age", "income"]``, ``"city"``,
 ``make_column_selector``) cannot run on a numpy array, and a string column cannot be a float32 tensor. Such a model
 is packaged with one input per column, named and typed like the training DataFrame's (``float64`` or ``string``),
-and ``model.json`` ``dataframe: true``: the server builds the DataFrame (``runtime.loaders.sklearn.to_frame``).
+and ``model.json`` ``dataframe: true``. It is converted to ONNX with one graph input per column where skl2onnx can
+and parity holds (``sklearn_frame_onnx``; the server feeds the fields by name, ``runtime.loaders.records_onnx``),
+else served as the pickle: the server builds the DataFrame (``runtime.loaders.sklearn.to_frame``).
 The dtypes come from ``model.sample_input`` (a string value makes a string column), else from the fitted encoders
-(a column whose ``categories_`` are strings), else ``float64``.
+(a column whose ``categories_`` are strings), else ``float64``. A pandas ``category`` column the model knows as one
+(``category_columns``: a HistGradientBoosting* fitted with ``categorical_features="from_dtype"``, or a
+``make_column_selector(dtype_include="category")``) is a ``string`` input with the learned ``categories``.
 """
 
 from __future__ import annotations
@@ -64,6 +68,41 @@ def selects_by_name(model: Any) -> bool:
                for est in _walk(model) if isinstance(getattr(est, "transformers", None), list))
 
 
+def _selects_category(cols: Any) -> bool:
+    """A ``make_column_selector`` that picks pandas ``category`` columns."""
+    inc = getattr(cols, "dtype_include", None)
+    incs = list(inc) if isinstance(inc, list | tuple) else [inc]
+    return any(i == "category" or getattr(i, "__name__", "") == "CategoricalDtype" for i in incs if i is not None)
+
+
+def _first_categories(est: Any) -> list[Any]:
+    return next((list(e.categories_) for e in _walk(est) if hasattr(e, "categories_")), [])
+
+
+def category_columns(model: Any, names: list[str]) -> dict[str, list[str]]:
+    """The columns of ``names`` that ``model`` takes as pandas ``category`` dtype, each with the (string) categories
+    it learned: a HistGradientBoosting* whose ``categorical_features="from_dtype"`` found them (its ordinal
+    encoder's ``categories_``), or an encoder behind a ``make_column_selector(dtype_include="category")``. Columns
+    of non-string categories are left out (they are served as numbers, as before)."""
+    found: dict[str, list[Any]] = {}
+    for est in _walk(model):
+        pre, mask, own = (getattr(est, a, None) for a in ("_preprocessor", "is_categorical_", "feature_names_in_"))
+        if pre is not None and mask is not None and own is not None and hasattr(pre, "transformers_"):
+            cols = [str(c) for c, m in zip(own, mask, strict=False) if m]
+            found.update(zip(cols, _first_categories(pre), strict=False))
+        for spec, fitted in zip(getattr(est, "transformers", None) or (), getattr(est, "transformers_", None) or (),
+                                strict=False):
+            if isinstance(spec, tuple) and len(spec) == 3 and _selects_category(spec[2]) and not isinstance(
+                    fitted[1], str):
+                found.update(zip(_column_names(est, fitted[2]), _first_categories(fitted[1]), strict=False))
+    out = {}
+    for col, cats in found.items():
+        known = [c for c in np.asarray(cats, dtype=object).tolist() if not (isinstance(c, float) and c != c)]  # NaN
+        if col in names and known and all(isinstance(c, str) for c in known):
+            out[col] = known
+    return out
+
+
 def _encoded_strings(model: Any) -> set[str]:
     """Columns a fitted ColumnTransformer routes to an encoder whose ``categories_`` are strings."""
     found: set[str] = set()
@@ -99,17 +138,27 @@ def _sample_columns(path: Path | None, names: list[str]) -> dict[str, list[Any]]
     return {}
 
 
+def _check_categories(values: dict[str, list[Any]], categories: dict[str, list[str]]) -> None:
+    for n, cats in categories.items():
+        bad = next((v for v in values.get(n) or () if v is not None and v not in cats), None)
+        if bad is not None:
+            raise ArtifactError(f"model.sample_input: column {n!r} holds {bad!r}, which is not one of the categories "
+                                f"the model was trained on {cats}", hint="use the training categories in the sample")
+
+
 def column_inputs(model: Any, names: list[str], sample: Path | None) -> list[Tensor]:
     """One ``[N]`` input per DataFrame column: ``string`` if the sample has a string in it (or the column is
-    one-hot/ordinal encoded from strings), else ``float64``."""
+    one-hot/ordinal encoded from strings, or a ``category`` column: with its ``categories``), else ``float64``."""
     values = _sample_columns(sample, names)
     encoded = _encoded_strings(model)
+    categories = category_columns(model, names)
+    _check_categories(values, categories)
     inputs = []
     for n in names:
         col = values.get(n)
-        text = any(isinstance(v, str) for v in col) if col else n in encoded
-        inputs.append(Tensor(name=n, dtype=STRING if text else NUMERIC, shape=[None]))
-    strings = [t.name for t in inputs if t.dtype == STRING]
+        text = n in categories or (any(isinstance(v, str) for v in col) if col else n in encoded)
+        inputs.append(Tensor(name=n, dtype=STRING if text else NUMERIC, shape=[None], categories=categories.get(n)))
+    strings = [t.name for t in inputs if t.dtype == STRING and t.categories is None]  # categories are generated
     if strings and not values:
         raise ArtifactError(f"the model takes a DataFrame with string columns {strings}: mldeploy needs example "
                             "rows to check it (generated strings are not the model's categories)",
@@ -125,7 +174,8 @@ def needs_dataframe(model: Any, names: list[str] | None, sample: Path | None) ->
     if selects_by_name(model):
         return True
     values = _sample_columns(sample, names)
-    return bool(_encoded_strings(model)) or any(isinstance(v, str) for col in values.values() for v in col)
+    return bool(_encoded_strings(model)) or bool(category_columns(model, names)) or any(
+        isinstance(v, str) for col in values.values() for v in col)
 
 IMPUTERS = ("SimpleImputer", "KNNImputer", "IterativeImputer")
 NATIVE_NAN_LIBRARIES = ("xgboost", "lightgbm", "catboost")  # their trees route missing values natively
@@ -244,16 +294,19 @@ def probe_missing(columns: list[Tensor], x: dict[str, np.ndarray], candidates: s
     return {c for c in candidates if ok({c})}
 
 
-def allow_missing(model: Any, columns: list[Tensor], x: dict[str, np.ndarray], predict: Any) -> tuple[
-        list[Tensor], list[str]]:
-    """``columns`` with ``allow_missing`` set where the model claims and shows it takes a missing value, and the
+def allow_missing(model: Any, columns: list[Tensor], x: dict[str, np.ndarray], predict: Any,
+                  configured: dict[str, bool] | None = None) -> tuple[list[Tensor], list[str]]:
+    """``columns`` with ``allow_missing`` set where the model claims and shows it takes a missing value (or as
+    ``configured`` in ``model.inputs``, which wins: ``mldeploy.artifacts.missing`` checks a ``true``), and the
     notes for the claims the probe disproved."""
-    nullable = [t.name for t in columns if t.dtype == STRING or t.dtype.startswith("float")]  # an int has no NaN
+    given = configured or {}
+    nullable = [t.name for t in columns if (t.dtype == STRING or t.dtype.startswith("float")) and t.name not in
+                given]  # an int has no NaN
     claims = missing_candidates(model, nullable)
     ok = probe_missing(columns, x, set(claims), predict)
     notes = [f"column {c!r}: {why}, but the model failed on a missing value there: a null in it is refused"
              for c, why in claims.items() if c not in ok]
-    return [t.model_copy(update={"allow_missing": t.name in ok}) for t in columns], notes
+    return [t.model_copy(update={"allow_missing": given.get(t.name, t.name in ok)}) for t in columns], notes
 
 
 NOTE = ("the model takes a pandas DataFrame (columns selected by name / string columns): served as {fmt} with "
@@ -278,7 +331,11 @@ def frame_inputs(model: Any, cfg: Any, root: Path) -> list[Tensor] | None:
             raise ArtifactError(f"model.inputs {[t.name for t in given]} must be the model's DataFrame columns "
                                 f"{names}, one input per column in that order",
                                 hint="e.g. inputs: [{name: age, dtype: float64, shape: [null]}, …], or remove it")
-        return given
+        categories = category_columns(model, names)
+        if bad := next((t for t in given if t.name in categories and t.dtype != STRING), None):
+            raise ArtifactError(f"model.inputs: {bad.name!r} is a category column of the model (categories "
+                                f"{categories[bad.name]}), not {bad.dtype}", hint="declare it dtype: string")
+        return [t.model_copy(update={"categories": categories.get(t.name)}) for t in given]
     return column_inputs(model, names, sample)
 
 
@@ -314,5 +371,5 @@ def init_columns(path: Path) -> tuple[list[str], list[str]] | None:
     names = [str(n) for n in own] if own is not None else None
     if not names or not needs_dataframe(model, names, None):
         return None
-    strings = _encoded_strings(model)
+    strings = _encoded_strings(model) | set(category_columns(model, names))
     return names, [n for n in names if n in strings]

@@ -8,6 +8,7 @@ from mldeploy.artifacts.summary import features_text, human_size, shape_text
 
 def render(result: PackageResult) -> None:
     """Print format in → format served, sizes, parity figures and the signature (stderr)."""
+    from rich.markup import escape
     from rich.table import Table
 
     from mldeploy import console
@@ -37,7 +38,9 @@ def render(result: PackageResult) -> None:
     if line := features_text(m):
         table.add_row("features", line)
     for t in m.inputs:
-        table.add_row("input", f"{t.name}: {t.dtype}[{shape_text(t.shape)}]")
+        cats = t.categories or []  # a category column: what it takes
+        table.add_row("input", f"{t.name}: {t.dtype}[{shape_text(t.shape)}]" + (
+            f"  [dim]categories {escape(', '.join(cats[:8]))}{' …' if len(cats) > 8 else ''}[/dim]" if cats else ""))
     for t in m.outputs:
         table.add_row("output", f"{t.name}: {t.dtype}[{shape_text(t.shape)}]" + (f"  [dim]{t.role}[/dim]" if t.role
                                                                                else ""))

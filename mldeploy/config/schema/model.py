@@ -42,6 +42,9 @@ class TensorSpec(Strict):
     name: str
     dtype: Literal["float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool", "string"] = "float32"
     shape: list[int | None] = Field(default_factory=lambda: [None])
+    # inputs only; when set it wins over what `package` detects (mldeploy.artifacts.missing)
+    allow_missing: bool = Field(default=False, description="Inputs only: JSON null (NaN) is accepted. When set, it "
+                                "wins over detection; true is checked at package by running the model on one.")
 
 
 class ImageInput(Strict):
