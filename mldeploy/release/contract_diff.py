@@ -5,9 +5,11 @@ the outputs produce, the class labels and the task. ``contract_of`` extracts it 
 stored in the AWS deployment history), ``diff`` lists every change with whether it breaks existing clients.
 
 Breaking: an input removed, renamed or added (clients do not send it), an input dtype or fixed-dimension change,
-a dynamic dimension made fixed, a response field removed, a different class-label set, a different task.
+a dynamic dimension made fixed, a response field removed, a different class-label set, a different task, an input
+that took ``null`` and no longer does, a category removed (or a free string input limited to categories).
 Not breaking: a fixed dimension made dynamic, a new response field, the same labels in another order (answers
-carry label names), output dtype changes (JSON numbers either way).
+carry label names), output dtype changes (JSON numbers either way), an input that now takes ``null``, a category
+added.
 
 Pure: no I/O; ``check`` raises the CLI's error (exit 2) for a refused change.
 """
@@ -61,8 +63,7 @@ def contract_of(manifest: dict[str, Any]) -> dict[str, Any]:
         "contract_version": 1,
         "version": manifest.get("version"),
         "task": manifest.get("task", "other"),
-        "inputs": [{"name": t["name"], "dtype": t.get("dtype", "float32"), "shape": list(t.get("shape") or [None])}
-                   for t in manifest.get("inputs") or []],
+        "inputs": [_input_contract(t) for t in manifest.get("inputs") or []],
         "fields": _response_fields(manifest.get("outputs") or []),
         "feature_names": manifest.get("feature_names"),
     }
@@ -74,6 +75,45 @@ def contract_of(manifest: dict[str, Any]) -> dict[str, Any]:
             doc["labels_count"] = len(labels)
         doc["labels_sha256"] = hashlib.sha256(json.dumps(sorted(str(x) for x in labels)).encode()).hexdigest()
     return doc
+
+
+def _input_contract(t: dict[str, Any]) -> dict[str, Any]:
+    """One input's contract; ``allow_missing`` and ``categories`` only where set (older records lack them)."""
+    doc: dict[str, Any] = {"name": t["name"], "dtype": t.get("dtype", "float32"),
+                           "shape": list(t.get("shape") or [None])}
+    if t.get("allow_missing"):
+        doc["allow_missing"] = True
+    if t.get("categories") is not None:
+        cats = [str(c) for c in t["categories"]]
+        # inline only when short: the contract rides in one SSM history record (see LABELS_INLINE_MAX)
+        if len(json.dumps(cats)) <= LABELS_INLINE_MAX // 4:
+            doc["categories"] = cats
+        else:
+            doc["categories_count"] = len(cats)
+        doc["categories_sha256"] = hashlib.sha256(json.dumps(sorted(cats)).encode()).hexdigest()
+    return doc
+
+
+def _category_changes(name: str, a: dict[str, Any], b: dict[str, Any]) -> list[Change]:
+    where = f"inputs.{name}"
+    a_sha, b_sha = a.get("categories_sha256"), b.get("categories_sha256")
+    if a_sha == b_sha:
+        return []
+    if b_sha is None:
+        return [Change(where, f"input {name!r} takes any string now (was limited to its categories)", False)]
+    if a_sha is None:
+        return [Change(where, f"input {name!r} limited to {b.get('categories_count') or len(b['categories'])} "
+                              "categories (any other value is refused)", True)]
+    old, new = a.get("categories"), b.get("categories")
+    if old is None or new is None:
+        return [Change(where, f"input {name!r} category set changed (sha256 differs)", True)]
+    gone, added = [c for c in old if c not in new], [c for c in new if c not in old]
+    out = []
+    if gone:
+        out.append(Change(where, f"input {name!r} categories removed: {', '.join(map(repr, gone))}", True))
+    if added:
+        out.append(Change(where, f"input {name!r} categories added: {', '.join(map(repr, added))}", False))
+    return out
 
 
 def _dim(d: Any) -> str:
@@ -123,6 +163,11 @@ def _input_changes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list
         if a["dtype"] != b["dtype"]:
             out.append(Change(f"inputs.{n}", f"input {n!r} dtype {a['dtype']} → {b['dtype']}", True))
         out += _shape_changes(n, a["shape"], b["shape"])
+        if a.get("allow_missing") and not b.get("allow_missing"):
+            out.append(Change(f"inputs.{n}", f"input {n!r} no longer takes null (clients sending it get 422)", True))
+        elif b.get("allow_missing") and not a.get("allow_missing"):
+            out.append(Change(f"inputs.{n}", f"input {n!r} now takes null", False))
+        out += _category_changes(n, a, b)
     return out
 
 

@@ -160,3 +160,44 @@ def test_aws_history_without_a_contract_is_not_compared(monkeypatch: pytest.Monk
     ops.canary(target, history, NULL_UI, percent=10, image="img:v2", version="1.1.0",
                before_start=_gate(monkeypatch, changed(class_labels=["a", "b", "c"])))
     assert history.rows()[-1] == ("canary", "1.1.0", "active")
+
+
+RECORDS: dict[str, Any] = {
+    "name": "loans", "version": "1.0.0", "task": "classification",
+    "inputs": [{"name": "income", "dtype": "float64", "shape": [None], "allow_missing": True},
+               {"name": "city", "dtype": "string", "shape": [None], "categories": ["paris", "rome"]}],
+    "outputs": [{"name": "label", "dtype": "int64", "shape": [None], "role": "label"}],
+}
+
+
+def _records(**inputs: dict[str, Any]) -> dict[str, Any]:
+    doc = copy.deepcopy(RECORDS)
+    for t in doc["inputs"]:
+        t.update(inputs.get(t["name"], {}))
+        for k in [k for k, v in t.items() if v is None]:
+            del t[k]
+    return doc
+
+
+def test_an_input_that_stops_taking_null_breaks_one_that_starts_does_not() -> None:
+    stops = diff(RECORDS, _records(income={"allow_missing": None}))
+    assert [(c.field, c.breaking) for c in stops] == [("inputs.income", True)]
+    assert "no longer takes null" in stops[0].what
+    starts = diff(_records(income={"allow_missing": None}), RECORDS)
+    assert [(c.breaking, c.what) for c in starts] == [(False, "input 'income' now takes null")]
+
+
+def test_a_removed_category_breaks_an_added_one_does_not() -> None:
+    changes = diff(RECORDS, _records(city={"categories": ["paris", "oslo"]}))
+    assert [(c.breaking, c.what) for c in changes] == [
+        (True, "input 'city' categories removed: 'rome'"), (False, "input 'city' categories added: 'oslo'")]
+    limited = diff(_records(city={"categories": None}), RECORDS)
+    assert [c.breaking for c in limited] == [True] and "limited to 2 categories" in limited[0].what
+    freed = diff(RECORDS, _records(city={"categories": None}))
+    assert [c.breaking for c in freed] == [False]
+    # a stored contract (the SSM history record) compares like the manifest, long category lists by hash
+    many = _records(city={"categories": [f"city-{i:04d}" for i in range(500)]})
+    stored = contract_of(many)
+    assert "categories" not in stored["inputs"][1] and stored["inputs"][1]["categories_count"] == 500
+    assert diff(stored, many) == []
+    assert [c.breaking for c in diff(stored, _records(city={"categories": ["city-0000"]}))] == [True]
