@@ -20,6 +20,10 @@ losing CPU (or waiting for the GIL). It records, per
 
 Published as Prometheus metrics (on the app's registry), EMF lines (``Shadow*`` in the app's namespace, dimension
 ``Candidate``) and ``snapshot()`` — the JSON that ``GET /shadow`` on the metrics port returns to the CLI.
+With several uvicorn workers each worker shadows its own requests and writes its raw measures (counts, histograms,
+latencies, kept rows) to ``shadow-<pid>.json`` in the shared multiprocess directory (``PROMETHEUS_MULTIPROC_DIR``,
+at most every ``SHARE_INTERVAL_S``); the supervisor serves ``GET /shadow`` from their sum (``render_shared``), as
+it serves ``/metrics`` from the workers' Prometheus files.
 With no second version loaded nothing here is built (no hook): the request path does not change.
 """
 
@@ -28,6 +32,7 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import os
 import queue
 import random
 import threading
@@ -50,6 +55,8 @@ DRAIN_MAX = 256  # offers evaluated per wake-up: one timed alone, the others wit
 BUSY_MAX = 0.1  # the worker rests so that it computes at most this share of the time (the stable side's CPU) …
 REST_MIN_S = 0.1  # … and at least this long between drains: offers gather and run together (≤ 10 drains a second)
 Offer = tuple[str, str, dict[str, np.ndarray], dict[str, np.ndarray]]  # stable, candidate, inputs, stable outputs
+SHARE_INTERVAL_S = 0.2  # several workers: each writes its measures to the shared directory at most this often
+SHARE_PREFIX = "shadow-"  # shadow-<pid>.json in PROMETHEUS_MULTIPROC_DIR
 
 
 def _groups(items: list[Offer]) -> list[list[Offer]]:
@@ -156,6 +163,28 @@ class PairStats:
 
         return {"count": len(values), "p50": pct(0.5), "p99": pct(0.99)}
 
+    def state(self) -> dict[str, Any]:
+        """The raw measures (what ``merge`` adds up): counts, histograms, latencies, kept rows."""
+        return {"stable": self.stable, "candidate": self.candidate, "requests": self.requests, "rows": self.rows,
+                "agreements": self.agreements, "errors": self.errors,
+                "stable_hist": {c: h.tolist() for c, h in self.stable_hist.items()},
+                "candidate_hist": {c: h.tolist() for c, h in self.candidate_hist.items()},
+                "latencies": list(self.latencies), "worst": [[sc, sq, row] for sc, sq, row in self.worst]}
+
+    def merge(self, state: dict[str, Any], keep: int) -> None:
+        """Add another worker's ``state()`` of the same pair (latencies: the last ``LATENCY_KEPT`` of both; kept
+        rows: the ``keep`` most disagreeing)."""
+        self.requests += int(state["requests"])
+        self.rows += int(state["rows"])
+        self.agreements += int(state["agreements"])
+        self.errors += int(state["errors"])
+        for mine, theirs in ((self.stable_hist, state["stable_hist"]), (self.candidate_hist, state["candidate_hist"])):
+            for c, h in theirs.items():
+                mine[c] = mine.get(c, np.zeros(BINS, dtype=np.int64)) + np.asarray(h, dtype=np.int64)
+        self.latencies.extend(float(v) for v in state["latencies"])
+        worst = self.worst + [(float(sc), int(sq), row) for sc, sq, row in state["worst"]]
+        self.worst = heapq.nlargest(keep, worst, key=lambda t: (t[0], -t[1])) if keep else []
+
     def to_json(self, keep_allowed: bool) -> dict[str, Any]:
         return {
             "stable": self.stable, "candidate": self.candidate, "requests": self.requests, "rows": self.rows,
@@ -207,7 +236,10 @@ class ShadowEvaluator:
     """The queue, the worker thread and the measures of every pair seen since start."""
 
     def __init__(self, repository: Any, metrics: Metrics, emf: Any = None, *, sensitive: bool = False,
-                 emf_interval_s: float = 60.0) -> None:
+                 emf_interval_s: float = 60.0, share_dir: str | None = None) -> None:
+        self.share_dir = share_dir if share_dir is not None else os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+        self._shared: tuple[Any, ...] | None = None  # (offered, dropped, rows, config) last written
+        self._shared_at = 0.0
         self.repository = repository
         self.router = repository.router
         self.sensitive = sensitive
@@ -306,6 +338,7 @@ class ShadowEvaluator:
                 busy = time.perf_counter() - t0
                 self._stop.wait(min(1.0, max(REST_MIN_S, busy * (1 - BUSY_MAX) / BUSY_MAX)))
             self._maybe_emf()
+            self._maybe_share()
 
     def _evaluate_group(self, group: list[Offer]) -> None:
         """The first offer alone (its time is the candidate's latency on a real request), the rest in one call."""
@@ -431,6 +464,42 @@ class ShadowEvaluator:
             self.emf.stream.write(orjson.dumps(doc).decode() + "\n")
         self.emf.stream.flush()
 
+    # ---------------------------------------------------------------- several workers
+
+    def _maybe_share(self, force: bool = False) -> None:
+        """Write this worker's measures to ``shadow-<pid>.json`` in ``share_dir`` when they changed (at most every
+        ``SHARE_INTERVAL_S``; atomic: a reader never sees half a file)."""
+        if self.share_dir is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._shared_at < SHARE_INTERVAL_S:
+            return
+        with self._lock:  # new measures, or a new routing.json shadow object (followed like the weights)
+            mark = (self.offered, self.dropped, sum(p.rows + p.errors for p in self._pairs.values()),
+                    self.router.shadow)
+            if mark == self._shared and not force:
+                return
+            doc = self._share_doc()
+        self._shared, self._shared_at = mark, now
+        path = os.path.join(self.share_dir, f"{SHARE_PREFIX}{os.getpid()}.json")
+        try:
+            with open(path + ".tmp", "wb") as fh:
+                fh.write(orjson.dumps(doc))
+            os.replace(path + ".tmp", path)
+        except OSError as e:  # a full or removed directory costs the aggregate view, never serving
+            log.warning("could not write the shadow measures to %s: %s", path, e)
+
+    def _share_doc(self) -> dict[str, Any]:
+        cfg = self.router.shadow
+        return {"pid": os.getpid(), "shadow": None if cfg is None else {"version": cfg.version, "sample": cfg.sample,
+                                                    "tolerance": cfg.tolerance, "keep": 0 if self.sensitive
+                                                    else cfg.keep},
+                "queue": {"capacity": self._capacity, "depth": self._queue.qsize() if self._queue is not None else 0,
+                          "offered": self.offered, "dropped": self.dropped},
+                # the kept rows hold inputs: never written with runtime.auth.sensitive_data (keep is 0 then)
+                "pairs": [p.state() if not self.sensitive else {**p.state(), "worst": []}
+                          for p in self._pairs.values()]}
+
     # ---------------------------------------------------------------- reading
 
     def publish(self) -> None:
@@ -462,3 +531,47 @@ class ShadowEvaluator:
         if self._thread is not None:
             self._thread.join(timeout)
         self._maybe_emf(force=True)
+        if self._thread is not None:
+            self._maybe_share(force=True)
+
+
+def shared_snapshot(directory: str, sensitive: bool) -> dict[str, Any]:
+    """``GET /shadow`` with several workers: the sum of every worker's ``shadow-<pid>.json`` in ``directory`` —
+    counts and histograms added, latency percentiles over the workers' latencies together, the most disagreeing
+    rows of all (the ``keep`` of the newest configuration), the queues added up. A worker that exited still counts
+    (its file stays, as its Prometheus counters do)."""
+    docs: list[tuple[float, dict[str, Any]]] = []
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(SHARE_PREFIX) and n.endswith(".json")]
+    except OSError:
+        names = []
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            with open(path, "rb") as fh:
+                docs.append((os.path.getmtime(path), orjson.loads(fh.read())))
+        except (OSError, orjson.JSONDecodeError):  # removed or replaced meanwhile: its next write counts
+            continue
+    docs.sort(key=lambda d: d[0])
+    cfg = docs[-1][1]["shadow"] if docs else None
+    keep = 0 if sensitive or cfg is None else int(cfg.get("keep") or 0)
+    pairs: dict[tuple[str, str], PairStats] = {}
+    queue_sum = {"capacity": 0, "depth": 0, "offered": 0, "dropped": 0}
+    per_worker = []
+    for _, doc in docs:
+        for k in queue_sum:
+            queue_sum[k] += int((doc.get("queue") or {}).get(k) or 0)
+        per_worker.append({"pid": doc.get("pid"), "offered": int((doc.get("queue") or {}).get("offered") or 0),
+                           "rows": sum(int(p["rows"]) for p in doc.get("pairs") or [])})
+        for state in doc.get("pairs") or []:
+            key = (state["stable"], state["candidate"])
+            pair = pairs.get(key)
+            if pair is None:
+                pair = pairs[key] = PairStats(*key, latencies=deque(maxlen=LATENCY_KEPT * max(1, len(docs))))
+            pair.merge(state, keep)
+    return {"shadow": cfg, "sensitive_data": sensitive, "queue": queue_sum, "workers": per_worker,
+            "pairs": [p.to_json(not sensitive) for p in pairs.values()]}
+
+
+def render_shared(directory: str, sensitive: bool) -> bytes:
+    return orjson.dumps(shared_snapshot(directory, sensitive))

@@ -283,3 +283,64 @@ def test_release_state_up_record_plan_status_sizing_version_and_down(project: Pa
     assert set(emu.alarms()) == {"mldeploy-app-canary-5xx", "mldeploy-app-canary-p99"}
     ok(["down", "--yes"], project, env)
     assert emu.alarms() == {} and emu.alarms("mldeploy-app") == {}
+
+
+def _api_calls(log: Path) -> list[dict]:
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    log.unlink(missing_ok=True)
+    return calls
+
+
+def _canary_polls_after_delete(calls: list[dict]) -> tuple[bool, int]:
+    """(DeleteService of app-canary requested, DescribeServices of app-canary made after it)."""
+    deleted = [i for i, c in enumerate(calls) if c["op"] == "DeleteService"
+               and c.get("params", {}).get("service") == "app-canary"]
+    if not deleted:
+        return False, 0
+    return True, sum(1 for c in calls[deleted[0]:] if c["op"] == "DescribeServices"
+                     and c.get("params", {}).get("services") == ["app-canary"])
+
+
+def test_no_wait_requests_the_canary_deletion_and_does_not_wait_for_its_drain(project: Path, aws: dict[str, str],
+                                                                              tmp_path: Path):
+    """``promote``/``rollback --no-wait`` request the canary service's deletion and return without polling for its
+    drain; the history and ``--json`` say the removal is not verified.
+
+    What moto cannot show: it runs no tasks, so a deleted service has nothing to drain and reads INACTIVE on the
+    first DescribeServices — a drain wait ends on its first poll here. So the test compares the DescribeServices
+    calls on the canary service after its DeleteService with and without ``--no-wait``: the wait's poll is the one
+    more (on AWS that poll repeats until the tasks stopped)."""
+    log = tmp_path / "api.jsonl"
+    env = cli_env(aws, MLDEPLOY_API_LOG=str(log), MLDEPLOY_API_LOG_PARAMS="1")
+    emu = Emulator()
+    up(project, env)
+    ok(["canary", "--percent", "10", "--image", f"{REGISTRY}:1.1.0"], project, env)
+    _api_calls(log)
+    ok(["rollback", "--yes"], project, env)  # waiting: the drain is polled
+    requested, waited_polls = _canary_polls_after_delete(_api_calls(log))
+    assert requested and waited_polls >= 1
+
+    ok(["canary", "--percent", "10", "--image", f"{REGISTRY}:1.1.0"], project, env)
+    _api_calls(log)
+    proc = ok(["rollback", "--yes", "--no-wait", "--json"], project, env)
+    requested, polls = _canary_polls_after_delete(_api_calls(log))
+    assert requested and polls == waited_polls - 1, (polls, waited_polls)  # the deletion asked for, not waited on
+    err = " ".join(proc.stderr.split())
+    assert "not waiting (--no-wait): delete ecs service app-canary requested" in err, err
+    assert "the deletion of app-canary was requested; its tasks were still draining" in err
+    result = json.loads(proc.stdout)
+    assert result["removal_verified"] is False and "app-canary" in result["record"]["reason"]
+    last = emu.records()[-1]
+    assert (last["action"], last["outcome"]) == ("rollback", "succeeded")
+    assert "the deletion of app-canary was requested" in last["reason"]
+    assert emu.weights() == STABLE_ONLY
+
+    ok(["canary", "--percent", "10", "--image", f"{REGISTRY}:1.2.0"], project, env)
+    _api_calls(log)
+    proc = ok(["promote", "--yes", "--no-wait"], project, env)
+    requested, polls = _canary_polls_after_delete(_api_calls(log))
+    assert requested and polls == waited_polls - 1
+    promoted = emu.records()[-1]
+    assert (promoted["action"], promoted["outcome"], promoted["version"]) == ("promote", "succeeded", "1.2.0")
+    assert "the deletion of app-canary was requested" in promoted["reason"]
+    assert "app-canary" not in emu.services() and emu.weights() == STABLE_ONLY

@@ -149,6 +149,56 @@ def test_sensitive_data_keeps_no_inputs_and_shadow_is_off_without_the_key(two_mo
         (models / "runtime.json").unlink()
 
 
+def test_two_workers_serve_the_sum_of_their_shadow_measures(two_models: tuple[Path, float], tmp_path: Path) -> None:
+    """``runtime.workers: 2``: each worker shadows its own requests and writes its measures to the multiprocess
+    directory; the supervisor's ``/shadow`` adds them up — the totals equal the offline figure and the Prometheus
+    counters (which aggregate through the same directory). Each request has its own connection, 8 at a time, so
+    that both workers accept some (the kernel picks the accepting worker, and ``/ready`` may answer while the
+    other worker still loads: the 150 rows are sent again until both workers shadowed some; the sums are exact)."""
+    models, offline = two_models
+    routing(models, {"version": "1.1.0", "sample": 1.0, "keep": 3, "queue": 1000})
+    x = iris_x().tolist()
+    with runtime_server(tmp_path, models_dir=models, workers=2) as proc:
+        def send(rows: list[list[float]]) -> list[int]:  # a connection per request: 150 accepts to spread
+            with httpx.Client(headers={"Connection": "close"}) as c:
+                return [c.post(proc.url + "/predict", json={"inputs": [row]}).status_code for row in rows]
+
+        def shadowed(rows: int) -> dict[str, Any]:
+            deadline = time.monotonic() + 30
+            while True:
+                doc = shadow_doc(proc.metrics_url)
+                if doc["pairs"] and doc["pairs"][0]["rows"] >= rows:
+                    return doc
+                assert time.monotonic() < deadline, doc
+                time.sleep(0.1)
+
+        rounds = 0
+        while True:
+            with cf.ThreadPoolExecutor(8) as pool:
+                codes = [code for got in pool.map(send, [x[i::8] for i in range(8)]) for code in got]
+            assert codes == [200] * 150
+            rounds += 1
+            doc = shadowed(150 * rounds)
+            if len(doc["workers"]) == 2 or rounds == 5:
+                break
+        n = 150 * rounds
+        pair = doc["pairs"][0]
+        assert (pair["stable"], pair["candidate"], pair["rows"], pair["requests"]) == ("1.0.0", "1.1.0", n, n)
+        assert abs(pair["agreement"] - offline) <= AGREEMENT_TOLERANCE and pair["agreements"] == round(offline * n)
+        assert doc["queue"]["offered"] == n and doc["queue"]["dropped"] == 0
+        assert doc["shadow"]["version"] == "1.1.0"
+        workers = doc["workers"]
+        assert len(workers) == 2 and sum(w["rows"] for w in workers) == n, workers  # both shadowed, one sum
+        assert sum(w["offered"] for w in workers) == n and len({w["pid"] for w in workers}) == 2
+        assert 1 <= pair["candidate_latency_ms"]["count"] <= n and pair["shift"]["psi"] > 0
+        assert 1 <= len(pair["disagreements"]) <= 3  # keep: 3, of all the workers' rows
+        text = httpx.get(proc.metrics_url + "/metrics").text
+        prom = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("mldeploy_shadow_rows_total{"))
+        assert prom == n  # the same total as the Prometheus counters
+    print(f"rows shadowed per worker after {rounds} round(s):", [w["rows"] for w in workers])
+
+
 def test_single_version_has_no_shadow_endpoint(two_models: tuple[Path, float], tmp_path: Path) -> None:
     models, _ = two_models
     with runtime_server(tmp_path, models / "v1") as proc:

@@ -7,6 +7,7 @@ runtime side (both artifacts downloaded from moto S3, agreement measured) with t
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -121,8 +122,7 @@ def test_the_stable_task_downloads_both_artifacts_and_measures_agreement_from_th
 
     What moto cannot show: ECS does not run tasks (the env is given to the process as the task definition would),
     and the runtime's EMF lines do not reach CloudWatch (the CLI test above puts the metrics itself); the bucket is
-    created without the TLS-only policy, whose ``aws:SecureTransport`` condition moto ignores (it would deny every
-    request; tests/test_model_store.py checks the policy as planned)."""
+    created bare (the runtime's reads are the subject; tests/test_model_store.py applies the bucket as planned)."""
     import httpx
 
     from mldeploy.aws.clients import Clients
@@ -174,16 +174,10 @@ def test_canary_shadow_on_aws_rolls_the_stable_service_onto_a_shadow_revision_an
     ends the shadow (a real canary), and after a second shadow ``rollback`` puts the base revision back.
 
     What moto cannot show: the tasks never run (nothing downloads or shadows here: the runtime side is the test
-    above) and the TLS-only bucket policy: moto ignores its ``aws:SecureTransport`` condition, so the deny would
-    block every upload. As tests/test_model_store.py removes it after applying, this test replaces the policy call
-    with a read (the process is the test's, so ``model_store._policy`` can be patched); the policy itself is
-    asserted as planned in tests/unit/aws/test_model_store.py."""
-    from mldeploy.aws.engine.model import ApiCall
-    from mldeploy.aws.resources import model_store
+    above). The bucket keeps its TLS-only policy: the strict layer evaluates its ``aws:SecureTransport`` condition
+    (moto ignores Conditions; mldeploy/testing/aws_rules/s3_policy.py)."""
     from tests.release_helpers import cli_in_process
 
-    monkeypatch.setattr(model_store, "_policy", lambda spec, name: ApiCall(
-        "s3", "get_bucket_versioning", {"Bucket": name, "ExpectedBucketOwner": spec.account}))
     for k, v in cli_env({}).items():
         monkeypatch.setenv(k, v)
 
@@ -263,13 +257,9 @@ def test_canary_auto_on_aws_judges_the_shadow_from_cloudwatch(
     would create (400 rows; 85 % or 99 % agreement). ``min_agreement: 0.9`` fails at 85 %: exit 6 naming the gate,
     the canary removed, the stable service back on its base revision, the shadow record closed as rolled back. At
     99 % the steps follow (bake 0 s) and the candidate is promoted; the shadow ended with its first step. (The
-    TLS-only bucket policy is replaced as in the test above.)"""
-    from mldeploy.aws.engine.model import ApiCall
-    from mldeploy.aws.resources import model_store
+    TLS-only bucket policy stays, evaluated by the strict layer as in the test above.)"""
     from tests.release_helpers import cli_in_process
 
-    monkeypatch.setattr(model_store, "_policy", lambda spec, name: ApiCall(
-        "s3", "get_bucket_versioning", {"Bucket": name, "ExpectedBucketOwner": spec.account}))
     for k, v in cli_env({}).items():
         monkeypatch.setenv(k, v)
     project = project_at(tmp_path / "proj", "1.0.0")
@@ -321,3 +311,121 @@ def test_canary_auto_on_aws_judges_the_shadow_from_cloudwatch(
     assert not any(n.startswith("MLDEPLOY_SHADOW_") for n in env)
     assert shadow[0]["outcome"] == "succeeded" and "10% of traffic" in shadow[0]["reason"]
     assert emu.records()[-1]["action"] == "promote"
+
+
+def test_up_during_a_shadow_keeps_it_on_the_new_stable_revision_and_plan_checks_its_memory(
+        tmp_path: Path, aws: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """``up`` keeps a running shadow as it keeps a running canary: ``plan`` of an unchanged config changes nothing
+    (the stable service stays on its shadow revision); a changed config registers the new stable revision and a
+    shadow revision of it (same ``MLDEPLOY_SHADOW_*``), the service moves onto that and the history's shadow
+    record follows; a config whose memory cannot hold both models is refused by ``plan`` and ``up`` with exit 3,
+    as ``canary --shadow`` refuses it. ``promote`` without a canary says what runs (exit 10); ``rollback`` ends the
+    shadow onto the *new* stable revision. (moto runs no tasks; the TLS-only bucket policy stays, evaluated by the
+    strict layer.)"""
+    from tests.release_helpers import cli_in_process
+
+    for k, v in cli_env({}).items():
+        monkeypatch.setenv(k, v)
+    project = tmp_path / "proj"
+
+    def at(version: str, extra: str = "") -> None:
+        cfg = project_at(project, version) / "mldeploy.yaml"
+        cfg.write_text(cfg.read_text().replace("  convert: none\n", "  convert: none\n  store: s3\n")
+                       .replace("  desired_count: 2\n", "  desired_count: 2\n" + extra))
+
+    def stable_model(extra: str = "") -> None:
+        """Back to the stable 1.0.0 as packaged before (the same artifact, so the same S3 prefix)."""
+        at("1.0.0", extra)
+        shutil.copy2(tmp_path / "stable.joblib", project / "model.joblib")
+        shutil.rmtree(artifact)
+        shutil.copytree(tmp_path / "stable-artifact", artifact)
+
+    def run(*args: str) -> Any:
+        return cli_in_process(list(args), project, monkeypatch, capsys)
+
+    def done(*args: str) -> Any:
+        got = run(*args)
+        assert got.returncode == 0, f"{args} → {got.returncode}\n{got.stdout}\n{got.stderr}"
+        return got
+
+    def td_of(arn: str) -> tuple[dict[str, str], dict[str, str]]:
+        td = emu.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+        env = {e["name"]: e["value"] for e in td["taskDefinition"]["containerDefinitions"][0]["environment"]}
+        return env, {t["key"]: t["value"] for t in td.get("tags") or []}
+
+    def stable_td() -> str:
+        return str(emu.ecs.describe_services(cluster="app", services=["app"])["services"][0]["taskDefinition"])
+
+    at("1.0.0")
+    done("package")
+    artifact = project / ".mldeploy" / "default" / "artifact"
+    shutil.copy2(project / "model.joblib", tmp_path / "stable.joblib")
+    shutil.copytree(artifact, tmp_path / "stable-artifact")
+    done("up", "--no-wait", "--image", f"{REGISTRY}:1.0.0")
+    emu = Emulator()
+    at("1.1.0")
+    done("package")
+    done("canary", "--shadow", "--sample", "0.25")
+    shadow_rev = stable_td()
+    stable_model()  # the config is what runs, plus the shadow
+
+    # plan of the unchanged config: the stable task definition and service stay (no shadow-less revision)
+    plan = json.loads(done("plan", "--json").stdout)
+    stable = [s for s in plan["steps"] if s["kind"] in ("ecs service", "task definition")]
+    assert all(s["action"] == "no-op" for s in stable), [s["message"] for s in stable]
+    assert plan["shadow"]["outcome"] == "kept" and plan["shadow"]["version"] == "1.1.0"
+    assert any("keep shadowing 1.1.0" in n for n in plan["notes"])
+
+    # the tasks cannot hold both models in 512 MiB: plan and up refuse as canary --shadow does (exit 3)
+    stable_model("  cpu: 256\n  memory: 512\n")
+    got = run("plan")
+    err = " ".join(got.stderr.split())
+    assert got.returncode == 3, err
+    assert "aws.memory: the stable tasks cannot hold the stable and the shadow model" in err
+    assert "of the task's 512 MiB" in err and "raise aws.memory" in err
+    got = run("up", "--no-wait", "--image", f"{REGISTRY}:1.0.0")
+    assert got.returncode == 3 and "aws.memory: the stable tasks cannot hold" in " ".join(got.stderr.split())
+    assert stable_td() == shadow_rev  # nothing applied
+
+    # a config change: a new stable revision and a shadow revision of it; the shadow keeps running
+    stable_model("  environment: {FEATURE_FLAG: 'on'}\n")
+    plan = json.loads(done("plan", "--json").stdout)
+    assert plan["shadow"]["outcome"] == "re-registered" and plan["shadow"]["memory"]["level"] in ("ok", "warn")
+    registers = [s for s in plan["steps"] if s["kind"] == "task definition" and s["action"] != "no-op"]
+    assert [s["name"] for s in registers] == ["app", "app (shadow of 1.1.0)"]
+    done("up", "--no-wait", "--image", f"{REGISTRY}:1.0.0")
+    new_shadow = stable_td()
+    assert new_shadow != shadow_rev
+    env, tags = td_of(new_shadow)
+    assert env["FEATURE_FLAG"] == "on" and env["MLDEPLOY_MODEL_VERSION"] == "1.0.0"
+    assert env["MLDEPLOY_SHADOW_VERSION"] == "1.1.0" and env["MLDEPLOY_SHADOW_SAMPLE"] == "0.25"
+    new_base = tags["mldeploy:shadow-of"]
+    base_env, base_tags = td_of(new_base)
+    assert base_env["FEATURE_FLAG"] == "on" and "mldeploy:shadow-of" not in base_tags
+    assert not any(k.startswith("MLDEPLOY_SHADOW_") for k in base_env)
+    shadows = [r for r in emu.records() if r["action"] == "shadow"]
+    assert len(shadows) == 1 and shadows[0]["outcome"] == "active" and shadows[0]["task_definition"] == new_shadow
+    report = json.loads(done("canary", "--report", "--json").stdout)
+    assert report["candidate"] == "1.1.0"
+    plan = json.loads(done("plan", "--json").stdout)  # and the next plan is quiet again
+    changed = [s["kind"] for s in plan["steps"] if s["action"] != "no-op"]
+    assert plan["shadow"]["outcome"] == "kept" and not changed, changed  # the bucket's policy reads back as put
+
+    # promote: no canary, only a shadow — what runs and the commands that fit (exit 10, nothing changed)
+    got = run("promote", "--yes")
+    err = " ".join(got.stderr.split())
+    assert got.returncode == 10, err
+    assert "1.1.0 runs only as a shadow" in err and "25% of their requests" in err
+    assert "`mldeploy canary --percent N`" in err and "`mldeploy canary --report`" in err
+    assert "`mldeploy rollback` ends the shadow" in err
+    assert stable_td() == new_shadow
+
+    # rollback ends the shadow onto the new stable revision (not the one before `up`)
+    done("rollback", "--yes")
+    assert stable_td() == new_base
+    records = emu.records()
+    (shadow,) = [r for r in records if r["action"] == "shadow"]
+    assert shadow["outcome"] == "rolled_back" and "ended: mldeploy rollback" in shadow["reason"]
+    assert "mldeploy up moved it to" in shadow["reason"]
+    # the stable lineage: the first up, then the revision `up` deployed under the shadow (what rollback returns to)
+    assert [(r["action"], r["task_definition"]) for r in records if r["action"] == "up"][-1] == ("up", new_base)

@@ -200,3 +200,34 @@ def test_offers_waiting_together_run_in_one_call_with_the_same_measures() -> Non
     assert 2 <= cand.calls <= 4
     assert 1 <= pair["candidate_latency_ms"]["count"] <= 2 < cand.calls + 1  # only offers run alone are timed
     shadow.stop()
+
+
+def test_the_workers_measures_add_up_in_the_shared_directory(tmp_path: Any) -> None:
+    """Several uvicorn workers: each evaluator writes ``shadow-<pid>.json`` to the shared directory; the
+    supervisor's document is their sum (rows, agreements, queue counts, latencies, the most disagreeing rows)."""
+    import os
+
+    from runtime.shadow import shared_snapshot
+
+    cfg = ShadowConfig("1.1.0", tolerance=0.01, keep=3)
+    x = np.full((4, 1), 10.0)
+    for worker, factor in (("101", [1.0, 1.5, 3.0, 1.0]), ("202", [1.0, 1.0, 1.0, 9.0])):
+        cand = Model(lambda i, f=factor: {"y": i["x"][:, 0] * np.array(f)})
+        shadow = ShadowEvaluator(repo(Model(lambda i: None), cand, cfg), Metrics(), share_dir=str(tmp_path))
+        shadow.on_response(prediction(x, x[:, 0]))
+        shadow.on_response(prediction(x, x[:, 0]))
+        wait(lambda s=shadow: (s.snapshot()["pairs"] or [{}])[0].get("requests") == 2)
+        shadow.stop()  # the last write
+        os.replace(tmp_path / f"shadow-{os.getpid()}.json", tmp_path / f"shadow-{worker}.json")
+    doc = shared_snapshot(str(tmp_path), sensitive=False)
+    (pair,) = doc["pairs"]
+    # worker 101: 2 of 4 rows agree per request; worker 202: 3 of 4 → (4 + 6) of 16
+    assert (pair["requests"], pair["rows"], pair["agreements"], pair["agreement"]) == (4, 16, 10, 0.625)
+    assert doc["queue"]["offered"] == 4 and doc["queue"]["dropped"] == 0 and len(doc["workers"]) == 2
+    assert sorted(w["rows"] for w in doc["workers"]) == [8, 8]
+    assert pair["candidate_latency_ms"]["count"] >= 2  # both workers' timed offers
+    assert [d["candidate"] for d in pair["disagreements"]] == [[90.0], [90.0], [30.0]]  # keep 3 of all
+    assert doc["shadow"]["version"] == "1.1.0"
+    hidden = shared_snapshot(str(tmp_path), sensitive=True)
+    assert hidden["pairs"][0]["disagreements"] == "not stored (runtime.auth.sensitive_data)"
+    assert shared_snapshot(str(tmp_path / "none"), sensitive=False)["pairs"] == []

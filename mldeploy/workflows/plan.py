@@ -24,6 +24,8 @@ class PlannedStack:
     spec: StackSpec
     remote: Remote
     known: Known = field(default_factory=dict)
+    shadow: Any = None
+    """A running shadow phase the plan keeps (``release.shadow_up.ShadowKept``), None without one."""
 
 
 def plan_aws(project: Project, aws: Clients, image: Any = None, remote: Remote | None = None) -> PlannedStack:
@@ -32,9 +34,21 @@ def plan_aws(project: Project, aws: Clients, image: Any = None, remote: Remote |
     spec = StackSpec.of(project, remote, image=image)
     known: Known = {}
     plan = stack.plan_up(spec, remote, known)
+    from mldeploy.release.shadow_up import keep_shadow
+
+    shadow = keep_shadow(spec, remote, known, plan)  # `up` keeps a shadow phase running, as it keeps a canary
     plan.notes += preflight.notes(spec, remote)  # the Fargate vCPU quota against a rolling deploy + a canary
     plan.estimate = estimate(project, aws.region, spec=spec, remote=remote)
-    return PlannedStack(plan, spec, remote, known)
+    return PlannedStack(plan, spec, remote, known, shadow)
+
+
+def enforce_shadow_memory(planned: PlannedStack, ui: Any = None) -> None:
+    """A plan that registers the stable tasks' shadow revision again refuses (exit 3, ``aws.memory``) when they
+    cannot hold both models: the rule and refusal of ``canary --shadow`` (``aws_plans.enforce_memory``)."""
+    if planned.shadow is not None and planned.shadow.memory is not None:
+        from mldeploy.release.targets.aws_plans import enforce_memory
+
+        enforce_memory(planned.shadow.memory, ui)
 
 
 def deployed(spec: StackSpec, remote: Remote) -> Any:

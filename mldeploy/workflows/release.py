@@ -68,18 +68,34 @@ def _rollout_report(command: str, result: dict[str, Any], target: AwsTarget, his
     """``rollout_verified`` in the result; after ``--no-wait`` skipped a rollout wait, the record says so (its
     ``reason``) and the output says what the record means and how to follow the rollout."""
     result["rollout_verified"] = not target.skipped
-    if not target.skipped:
+    draining = list(dict.fromkeys(target.draining))
+    if draining:
+        result["removal_verified"] = False
+    if not target.skipped and not draining:
         return result
     from mldeploy.release.history import Record
 
-    services = ", ".join(dict.fromkeys(target.skipped))
-    note = f"not verified (--no-wait): the ECS rollout of {services} was still in progress"
+    notes = []
+    if target.skipped:
+        services = ", ".join(dict.fromkeys(target.skipped))
+        notes.append(f"not verified (--no-wait): the ECS rollout of {services} was still in progress")
+    if draining:
+        # botocore ecs DeleteService: "if there are still running tasks that require cleanup, the service status
+        # moves from ACTIVE to DRAINING … After all tasks have transitioned to either STOPPING or STOPPED status,
+        # the service status moves from DRAINING to INACTIVE"; --no-wait returns once the deletion is requested
+        notes.append(f"not verified (--no-wait): the deletion of {', '.join(draining)} was requested; its tasks "
+                     "were still draining")
+    note = "; ".join(notes)
     if result.get("record"):
         record = Record.from_json(result["record"])
         record = history.update(record, reason=f"{record.reason}; {note}" if record.reason else note)
         result["record"] = record.to_json()
     percent = (result.get("canary") or {}).get("percent")
-    ui.warn(f"{note}: " + UNVERIFIED.get(command, "").format(percent=percent if percent is not None else "N"))
+    if target.skipped:
+        ui.warn(f"{notes[0]}: " + UNVERIFIED.get(command, "").format(percent=percent if percent is not None else "N"))
+    if draining:
+        ui.warn(f"{notes[-1]}: the load balancer no longer sends it traffic; ECS stops its tasks and then removes "
+                "the service (a new canary started meanwhile waits for that)")
     ui.info("follow the rollout with `mldeploy status` and `mldeploy logs -f`")
     return result
 
@@ -396,7 +412,28 @@ def promote(project: Project, clients: Clients | None, ui: Ui, *, target: Target
     aws = _need_clients(clients)
     with locked(project, aws, ui, "promote", force_unlock=force_unlock):
         release, history_store = aws_release(project, aws, ui, wait=wait)
+        _refuse_promoting_a_shadow(release)
         return _rollout_report("promote", ops.promote(release, history_store, ui), release, history_store, ui)
+
+
+def _refuse_promoting_a_shadow(release: AwsTarget) -> None:
+    """``promote`` while the stable tasks shadow a candidate and no canary runs: nothing takes traffic to promote;
+    say what runs and the commands that fit (exit 10, nothing changed)."""
+    if release.snapshot().canary is not None:
+        return
+    shadow = release.shadow()
+    if shadow is None:
+        return
+    from mldeploy.release.state import TransitionError
+
+    version, sample = shadow.get("version"), float(shadow.get("sample") or 0)
+    raise TransitionError(
+        f"no canary is active for {release.names.base}: {version} runs only as a shadow (the stable tasks of "
+        f"{release.stable_name}, {release.what(shadow.get('task_definition'))}, evaluate it on {sample:.0%} of "
+        "their requests; it answers no client), so there is nothing to promote",
+        hint=f"`mldeploy canary --percent N` moves {version} to a canary taking N% of traffic (and ends the "
+             "shadow), then `mldeploy promote`; `mldeploy canary --report` shows the shadow's agreement, shift and "
+             "latency; `mldeploy rollback` ends the shadow")
 
 
 def rollback(project: Project, clients: Clients | None, ui: Ui, *, to: str | None = None, reason: str | None = None,
@@ -440,6 +477,7 @@ def record_up(project: Project, clients: Clients, ui: Ui | None = None) -> None:
 
     cur = ops.load(*aws_release(project, clients, ui or NULL_UI))
     record_deployed(project, cur.history, cur.records, cur.target.ref_of)
+    cur.target.follow_shadow("mldeploy up")  # type: ignore[attr-defined]  # a shadow kept (or ended) by `up`
 
 
 def sync(project: Project, clients: Clients, ui: Ui | None = None) -> None:

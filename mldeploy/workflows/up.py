@@ -13,7 +13,7 @@ from mldeploy.aws.engine.spec import StackSpec
 from mldeploy.aws.resources import ecr, load_balancer
 from mldeploy.cost.budget import enforce
 from mldeploy.errors import AwsError
-from mldeploy.workflows.plan import plan_aws
+from mldeploy.workflows.plan import enforce_shadow_memory, plan_aws
 
 if TYPE_CHECKING:
     from mldeploy.aws.clients import Clients
@@ -58,6 +58,7 @@ def up_aws(project: Project, aws: Clients, ui: Ui, *, wait: bool = True, image: 
         planned = plan_aws(project, aws, image=image, remote=remote)
         for line in plan_lines(planned.plan):
             ui.print(line)
+    enforce_shadow_memory(planned, ui)  # a shadow revision registered again: exit 3 as `canary --shadow`
     enforce((planned.plan.estimate or {}).get("budget"), ignore=ignore_budget)  # cost.budget_monthly: exit 9
     executor = Executor(aws, ui)
     applied: list[dict[str, Any]] = []
@@ -68,6 +69,7 @@ def up_aws(project: Project, aws: Clients, ui: Ui, *, wait: bool = True, image: 
         with sigterm_as_interrupt(), DeployLock.for_project(project, aws, "up", force_unlock=force_unlock):
             remote.forget()  # the state may have moved while we waited for the lock
             planned = plan_aws(project, aws, image=image, remote=remote)
+            enforce_shadow_memory(planned)
             enforce((planned.plan.estimate or {}).get("budget"), ignore=ignore_budget)
             with ui.group("apply"):
                 applied = executor.apply(planned.plan)

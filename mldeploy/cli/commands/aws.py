@@ -24,11 +24,14 @@ def plan(
     from mldeploy import console
     from mldeploy.ci.outputs import plan_report
     from mldeploy.cli.render.plan import print_plan
-    from mldeploy.workflows.plan import plan_aws
+    from mldeploy.workflows.plan import enforce_shadow_memory, plan_aws
 
     session = Session.of(ctx)
     project = session.project
-    result = plan_aws(project, session.clients(), image=image).plan.to_json()
+    planned = plan_aws(project, session.clients(), image=image)
+    result = planned.plan.to_json()
+    if planned.shadow is not None:  # a running shadow phase: kept (or ended) by this plan
+        result["shadow"] = planned.shadow.to_json()
     plan_report(project.names.base, result)  # step summary: changes + cost (GitHub Actions only)
     contract = _contract_diff(session)
     if contract is not None:
@@ -42,6 +45,7 @@ def plan(
 
             for line in plan_lines(contract):
                 (session.ui.warn if "BREAKING" in line else session.ui.info)(line)
+    enforce_shadow_memory(planned, session.ui)  # exit 3 as `canary --shadow`: the tasks cannot hold both models
     from mldeploy.cost.budget import enforce
 
     enforce((result.get("estimate") or {}).get("budget"), ignore=ignore_budget)  # exit 9 over cost.budget_monthly

@@ -29,7 +29,7 @@ from mldeploy.aws.engine.model import Step, Wait
 from mldeploy.aws.engine.remote import Remote
 from mldeploy.aws.engine.spec import Known, StackSpec
 from mldeploy.aws.resources import alarms, ecr, listener, model_store, service, target_group
-from mldeploy.errors import AwsError, ConfigError, ExitCode, MldeployError, RolloutTimeoutError
+from mldeploy.errors import AwsError, ExitCode, MldeployError, RolloutTimeoutError
 from mldeploy.release.history import Outcome, Record, revision_of
 from mldeploy.release.state import TransitionError
 from mldeploy.release.targets import aws_plans as plans
@@ -58,6 +58,7 @@ class AwsTarget:
         self.project = project
         self.wait = wait  # False (--no-wait): apply the changes, skip the steps that only wait (rollouts)
         self.skipped: list[str] = []  # the rollout waits --no-wait skipped (services whose rollout is not verified)
+        self.draining: list[str] = []  # services deleted under --no-wait: deletion requested, the drain not waited for
         self.clients = clients
         self.ui = ui
         self.remote = remote if remote is not None else Remote(clients)
@@ -238,11 +239,25 @@ class AwsTarget:
                         self._wait(executor, step)
                     else:
                         self._skip(step)
+                elif not self.wait and any(isinstance(c, Wait) for c in step.calls):
+                    self._apply_without_waits(executor, step)
                 else:
                     executor.apply([step])
         finally:
             self.remote.forget()
         return dict(executor.values)
+
+    def _apply_without_waits(self, executor: Any, step: Step) -> None:
+        """``--no-wait`` on a step that calls and then waits (a service deletion: scale to 0, delete, wait until
+        INACTIVE): the calls are made, the waits are not; a deleted service is remembered as draining."""
+        calls = tuple(c for c in step.calls if not isinstance(c, Wait))
+        executor.apply([Step(step.kind, step.name, step.action, step.changes, step.note, calls)])
+        for wait in step.calls:
+            if isinstance(wait, Wait) and wait.what == "services_inactive":
+                self.draining += [str(s) for s in wait.params.get("services") or []]
+            elif isinstance(wait, Wait) and wait.what == "service_stable":
+                self.skipped.append(str(wait.params.get("service")))
+        self.ui.info(f"not waiting (--no-wait): {step.message} requested; its tasks drain on AWS")
 
     def _skip(self, step: Step) -> None:
         """``--no-wait``: name the wait not done (a rollout's service is remembered: its result is unverified)."""
@@ -308,12 +323,7 @@ class AwsTarget:
         snap = self.snapshot()
         known: Known = {}
         steps = self.plan_shadow(snap, version, sample, known)
-        level, why = self.memory_verdict or ("ok", "")
-        if level == "refuse":
-            raise ConfigError(f"aws.memory: the stable tasks cannot hold the stable and the shadow model: {why}",
-                              hint="raise aws.memory (and aws.cpu), or shadow locally")
-        if level == "warn":
-            self.ui.warn(f"shadow memory: {why} (rough rule: 512 MiB + 2 × the artifact sizes)")
+        plans.enforce_memory(self.memory_verdict, self.ui)  # exit 3 before any change (the same rule as `plan`)
         record = None
         if self.history is not None:
             record = self.history.add(Record(
@@ -340,6 +350,24 @@ class AwsTarget:
             self.apply(steps)
         self._close_shadows(reason, outcome)
         return bool(steps)
+
+    def follow_shadow(self, by: str) -> None:
+        """After ``up`` (``release.shadow_up``): the open shadow record names the shadow revision the stable
+        service runs now; a shadow that ``up`` ended (it deployed the candidate) is closed as succeeded."""
+        if self.history is None:
+            return
+        shadow = self.shadow()
+        for record in self.history.list():
+            if record.action != "shadow" or record.outcome not in (Outcome.active, Outcome.in_progress):
+                continue
+            if shadow is not None and shadow["version"] == record.version:
+                ref = str(shadow["task_definition"])
+                if record.task_definition != ref:  # the note replaces an earlier one: a record stays small
+                    first = str(record.reason or "").split(f"; {by} moved it to ", 1)[0]
+                    self.history.update(record, task_definition=ref, revision=revision_of(ref),
+                                        reason=f"{first}; {by} moved it to {self.what(ref)} (the new stable "
+                                               f"{self.what(shadow['base_task_definition'])} with the shadow)")
+        self._close_shadows(f"{by} deployed a stable revision without it", Outcome.succeeded)
 
     def _close_shadows(self, reason: str, outcome: str) -> None:
         """Close the history's open shadow records whose revision the stable service no longer runs."""

@@ -11,6 +11,7 @@ exception (``task_definition`` below; see ``targets.aws`` for the trade-off).
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 from mldeploy.aws.engine.model import Action, ApiCall, Ref, Step, Wait, after, noop
@@ -137,8 +138,13 @@ def memory_check(task_memory_mib: int, stable_bytes: int | None, candidate_bytes
     mib = 2 ** 20
     known = stable_bytes if stable_bytes is not None else candidate_bytes
     need = MEMORY_OVERHEAD_MIB + MEMORY_FACTOR * (known + candidate_bytes) / mib
-    why = (f"both artifacts need about {need:.0f} MiB ({MEMORY_OVERHEAD_MIB} MiB + {MEMORY_FACTOR} × "
-           f"({known / mib:.0f} + {candidate_bytes / mib:.0f}) MiB"
+
+    def size(v: float) -> str:  # whole MiB, small artifacts with two significant digits (never "0 + 0")
+        return f"{v:.0f}" if v >= 10 or v == 0 else f"{v:.2g}"
+
+    # rounded up: a need just above the task's memory never reads as equal to it
+    why = (f"both artifacts need about {math.ceil(need)} MiB ({MEMORY_OVERHEAD_MIB} MiB + {MEMORY_FACTOR} × "
+           f"({size(known / mib)} + {size(candidate_bytes / mib)}) MiB"
            + ("" if stable_bytes is not None else ", the stable's size taken as the candidate's")
            + f") of the task's {task_memory_mib} MiB")
     if need > task_memory_mib:
@@ -146,6 +152,38 @@ def memory_check(task_memory_mib: int, stable_bytes: int | None, candidate_bytes
     if need > 0.8 * task_memory_mib or stable_bytes is None:
         return "warn", why
     return "ok", why
+
+
+def enforce_memory(verdict: tuple[str, str] | None, ui: Any = None) -> None:
+    """The ``memory_check`` verdict applied: ``"refuse"`` raises ConfigError (exit 3, naming ``aws.memory``),
+    ``"warn"`` warns on ``ui``. Used by ``canary --shadow`` (``AwsTarget.set_shadow``), the ``--auto`` shadow phase,
+    and by ``plan`` / ``up`` when the shadow revision is registered again (``release.shadow_up``)."""
+    from mldeploy.errors import ConfigError
+
+    level, why = verdict or ("ok", "")
+    if level == "refuse":
+        raise ConfigError(f"aws.memory: the stable tasks cannot hold the stable and the shadow model: {why}",
+                          hint="raise aws.memory (and aws.cpu), or shadow locally")
+    if level == "warn" and ui is not None:
+        ui.warn(f"shadow memory: {why} (rough rule: 512 MiB + 2 × the artifact sizes)")
+
+
+def with_shadow(spec: StackSpec, args: dict[str, Any], container: dict[str, Any], shadow_env: dict[str, str]
+                ) -> tuple[str, str]:
+    """Add ``shadow_env`` (the ``SHADOW_ENV`` variables) to ``container`` of the task-definition ``args``, size
+    the task storage for both artifacts; returns the memory verdict (``memory_check``) for the task's memory."""
+    have = {e["name"]: e["value"] for e in container.get("environment", [])}
+    _set_env(container, shadow_env, drop=SHADOW_ENV)
+    stable_bytes = int(have["MLDEPLOY_MODEL_BYTES"]) if str(have.get("MLDEPLOY_MODEL_BYTES", "")).isdigit() else None
+    size = str(shadow_env.get("MLDEPLOY_SHADOW_BYTES", ""))
+    candidate_bytes = int(size) if size.isdigit() else None
+    if candidate_bytes is None:  # a shadow revision written before MLDEPLOY_SHADOW_BYTES existed
+        return "warn", "the shadow artifact's size is unknown (no MLDEPLOY_SHADOW_BYTES): memory not checked"
+    gib = model_store.ephemeral_gib((stable_bytes or candidate_bytes) + candidate_bytes)
+    if gib and spec.config.aws.compute == "fargate":  # both artifacts in the task's storage
+        args["ephemeralStorage"] = {"sizeInGiB": max(gib, (args.get("ephemeralStorage") or {}).get("sizeInGiB", 0))}
+    memory = int(args.get("memory") or container.get("memory") or 0)
+    return memory_check(memory, stable_bytes, candidate_bytes) if memory else ("warn", "task memory unknown")
 
 
 def shadow_task_definition(spec: StackSpec, fleet: Fleet, remote: Remote, known: Known, *, version: str,
@@ -157,17 +195,10 @@ def shadow_task_definition(spec: StackSpec, fleet: Fleet, remote: Remote, known:
     base = shadow_base(remote, fleet) or fleet.stable_td
     args, td = _copy_args(remote, base)
     container = main_container(args, fleet.container_name)
-    have = {e["name"]: e["value"] for e in container.get("environment", [])}
-    _set_env(container, {
+    verdict = with_shadow(spec, args, container, {
         "MLDEPLOY_SHADOW_S3_PREFIX": location.prefix, "MLDEPLOY_SHADOW_INDEX_SHA256": location.index_sha256,
         "MLDEPLOY_SHADOW_VERSION": version, "MLDEPLOY_SHADOW_SAMPLE": f"{sample:g}",
-        "MLDEPLOY_SHADOW_BYTES": str(location.total_bytes)}, drop=SHADOW_ENV)
-    stable_bytes = int(have["MLDEPLOY_MODEL_BYTES"]) if have.get("MLDEPLOY_MODEL_BYTES", "").isdigit() else None
-    gib = model_store.ephemeral_gib((stable_bytes or location.total_bytes) + location.total_bytes)
-    if gib and spec.config.aws.compute == "fargate":  # both artifacts in the task's storage
-        args["ephemeralStorage"] = {"sizeInGiB": max(gib, (args.get("ephemeralStorage") or {}).get("sizeInGiB", 0))}
-    memory = int(args.get("memory") or container.get("memory") or 0)
-    verdict = memory_check(memory, stable_bytes, location.total_bytes) if memory else ("warn", "task memory unknown")
+        "MLDEPLOY_SHADOW_BYTES": str(location.total_bytes)})
     _, base_tags = describe_task_definition(remote, base)
     tags = {**base_tags, **spec.names.tags(spec.config.aws.tags), SHADOW_OF_TAG: base}
     steps = _register(fleet, remote, known, "shadow.task_definition_arn", args, td, tags,

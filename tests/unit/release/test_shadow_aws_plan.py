@@ -214,3 +214,49 @@ def test_without_the_s3_model_store_the_shadow_is_refused_naming_model_store() -
     with pytest.raises(MldeployError, match=r"model\.store: s3") as e:
         aws.plan_shadow(aws.snapshot(), "1.1.0", 0.1, {})
     assert e.value.exit_code == 2
+
+
+class StepRecorder(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[Step] = []
+
+    def apply(self, steps: list[Step]) -> None:
+        self.steps += steps
+        super().apply(steps)
+
+
+def test_no_wait_requests_the_canary_deletion_without_its_drain_wait() -> None:
+    """``--no-wait``: the canary service is scaled to 0 and deleted, the ``services_inactive`` wait is not run;
+    the service is remembered as draining (``workflows.release`` records the removal as not verified)."""
+    rec = StepRecorder()
+    aws = AwsTarget(project(S3), clients=None, ui=NULL_UI, remote=s3_world(canary=10),  # type: ignore[arg-type]
+                    executor=rec, wait=False)
+    aws.apply(aws.plan_remove(aws.snapshot()))
+    (deletion,) = [s for s in rec.steps if s.kind == "ecs service" and s.name == "demo-canary"]
+    assert [c.op for c in deletion.calls] == ["update_service", "delete_service"]  # type: ignore[union-attr]
+    assert not any(isinstance(c, Wait) for s in rec.steps for c in s.calls)
+    assert not any(a.startswith("wait") for a in rec.applied)
+    assert aws.draining == ["demo-canary"] and aws.skipped == []
+    # waiting (the default): the same step with its wait
+    rec2 = StepRecorder()
+    target(s3_world(canary=10), executor=rec2).apply(target(s3_world(canary=10)).plan_remove(
+        target(s3_world(canary=10)).snapshot()))
+    (deletion,) = [s for s in rec2.steps if s.kind == "ecs service" and s.name == "demo-canary"]
+    assert isinstance(deletion.calls[-1], Wait) and deletion.calls[-1].what == "services_inactive"
+
+
+def test_promote_during_a_shadow_without_a_canary_says_what_runs_and_what_fits() -> None:
+    from mldeploy.release.state import TransitionError
+    from mldeploy.workflows.release import _refuse_promoting_a_shadow
+
+    with pytest.raises(TransitionError) as e:
+        _refuse_promoting_a_shadow(target(s3_world(shadow=True)))
+    assert e.value.exit_code == 10
+    assert e.value.message == (
+        "no canary is active for demo: 1.1.0 runs only as a shadow (the stable tasks of demo, task definition "
+        "revision 3, evaluate it on 25% of their requests; it answers no client), so there is nothing to promote")
+    assert "`mldeploy canary --percent N`" in str(e.value.hint) and "`mldeploy canary --report`" in str(e.value.hint)
+    assert "`mldeploy rollback` ends the shadow" in str(e.value.hint)
+    _refuse_promoting_a_shadow(target(s3_world(shadow=True, canary=10)))  # a canary: promote applies
+    _refuse_promoting_a_shadow(target(s3_world()))  # neither: the generic "no canary" of ops.promote
