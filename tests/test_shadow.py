@@ -222,7 +222,7 @@ def _load(url: str, n: int, workers: int = 4) -> list[tuple[int, float]]:
 def test_overloaded_shadow_drops_instead_of_growing_and_stable_answers_do_not_change(tmp_path: Path) -> None:
     models = tmp_path / "models"
     lr_model(models / "v1", "1.0.0", STABLE_C)
-    slow_model(models / "v2", "1.1.0", delay=0.25)  # the candidate takes 250 ms a request: it cannot keep up
+    slow_model(models / "v2", "1.1.0", delay=1.0)  # the candidate takes 1 s a request: it cannot keep up
     routing(models, None)
     with runtime_server(tmp_path, models_dir=models) as proc:
         off = _load(proc.url, 60)
@@ -243,6 +243,7 @@ def test_overloaded_shadow_drops_instead_of_growing_and_stable_answers_do_not_ch
     assert 0 <= in_flight <= q["capacity"] + 1, (q, done)
     assert q["dropped"] >= 60 - 3 - (q["capacity"] + 1) - done and q["dropped"] > 30, (q, done)
     assert f'mldeploy_shadow_dropped_total{{candidate="1.1.0"}} {float(q["dropped"])}' in text
-    # if the candidate ran on the request path every answer would take ≥ 250 ms
+    # if the candidate ran on the request path every answer would take ≥ 1 s (a loaded 2-core CI machine answers
+    # the stable model alone in ~0.01–0.3 s: the margin is what keeps this from being a timed test)
     median_on = sorted(t for _, t in on)[len(on) // 2]
-    assert median_on < 0.25, (median_on, sorted(t for _, t in off)[len(off) // 2])
+    assert median_on < 0.5, (median_on, sorted(t for _, t in off)[len(off) // 2])
