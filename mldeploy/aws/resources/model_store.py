@@ -152,9 +152,16 @@ def exists(spec: StackSpec, remote: Remote, name: str) -> bool:
                            missing=("404", "NoSuchBucket", "NotFound"))
     except AwsError as e:
         if "(403)" in str(e) or "Forbidden" in str(e):
-            raise AwsError(f"S3 bucket {name!r} exists but does not belong to account {spec.account}",
-                           hint="S3 bucket names are global: someone else holds this one; use model.store: image, "
-                                "or deploy from another account/region") from None
+            # HeadBucket has no error body: S3 answers 403 alike for a bucket of another account (the
+            # ExpectedBucketOwner check) and for a caller refused s3:ListBucket by its policy or the bucket's (botocore
+            # s3 HeadBucket: "If the bucket doesn't exist or you don't have permission to access it, the HEAD request
+            # returns a generic 400 Bad Request, 403 Forbidden, or 404 Not Found … A message body isn't included")
+            raise AwsError(f"S3 bucket {name!r}: HeadBucket answered 403 Forbidden: either the bucket belongs to "
+                           f"another account than {spec.account}, or this identity may not read it (s3:ListBucket "
+                           f"on arn:aws:s3:::{name}, refused by its IAM policy or by the bucket's policy)",
+                           hint="compare the caller's policy with `mldeploy iam-policy`; if the bucket is someone "
+                                "else's (S3 bucket names are global), use model.store: image or deploy from another "
+                                "account/region") from None
         raise
     return found is not None
 
