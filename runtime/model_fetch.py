@@ -8,16 +8,23 @@ the index's; ``model.json`` must be among them and name the same version; the lo
 file against ``model.json`` as for a model baked into the image. Any mismatch raises ``FetchError`` naming the
 file, and the server exits non-zero without ever reporting ready.
 
+Nothing unbounded is read on the strength of an object in the bucket: the index is read up to ``MAX_INDEX_BYTES``
+(its sha256 is checked after); each entry must be a relative path inside the artifact with an integer size and a
+sha256; the artifact must fit the free space under the cache folder; and each object's size is compared with the
+index before it is downloaded, and counted while it downloads (a replaced object is refused, not stored).
+
 While the download runs, ``StartupProbe`` answers on the server's port: ``/health`` 200 and ``/ready`` (and
 everything else) 503 with the phase, so the load balancer and ECS see a live task that is not ready yet.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -42,6 +49,10 @@ by ``runtime.shadow`` (the stable tasks' task definition names it; see docs/rele
 SERVING_DIR = "serving"
 CHUNK = 16 * 1024 * 1024
 CONCURRENCY = 10
+MAX_INDEX_BYTES = 16 * 1024 * 1024
+"""An index entry is ~120 bytes (path, size, sha256): 16 MiB lists over 100,000 files. A larger object at the
+index's key is not an index ``up`` wrote: refused after reading at most this much."""
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class FetchError(Exception):
@@ -97,9 +108,70 @@ def _sha256(path: Path) -> str:
 
 def _safe(rel: str) -> str:
     p = PurePosixPath(rel)
-    if p.is_absolute() or ".." in p.parts or not p.parts:
+    if p.is_absolute() or ".." in p.parts or not p.parts or "\x00" in rel:
         raise FetchError(f"{INDEX_FILE}: refusing the path {rel!r} (outside the artifact folder)")
     return p.as_posix()
+
+
+def _entries(index: Any) -> list[tuple[str, int, str]]:
+    """The index's ``files`` as (path, size, sha256), each path inside the artifact folder and listed once (not
+    also as another file's folder); a FetchError naming the entry otherwise."""
+    files = index.get("files") if isinstance(index, dict) else None
+    if not isinstance(files, list):
+        raise FetchError(f"{INDEX_FILE}: expected an object with a list of files")
+    out: list[tuple[str, int, str]] = []
+    for i, f in enumerate(files):
+        ok = isinstance(f, dict) and isinstance(f.get("path"), str) and type(f.get("size")) is int \
+            and f["size"] >= 0 and isinstance(f.get("sha256"), str) and _SHA256.fullmatch(f["sha256"])
+        if not ok:
+            raise FetchError(f"{INDEX_FILE}: files[{i}] is not {{path, size ≥ 0, sha256}}: {str(f)[:120]}")
+        out.append((_safe(f["path"]), f["size"], f["sha256"]))
+    paths = [p for p, _, _ in out]
+    listed = set(paths)
+    for rel in paths:
+        clash = next((d.as_posix() for d in PurePosixPath(rel).parents if d.as_posix() in listed), None)
+        if clash is not None or paths.count(rel) > 1:
+            raise FetchError(f"{INDEX_FILE}: the path {rel!r} is listed twice"
+                             + (f" (as a file and inside {clash!r})" if clash else ""))
+    return out
+
+
+def _read_index(s3: Any, source: S3Source, owner: dict[str, str]) -> bytes:
+    """The index object's bytes, at most ``MAX_INDEX_BYTES + 1`` of them read."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        got = s3.get_object(Bucket=source.bucket, Key=source.prefix + INDEX_FILE, **owner)
+        size = int(got.get("ContentLength") or 0)
+        with contextlib.closing(got["Body"]) as body:
+            data = b"" if size > MAX_INDEX_BYTES else body.read(MAX_INDEX_BYTES + 1)
+    except (ClientError, BotoCoreError) as e:
+        raise FetchError(f"{source.url}{INDEX_FILE}: cannot download the artifact index: {e}") from None
+    if size > MAX_INDEX_BYTES or len(data) > MAX_INDEX_BYTES:
+        raise FetchError(f"{INDEX_FILE}: the object at {source.url} is {max(size, len(data))} bytes, above "
+                         f"{MAX_INDEX_BYTES}: not an artifact index mldeploy wrote; refusing to read it")
+    return data
+
+
+class _Bounded:
+    """A download's progress callback that counts one file's bytes and stops the transfer past its indexed size."""
+
+    def __init__(self, rel: str, size: int, advance: Any) -> None:
+        self.rel, self.size, self.advance, self.done = rel, size, advance, 0
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.done > self.size:
+            raise FetchError(f"{self.rel}: the object is larger than the artifact index says ({self.size} bytes): "
+                             "refusing to store it")
+        self.advance(n)
+
+
+def _check_space(root: Path, total: int) -> None:
+    free = shutil.disk_usage(root).free
+    if total > free:
+        raise FetchError(f"the artifact is {total / 2**30:.2f} GiB but {root} has {free / 2**30:.2f} GiB free: the "
+                         "task's ephemeral storage is too small for it (`up` sizes it from the artifact: re-run it)")
 
 
 def _client() -> Any:
@@ -123,19 +195,20 @@ def fetch(source: S3Source, dest_root: Path | str | None = None, client: Any = N
     dest = root / source.index_sha256[:16]
     s3 = client or _client()
     owner = {"ExpectedBucketOwner": source.owner} if source.owner else {}
-    try:
-        body = s3.get_object(Bucket=source.bucket, Key=source.prefix + INDEX_FILE, **owner)["Body"].read()
-    except (ClientError, BotoCoreError) as e:
-        raise FetchError(f"{source.url}{INDEX_FILE}: cannot download the artifact index: {e}") from None
+    body = _read_index(s3, source, owner)
     got = hashlib.sha256(body).hexdigest()
     if got != source.index_sha256:
         raise FetchError(f"{INDEX_FILE}: sha256 {got[:12]}… does not match {ENV_INDEX} ({source.index_sha256[:12]}…): "
                          f"the index at {source.url} is not the one this task definition was made for")
-    index = json.loads(body)
-    files = [(_safe(f["path"]), int(f["size"]), str(f["sha256"])) for f in index.get("files") or []]
+    try:
+        index = json.loads(body)
+    except ValueError as e:
+        raise FetchError(f"{INDEX_FILE}: not JSON ({e})") from None
+    files = _entries(index)
     if MANIFEST_FILE not in {p for p, _, _ in files}:
         raise FetchError(f"{INDEX_FILE}: no {MANIFEST_FILE} in the artifact at {source.url}")
     root.mkdir(parents=True, exist_ok=True)
+    _check_space(root, sum(size for _, size, _ in files))
     tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=root))
     config = TransferConfig(multipart_threshold=CHUNK, multipart_chunksize=CHUNK, max_concurrency=CONCURRENCY)
     done = 0
@@ -152,9 +225,14 @@ def fetch(source: S3Source, dest_root: Path | str | None = None, client: Any = N
         for rel, size, digest in files:
             target = tmp / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                s3.download_file(source.bucket, source.prefix + rel, str(target), Config=config, Callback=advance,
-                                 ExtraArgs=owner or None)
+            try:  # the object's size first: a replaced larger object is refused before a byte is stored (a
+                # smaller one is bounded anyway, and its sha256 is refused below)
+                stored = int(s3.head_object(Bucket=source.bucket, Key=source.prefix + rel, **owner)["ContentLength"])
+                if stored > size:
+                    raise FetchError(f"{rel}: the object is {stored} bytes but the artifact index says {size}: "
+                                     "refusing to download it")
+                s3.download_file(source.bucket, source.prefix + rel, str(target), Config=config,
+                                 Callback=_Bounded(rel, size, advance), ExtraArgs=owner or None)
             except (ClientError, BotoCoreError) as e:
                 raise FetchError(f"{rel}: cannot download {source.url}{rel}: {e}") from None
             actual = _sha256(target)
@@ -216,6 +294,9 @@ def serving_folder(stable: Path, candidate: Path, candidate_version: str, sample
                          f"{candidate_version}")
     if stable_version == candidate_version:
         raise FetchError(f"shadow evaluation: the candidate {candidate_version} is the stable version")
+    for v in (stable_version, candidate_version):  # each names a folder (a symlink) inside the models folder
+        if not v or v in (".", "..") or any(c in v for c in "/\\\x00"):
+            raise FetchError(f"shadow evaluation: the version {v!r} cannot name a folder (one path component)")
     dest = root / SERVING_DIR
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
@@ -225,6 +306,14 @@ def serving_folder(stable: Path, candidate: Path, candidate_version: str, sample
                "shadow": {"version": candidate_version, "sample": sample}}
     (dest / "routing.json").write_text(json.dumps(routing))
     return dest
+
+
+PROBE_FIELDS = ("phase", "bytes_done")
+"""What the probe tells any caller: progress only; the bucket, prefix and account stay in the task's log. The
+serving port is public behind the ALB, and the ALB routes to unhealthy targets when no target is healthy (ELB guide,
+"Health checks for Application Load Balancer target groups": "If a target group contains only unhealthy registered
+targets, the load balancer routes requests to all those targets"), so a first deployment's downloading tasks answer
+the internet."""
 
 
 class StartupProbe:
@@ -237,7 +326,8 @@ class StartupProbe:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's API
                 live = self.path.split("?", 1)[0] == "/health"
-                doc = {"status": "starting"} if live else {"ready": False, **probe.state}
+                doc = {"status": "starting"} if live else {
+                    "ready": False, **{k: v for k, v in probe.state.items() if k in PROBE_FIELDS}}
                 body = json.dumps(doc).encode()
                 self.send_response(200 if live else 503)
                 self.send_header("Content-Type", "application/json")

@@ -3,11 +3,16 @@
 Each entry is a module file (``features.py``) or a package folder (``src/mypkg``) relative to ``mldeploy.yaml``.
 ``package`` imports them from their parent folders; the image copies them to ``/app/code`` (on ``PYTHONPATH``);
 ``serve`` and ``bench --local`` put the parent folders on ``sys.path``.
+
+Everything shipped stays inside the project folder: an entry, or a symlink anywhere in a package folder, that
+resolves outside it (or dangles, or loops back into its own folder) is refused — copying follows symlinks, so a
+link to ``~/.aws`` or ``/`` would otherwise put the target's files into the image.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import shutil
 import sys
 from collections.abc import Iterator
@@ -17,14 +22,45 @@ from mldeploy.errors import ArtifactError, ExitCode
 
 FIELD = "model.code_paths"
 IMAGE_DIR = "/app/code"
+SKIP = ("__pycache__", "*.pyc", ".env", ".env.*")
+"""Never copied (``copy_into``), so never checked either."""
+
+
+def _refuse(entry: str, problem: str) -> ArtifactError:
+    return ArtifactError(f"{FIELD}: {entry}: {problem}",
+                         hint="keep the modules inside the project folder (the folder of mldeploy.yaml): copy the "
+                         "file there instead of linking to it", exit_code=ExitCode.CONFIG)
+
+
+def _check_links(base: Path, entry: str, folder: Path, chain: frozenset[Path]) -> None:
+    """Every symlink under ``folder`` (followed, as copying follows them) resolves to an existing path inside
+    ``base`` and no folder link points back at a folder it is in."""
+    for child in sorted(folder.iterdir()):
+        if any(fnmatch.fnmatchcase(child.name, p) for p in SKIP):
+            continue
+        if child.is_symlink():
+            target = child.resolve()
+            if not target.exists():
+                raise _refuse(entry, f"the symlink {child} points to {target}, which does not exist")
+            if not target.is_relative_to(base):
+                raise _refuse(entry, f"the symlink {child} points to {target}, outside the project folder {base}")
+            if target in chain:
+                raise _refuse(entry, f"the symlink {child} points back to {target}, a folder it is in (a loop)")
+        if child.is_dir():
+            _check_links(base, entry, child, chain | {child.resolve()})
 
 
 def resolve(root: Path, entries: list[str]) -> list[Path]:
     """The entries as existing paths under ``root``; an ArtifactError naming the entry otherwise."""
     out: list[Path] = []
+    base = root.resolve()
     for entry in entries:
         path = (root / entry).resolve()
         if path.is_file() and path.suffix == ".py" or path.is_dir() and any(path.glob("*.py")):
+            if not path.is_relative_to(base):
+                raise _refuse(entry, f"resolves to {path}, outside the project folder {base} (a symlink)")
+            if path.is_dir():
+                _check_links(base, entry, path, frozenset({path}))
             out.append(path)
             continue
         what = "does not exist" if not path.exists() else "is not a .py file or a folder of .py files"
@@ -60,7 +96,7 @@ def importable(paths: list[Path]) -> Iterator[None]:
 def copy_into(paths: list[Path], dest: Path) -> None:
     """Copy each module file / package folder into ``dest`` under its own name (the image's ``code/``)."""
     dest.mkdir(parents=True, exist_ok=True)
-    skip = shutil.ignore_patterns("__pycache__", "*.pyc", ".env", ".env.*")
+    skip = shutil.ignore_patterns(*SKIP)
     for p in paths:
         if p.is_file():
             shutil.copy2(p, dest / p.name)

@@ -8,7 +8,7 @@ typer at module level; heavy libraries are imported inside the command functions
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -36,7 +36,31 @@ def _no_metavar_for_flags() -> None:
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
 
 
+def _no_pydantic_for_absent_options() -> None:
+    """Typer (0.29 here) coerces each parameter through a pydantic ``TypeAdapter`` built on first use — also an option
+    left at its ``None`` default, where coercion gives ``None`` again. ``mldeploy <command> --help`` processes the
+    global options (``--config``, ``--env``, ``--region``, ``--profile``) before the command's help, so it imported
+    pydantic for nothing (about 0.1 s, a third of the startup goal). Skip the coercion in exactly that case (an
+    optional, single ``None`` value; its callback still runs, as Typer's own order has it); every other value is
+    coerced by Typer as before."""
+    from typer import core
+
+    param = getattr(core, "_TyperParameter", None)  # older Typer: click's own types, no pydantic
+    if param is None or getattr(param.process_value, "_mldeploy", False):
+        return
+    coerced = param.process_value
+
+    def process_value(self: Any, ctx: typer.Context, value: Any) -> Any:
+        if value is None and not self.required and not self.multiple and self.nargs == 1:
+            return None if self.callback is None else self.callback(ctx, self, None)
+        return coerced(self, ctx, value)
+
+    process_value._mldeploy = True  # type: ignore[attr-defined]
+    param.process_value = process_value
+
+
 _no_metavar_for_flags()
+_no_pydantic_for_absent_options()
 
 app = typer.Typer(
     name="mldeploy",
