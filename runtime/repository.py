@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import orjson
 from runtime.batching import Batcher, Inputs
 from runtime.formatting import OutputFormatter
 from runtime.inputs import InputError, InputSpec
+from runtime.lifecycle import process_age_s, resume_gc, server_process
 from runtime.limits import default_max_rows, input_row_bytes, memory_limit_bytes
 from runtime.loaders import load_model
 from runtime.manifest import MANIFEST_FILE, Manifest
@@ -130,6 +132,7 @@ class ModelRepository:
         """Load the weights, build the batcher and run one warm-up inference (in a worker thread)."""
         t0 = time.perf_counter()
         model = load_model(mv.manifest, mv.folder, threads)
+        loaded = time.perf_counter()
         mv.provider = str(getattr(model, "provider", "cpu"))
         s, m = self.settings, mv.manifest
         if m.baseline and len(m.inputs) == 1 and len(m.inputs[0].shape) == 2:
@@ -151,11 +154,14 @@ class ModelRepository:
         with contextlib.suppress(Exception):  # a model whose outputs cannot be estimated keeps the row limit
             by_response = s.max_response_bytes // response_row_bytes(mv, warm)
             mv.spec.max_rows = max(1, min(mv.spec.max_rows, by_response))
-        mv.load_seconds = time.perf_counter() - t0
+        done = time.perf_counter()
+        mv.load_seconds = done - t0
         self.metrics.load_seconds.labels(m.version).set(mv.load_seconds)
-        log.info("loaded %s %s (%s) in %.3fs on %s", m.name, m.version, m.format, mv.load_seconds, mv.provider,
+        log.info("loaded %s %s (%s) in %.3fs on %s (framework import + load %.3fs, warm-up %.3fs)", m.name,
+                 m.version, m.format, mv.load_seconds, mv.provider, loaded - t0, done - loaded,
                  extra={"version": m.version, "threads": threads, "max_rows_per_request": mv.spec.max_rows,
-                        "provider": mv.provider})
+                        "provider": mv.provider, "load_s": round(loaded - t0, 4),
+                        "warmup_s": round(done - loaded, 4)})
 
     def _after_batch(self, mv: ModelVersion) -> Callable[[Inputs, Inputs, int, float], None]:
         batch_hist = self.metrics.histogram(self.metrics.batch_size.labels(mv.manifest.version))
@@ -171,11 +177,20 @@ class ModelRepository:
         return after
 
     async def start(self, threads: int) -> None:
-        """Load every version off the event loop, then start the batchers; ``ready`` turns true."""
+        """Load every version off the event loop, then start the batchers; ``ready`` turns true (and the garbage
+        collector, off since the process started, comes back: ``runtime.lifecycle.resume_gc``)."""
+        began = process_age_s() if server_process() else None
         for mv in self.versions.values():
             await asyncio.to_thread(self.load, mv, threads)
             mv.batcher.start()
+        resume_gc()
         self.ready = True
+        age = process_age_s()
+        if began is not None and age is not None:  # the start-up phases: imports + app, then the models
+            cpu = time.process_time()  # every thread's: far steadier than wall time on a busy machine
+            log.info("models ready %.2fs after the process started (%.2fs before loading them; CPU %.2fs)", age,
+                     began, cpu, extra={"process_age_s": round(age, 3), "before_models_s": round(began, 3),
+                                        "cpu_s": round(cpu, 3), "gc_frozen": gc.get_freeze_count()})
 
     async def stop(self, timeout: float) -> None:
         """Finish queued work (within ``timeout`` per version) and stop the batchers."""
