@@ -169,6 +169,12 @@ def init(
     ci: Annotated[CiProvider | None, typer.Option(
         "--ci", help="Also write a CI workflow (github: .github/workflows/mldeploy.yml); with an existing "
         "mldeploy.yaml and no --model, only the workflow is written.")] = None,
+    from_copilot: Annotated[Path | None, typer.Option(
+        "--from-copilot", help="Migrate an AWS Copilot Load Balanced Web Service: a workspace folder "
+        "(copilot/<service>/manifest.yml) or one manifest file; prints what was carried over and what was not.")] =
+        None,
+    service: Annotated[str | None, typer.Option(
+        "--service", help="With --from-copilot: the Copilot service, when the workspace has several.")] = None,
 ) -> None:
     """Write a commented mldeploy.yaml (interactive on a terminal, scriptable with flags)."""
     from mldeploy import console
@@ -183,7 +189,7 @@ def init(
     if target.is_dir():
         target = target / "mldeploy.yaml"
     folder = target.parent
-    if target.exists() and ci is not None and model is None:  # add CI to an existing project (yaml untouched)
+    if target.exists() and ci is not None and model is None and from_copilot is None:  # add CI only (yaml untouched)
         _init_ci(target, ci, force)
         return
     if target.exists() and not force:
@@ -194,6 +200,15 @@ def init(
         raise MldeployError(f"--name: {problem}",
                             hint=f"try --name {suggestion}" if suggestion != name and name_problem(suggestion)
                             is None else "choose another name", exit_code=ExitCode.CONFIG)
+    if from_copilot is not None:  # mldeploy/migrate/: the mapping, the check, the table
+        from mldeploy.migrate.apply import init_from_copilot
+
+        init_from_copilot(target, from_copilot, service=service, model=model, name=name, as_json=session.options.json)
+        if ci is not None:
+            _init_ci(target, ci, force)
+        return
+    if service is not None:
+        raise MldeployError("--service needs --from-copilot", exit_code=ExitCode.USAGE)
     ask = console.interactive() and not session.options.yes
     if model is None:
         candidates = find_model_files(folder)

@@ -1,0 +1,1 @@
+"""Migrations into mldeploy from other tools: ``copilot`` (AWS Copilot Load Balanced Web Service manifests)."""
