@@ -3,8 +3,10 @@
 ``routing.json`` names the candidate — ``{"weights": {"1.0.0": 100}, "shadow": {"version": "1.1.0", "sample":
 0.1}}`` (``runtime.routing.Router.shadow``). ``on_response`` is one of the data plane's after-response hooks
 (``InferenceService.after_response``, run by the serving middleware once the answer has been sent): a sampled
-stable answer — its version, decoded inputs and outputs — is offered to a bounded queue. A full queue drops the
-newest offer (counted): shadow work never waits, never grows, and never changes an answer. One daemon thread
+stable answer — its version, decoded inputs and outputs — is offered to a queue bounded by count (``queue``)
+and by bytes (``queue_bytes``: the offers' input and output ``nbytes``; one request may be as large as
+``runtime.max_body_bytes``). An offer that does not fit is dropped (counted, with its reason): shadow work never
+waits, never grows past its budget, and never changes an answer. One daemon thread
 drains the queue: the first offer of each drain runs alone (its time is the candidate's latency on a real request),
 the others with the same shapes in one call; then the thread rests (at least ``REST_MIN_S``, and so that it computes
 at most ``BUSY_MAX`` of the time), so under load the queue fills and offers are dropped rather than the stable side
@@ -57,6 +59,12 @@ REST_MIN_S = 0.1  # … and at least this long between drains: offers gather and
 Offer = tuple[str, str, dict[str, np.ndarray], dict[str, np.ndarray]]  # stable, candidate, inputs, stable outputs
 SHARE_INTERVAL_S = 0.2  # several workers: each writes its measures to the shared directory at most this often
 SHARE_PREFIX = "shadow-"  # shadow-<pid>.json in PROMETHEUS_MULTIPROC_DIR
+QUEUE_BYTES = 64 * 1024 * 1024  # default byte budget of the queued offers (inputs + outputs)
+
+
+def offer_bytes(item: Offer) -> int:
+    """What one queued offer keeps alive: its input and output arrays' ``nbytes`` (no copy, no walk)."""
+    return sum(int(getattr(a, "nbytes", 0)) for part in (item[2], item[3]) for a in part.values())
 
 
 def _groups(items: list[Offer]) -> list[list[Offer]]:
@@ -84,6 +92,7 @@ class ShadowConfig:
     tolerance: float = 1e-6  # regressors: relative tolerance (absolute below 1)
     keep: int = 0  # most-disagreeing rows kept for inspection (0: none)
     queue: int = 64  # offers waiting for the candidate; the newest is dropped beyond
+    queue_bytes: int = QUEUE_BYTES  # bytes (inputs + outputs) the waiting offers may hold; the newest is dropped beyond
 
     @classmethod
     def parse(cls, doc: Any, versions: list[str]) -> ShadowConfig | None:
@@ -92,17 +101,19 @@ class ShadowConfig:
             return None
         if not isinstance(doc, dict) or not isinstance(doc.get("version"), str):
             raise ValueError("shadow must be an object with a version, e.g. {\"version\": \"1.1.0\"}")
-        unknown = set(doc) - {"version", "sample", "tolerance", "keep", "queue"}
+        unknown = set(doc) - {"version", "sample", "tolerance", "keep", "queue", "queue_bytes"}
         if unknown:
             raise ValueError(f"shadow has unknown keys {sorted(unknown)}")
         if doc["version"] not in versions:
             raise ValueError(f"shadow version {doc['version']!r} is not loaded ({versions})")
         cfg = cls(doc["version"], float(doc.get("sample", 1.0)), float(doc.get("tolerance", 1e-6)),
-                  int(doc.get("keep", 0)), int(doc.get("queue", 64)))
+                  int(doc.get("keep", 0)), int(doc.get("queue", 64)), int(doc.get("queue_bytes", QUEUE_BYTES)))
         if not 0 < cfg.sample <= 1:
             raise ValueError(f"shadow.sample {cfg.sample} must be in (0, 1]")
         if cfg.tolerance < 0 or not 0 <= cfg.keep <= 1000 or not 1 <= cfg.queue <= 10000:
             raise ValueError("shadow.tolerance must be >= 0, shadow.keep 0..1000, shadow.queue 1..10000")
+        if not 1024 <= cfg.queue_bytes <= 1 << 40:
+            raise ValueError(f"shadow.queue_bytes {cfg.queue_bytes} must be in 1024..2**40 (default {QUEUE_BYTES})")
         return cfg
 
 
@@ -208,8 +219,10 @@ class ShadowMetrics:
                                   registry=r)
         self.offered = Counter("mldeploy_shadow_offered", "Requests offered to the shadow queue", ["candidate"],
                                registry=r)
-        self.dropped = Counter("mldeploy_shadow_dropped", "Shadow offers dropped (queue full)", ["candidate"],
-                               registry=r)
+        self.dropped = Counter("mldeploy_shadow_dropped", "Shadow offers dropped (queue full: its count or its bytes)",
+                               ["candidate"], registry=r)
+        self.dropped_bytes = Counter("mldeploy_shadow_dropped_by_bytes", "Of the dropped shadow offers, those past the "
+                                     "queue's byte budget (shadow.queue_bytes)", ["candidate"], registry=r)
         self.errors = Counter("mldeploy_shadow_errors", "Shadow inferences that failed", ["candidate"], registry=r)
         self.latency = Histogram("mldeploy_shadow_candidate_latency_seconds", "Candidate model time per request",
                                  ["candidate"], buckets=LATENCY_BUCKETS, registry=r)
@@ -238,7 +251,7 @@ class ShadowEvaluator:
     def __init__(self, repository: Any, metrics: Metrics, emf: Any = None, *, sensitive: bool = False,
                  emf_interval_s: float = 60.0, share_dir: str | None = None) -> None:
         self.share_dir = share_dir if share_dir is not None else os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
-        self._shared: tuple[Any, ...] | None = None  # (offered, dropped, rows, config) last written
+        self._shared: tuple[Any, ...] | None = None  # (offered, dropped, bytes, rows, config) last written
         self._shared_at = 0.0
         self.repository = repository
         self.router = repository.router
@@ -254,6 +267,9 @@ class ShadowEvaluator:
         self._thread: threading.Thread | None = None
         self.offered = 0
         self.dropped = 0
+        self.dropped_bytes = 0  # of ``dropped``: offers refused by the byte budget
+        self._bytes = 0  # what the queued offers hold (inputs + outputs nbytes)
+        self._bytes_lock = threading.Lock()  # _bytes: added on the event loop, taken off by the worker
         self._emf_pending: dict[str, dict[str, Any]] = {}
         self._emf_at = time.monotonic()
         self._children: dict[str, tuple[Any, Any]] = {}
@@ -278,21 +294,46 @@ class ShadowEvaluator:
             return False
         if q is None or self._capacity != cfg.queue:
             q = self._resize(cfg.queue)
-        offered, dropped = self._children.get(item[1]) or self._child(item[1])
+        offered, dropped, over = self._children.get(item[1]) or self._child(item[1])
         self.offered += 1
         offered.inc()
+        size = offer_bytes(item)
+        with self._bytes_lock:
+            fits = self._bytes + size <= cfg.queue_bytes
+            if fits:
+                self._bytes += size
+        if not fits:  # one offer larger than the budget is dropped too
+            self.dropped += 1
+            self.dropped_bytes += 1
+            dropped.inc()
+            over.inc()
+            return False
         try:
             q.put_nowait(item)
         except queue.Full:
+            self._taken(size)
             self.dropped += 1
             dropped.inc()
             return False
         return True
 
-    def _child(self, candidate: str) -> tuple[Any, Any]:
+    def _taken(self, size: int) -> None:
+        """``size`` bytes left the queue (evaluated, dropped or refused)."""
+        with self._bytes_lock:
+            self._bytes = max(0, self._bytes - size)
+
+    @staticmethod
+    def _get(q: queue.Queue[Offer], timeout: float | None = None) -> Offer:
+        """One offer off the queue (``queue.Empty`` when none waits); its bytes stay counted until it is evaluated
+        or dropped (``_taken``): the budget covers the offers in the worker's hands too."""
+        return q.get(timeout=timeout) if timeout is not None else q.get_nowait()
+
+    def _child(self, candidate: str) -> tuple[Any, Any, Any]:
         """The candidate's offered/dropped counter children, cached (``labels()`` takes a lock and builds a key)."""
-        pair = self._children[candidate] = (self.prom.offered.labels(candidate), self.prom.dropped.labels(candidate))
-        return pair
+        triple = self._children[candidate] = (self.prom.offered.labels(candidate),
+                                              self.prom.dropped.labels(candidate),
+                                              self.prom.dropped_bytes.labels(candidate))
+        return triple
 
     def _resize(self, capacity: int) -> queue.Queue:
         with self._lock:
@@ -305,7 +346,7 @@ class ShadowEvaluator:
         if old is not None:  # what waited in the old queue is dropped (the capacity changed under it)
             while True:
                 try:
-                    old.get_nowait()
+                    self._taken(offer_bytes(self._get(old)))
                 except queue.Empty:
                     break
                 self.dropped += 1
@@ -319,26 +360,34 @@ class ShadowEvaluator:
         while not self._stop.is_set():
             q = self._queue
             try:
-                first = q.get(timeout=0.25) if q is not None else None
+                first = self._get(q, timeout=0.25) if q is not None else None
             except queue.Empty:
                 first = None
             if first is not None:
                 items = [first]
                 while len(items) < DRAIN_MAX:
                     try:
-                        items.append(q.get_nowait())  # type: ignore[union-attr]
+                        items.append(self._get(q))  # type: ignore[arg-type]
                     except queue.Empty:
                         break
                 t0 = time.perf_counter()
-                for group in _groups(items):
-                    try:
-                        self._evaluate_group(group)
-                    except Exception:  # a shadow failure is counted, never raised into serving
-                        log.exception("shadow evaluation failed")
+                self._drain(items)
+                del items, first  # the offers' arrays are freed now, as their bytes were given back
                 busy = time.perf_counter() - t0
                 self._stop.wait(min(1.0, max(REST_MIN_S, busy * (1 - BUSY_MAX) / BUSY_MAX)))
             self._maybe_emf()
             self._maybe_share()
+
+    def _drain(self, items: list[Offer]) -> None:
+        """Evaluate the drained offers, then give their bytes back to the budget."""
+        try:
+            for group in _groups(items):
+                try:
+                    self._evaluate_group(group)
+                except Exception:  # a shadow failure is counted, never raised into serving
+                    log.exception("shadow evaluation failed")
+        finally:
+            self._taken(sum(offer_bytes(i) for i in items))
 
     def _evaluate_group(self, group: list[Offer]) -> None:
         """The first offer alone (its time is the candidate's latency on a real request), the rest in one call."""
@@ -475,7 +524,7 @@ class ShadowEvaluator:
         if not force and now - self._shared_at < SHARE_INTERVAL_S:
             return
         with self._lock:  # new measures, or a new routing.json shadow object (followed like the weights)
-            mark = (self.offered, self.dropped, sum(p.rows + p.errors for p in self._pairs.values()),
+            mark = (self.offered, self.dropped, self._bytes, sum(p.rows + p.errors for p in self._pairs.values()),
                     self.router.shadow)
             if mark == self._shared and not force:
                 return
@@ -494,13 +543,20 @@ class ShadowEvaluator:
         return {"pid": os.getpid(), "shadow": None if cfg is None else {"version": cfg.version, "sample": cfg.sample,
                                                     "tolerance": cfg.tolerance, "keep": 0 if self.sensitive
                                                     else cfg.keep},
-                "queue": {"capacity": self._capacity, "depth": self._queue.qsize() if self._queue is not None else 0,
-                          "offered": self.offered, "dropped": self.dropped},
+                "queue": self._queue_doc(),
                 # the kept rows hold inputs: never written with runtime.auth.sensitive_data (keep is 0 then)
                 "pairs": [p.state() if not self.sensitive else {**p.state(), "worst": []}
                           for p in self._pairs.values()]}
 
     # ---------------------------------------------------------------- reading
+
+    def _queue_doc(self) -> dict[str, int]:
+        """The queue's state: its count capacity and depth, its byte budget and what it holds, the offers offered
+        and dropped (``dropped_bytes`` of them refused by the byte budget)."""
+        cfg = self.router.shadow
+        return {"capacity": self._capacity, "depth": self._queue.qsize() if self._queue is not None else 0,
+                "bytes_capacity": cfg.queue_bytes if cfg is not None else 0, "bytes": self._bytes,
+                "offered": self.offered, "dropped": self.dropped, "dropped_bytes": self.dropped_bytes}
 
     def publish(self) -> None:
         """Refresh the gauges (agreement, PSI, queue depth)."""
@@ -517,8 +573,7 @@ class ShadowEvaluator:
             "shadow": None if cfg is None else {"version": cfg.version, "sample": cfg.sample,
                                                 "tolerance": cfg.tolerance, "keep": 0 if self.sensitive else cfg.keep},
             "sensitive_data": self.sensitive,
-            "queue": {"capacity": self._capacity, "depth": self._queue.qsize() if self._queue is not None else 0,
-                      "offered": self.offered, "dropped": self.dropped},
+            "queue": self._queue_doc(),
             "pairs": pairs,
         }
 
@@ -556,7 +611,8 @@ def shared_snapshot(directory: str, sensitive: bool) -> dict[str, Any]:
     cfg = docs[-1][1]["shadow"] if docs else None
     keep = 0 if sensitive or cfg is None else int(cfg.get("keep") or 0)
     pairs: dict[tuple[str, str], PairStats] = {}
-    queue_sum = {"capacity": 0, "depth": 0, "offered": 0, "dropped": 0}
+    queue_sum = {"capacity": 0, "depth": 0, "bytes_capacity": 0, "bytes": 0, "offered": 0, "dropped": 0,
+                 "dropped_bytes": 0}
     per_worker = []
     for _, doc in docs:
         for k in queue_sum:

@@ -13,6 +13,7 @@ accepts any owner; one account here), and S3's real throughput (the figures prin
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -103,6 +104,15 @@ def test_bucket_upload_rerun_fetch_and_tamper(strict: Clients, proj, tmp_path: P
     head = s3.head_object(Bucket=name, Key=loc.prefix + "weights/extra.bin")
     assert head["ContentLength"] == BIG and "-" in head["ETag"]  # a multipart upload's ETag: "<md5>-<parts>"
     assert head["Metadata"]["sha256"] == hashlib.sha256((folder / "weights/extra.bin").read_bytes()).hexdigest()
+    # S3's own checksums (ChecksumAlgorithm=SHA256): the small files' sha256, the multipart file's checksum of its
+    # parts' checksums (moto returns it without real S3's "-<parts>" suffix and without ChecksumType)
+    checks = {f: s3.head_object(Bucket=name, Key=loc.prefix + f, ChecksumMode="ENABLED").get("ChecksumSHA256")
+              for f in ("model.onnx", "weights/extra.bin", model_upload.INDEX_FILE)}
+    onnx_sha = hashlib.sha256((folder / "model.onnx").read_bytes()).digest()
+    assert checks["model.onnx"] == base64.b64encode(onnx_sha).decode()
+    composite, parts = model_upload.composite_sha256(folder / "weights/extra.bin")
+    assert parts == 2 and checks["weights/extra.bin"].split("-")[0] == composite
+    assert checks[model_upload.INDEX_FILE] == base64.b64encode(bytes.fromhex(index.sha256)).decode()
 
     strict.counter.calls.clear()
     again = model_upload.upload(strict, folder, loc, index, account=ACCOUNT)
@@ -128,6 +138,25 @@ def test_bucket_upload_rerun_fetch_and_tamper(strict: Clients, proj, tmp_path: P
                                                      "MLDEPLOY_MODEL_INDEX_SHA256"):
         model_fetch.fetch(source, tmp_path / "cache3", client=s3)
     assert not list((tmp_path / "cache2").glob(".download-*"))  # partial downloads are removed
+
+    # a bucket writer replaces a file and the index and forges their sha256 metadata: `up` used to skip both (the
+    # task then refused to serve); S3's checksums are of the bytes stored, so both are uploaded again
+    s3.put_object(Bucket=name, Key=loc.prefix + "model.onnx", Body=b"not the model",
+                  Metadata={"sha256": onnx_sha.hex()})
+    s3.put_object(Bucket=name, Key=loc.prefix + model_upload.INDEX_FILE, Body=b'{"files": []}',
+                  Metadata={"sha256": index.sha256})
+    strict.counter.calls.clear()
+    healed = model_upload.upload(strict, folder, loc, index, account=ACCOUNT)
+    assert healed.uploaded == ["model.onnx"] and sorted(healed.skipped) == ["model.json", "weights/extra.bin"]
+    assert [op for _, op in strict.counter.calls].count("PutObject") == 2  # model.onnx, then the index
+    assert model_fetch.fetch(source, tmp_path / "cache4", client=s3).bytes == loc.total_bytes  # serves again
+    # a forged checksum header is no way around it either: S3 validates the value sent against the body
+    # (PutObject ChecksumSHA256; moto stores no checksum then, which `up` also treats as not verified)
+    s3.put_object(Bucket=name, Key=loc.prefix + model_upload.INDEX_FILE, Body=b'{"files": []}',
+                  ChecksumSHA256=base64.b64encode(bytes.fromhex(index.sha256)).decode())
+    strict.counter.calls.clear()
+    again = model_upload.upload(strict, folder, loc, index, account=ACCOUNT)
+    assert again.uploaded == [] and [op for _, op in strict.counter.calls] == ["HeadObject"] * 4 + ["PutObject"]
 
 
 def test_runtime_downloads_verifies_then_serves(strict: Clients, proj, aws: dict[str, str], tmp_path: Path) -> None:
@@ -286,3 +315,26 @@ def test_a_whole_up_with_store_s3_keeps_the_tls_only_policy(tmp_path: Path, aws:
     plan = json.loads(ok(["plan", "--json"], project, env).stdout)
     bucket = [s for s in plan["steps"] if s["kind"] == model_store.KIND]
     assert [s["action"] for s in bucket] == ["no-op"], bucket
+
+
+def test_a_skip_rests_on_s3_checksums_as_real_s3_returns_them(tmp_path: Path) -> None:
+    """``_verified`` on HeadObject answers shaped as real S3 returns them (moto omits ``ChecksumType`` and the
+    composite's "-<parts>" suffix): user metadata decides nothing; a wrong part layout, type or size re-uploads."""
+    small, big = tmp_path / "small.bin", tmp_path / "big.bin"
+    small.write_bytes(b"weights")
+    big.write_bytes(os.urandom(model_upload.MULTIPART_CHUNK + 1024))
+    fs = model_upload.IndexedFile("small.bin", 7, hashlib.sha256(b"weights").hexdigest())
+    fb = model_upload.IndexedFile("big.bin", big.stat().st_size, hashlib.sha256(big.read_bytes()).hexdigest())
+    b64 = base64.b64encode(hashlib.sha256(b"weights").digest()).decode()
+    composite, parts = model_upload.composite_sha256(big)
+    ok = {"ContentLength": 7, "ChecksumSHA256": b64, "ChecksumType": "FULL_OBJECT"}
+    assert model_upload._verified(ok, fs, tmp_path)
+    for bad in ({**ok, "ChecksumSHA256": None, "Metadata": {"sha256": fs.sha256}}, {**ok, "ContentLength": 8},
+                {**ok, "ChecksumSHA256": base64.b64encode(b"x" * 32).decode()}, {**ok, "ChecksumSHA256": b64 + "-1"}):
+        assert not model_upload._verified(bad, fs, tmp_path), bad
+    assert parts == 2
+    real = {"ContentLength": fb.size, "ChecksumSHA256": f"{composite}-2", "ChecksumType": "COMPOSITE"}
+    assert model_upload._verified(real, fb, tmp_path)
+    for bad in ({**real, "ChecksumSHA256": f"{composite}-3"}, {**real, "ChecksumType": "FULL_OBJECT"},
+                {**real, "ChecksumSHA256": base64.b64encode(hashlib.sha256(big.read_bytes()).digest()).decode()}):
+        assert not model_upload._verified(bad, fb, tmp_path), bad

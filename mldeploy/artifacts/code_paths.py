@@ -5,19 +5,19 @@ Each entry is a module file (``features.py``) or a package folder (``src/mypkg``
 ``serve`` and ``bench --local`` put the parent folders on ``sys.path``.
 
 Everything shipped stays inside the project folder: an entry, or a symlink anywhere in a package folder, that
-resolves outside it (or dangles, or loops back into its own folder) is refused — copying follows symlinks, so a
-link to ``~/.aws`` or ``/`` would otherwise put the target's files into the image.
+resolves outside it (or dangles, or loops back into its own folder) is refused (``safe_copy.check_links``) —
+copying follows symlinks, so a link to ``~/.aws`` or ``/`` would otherwise put the target's files into the image.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from mldeploy.artifacts.safe_copy import check_links
 from mldeploy.errors import ArtifactError, ExitCode
 
 FIELD = "model.code_paths"
@@ -32,24 +32,6 @@ def _refuse(entry: str, problem: str) -> ArtifactError:
                          "file there instead of linking to it", exit_code=ExitCode.CONFIG)
 
 
-def _check_links(base: Path, entry: str, folder: Path, chain: frozenset[Path]) -> None:
-    """Every symlink under ``folder`` (followed, as copying follows them) resolves to an existing path inside
-    ``base`` and no folder link points back at a folder it is in."""
-    for child in sorted(folder.iterdir()):
-        if any(fnmatch.fnmatchcase(child.name, p) for p in SKIP):
-            continue
-        if child.is_symlink():
-            target = child.resolve()
-            if not target.exists():
-                raise _refuse(entry, f"the symlink {child} points to {target}, which does not exist")
-            if not target.is_relative_to(base):
-                raise _refuse(entry, f"the symlink {child} points to {target}, outside the project folder {base}")
-            if target in chain:
-                raise _refuse(entry, f"the symlink {child} points back to {target}, a folder it is in (a loop)")
-        if child.is_dir():
-            _check_links(base, entry, child, chain | {child.resolve()})
-
-
 def resolve(root: Path, entries: list[str]) -> list[Path]:
     """The entries as existing paths under ``root``; an ArtifactError naming the entry otherwise."""
     out: list[Path] = []
@@ -60,7 +42,7 @@ def resolve(root: Path, entries: list[str]) -> list[Path]:
             if not path.is_relative_to(base):
                 raise _refuse(entry, f"resolves to {path}, outside the project folder {base} (a symlink)")
             if path.is_dir():
-                _check_links(base, entry, path, frozenset({path}))
+                check_links(base, path, lambda problem, e=entry: _refuse(e, problem), SKIP)
             out.append(path)
             continue
         what = "does not exist" if not path.exists() else "is not a .py file or a folder of .py files"

@@ -7,13 +7,21 @@ pins the prefix and the index's full sha256 (``MLDEPLOY_MODEL_INDEX_SHA256``), s
 bytes ``up`` uploaded (``runtime.model_fetch`` verifies the index, then every file against it, and the loaders
 verify the served file against ``model.json``).
 
-Re-running ``up`` uploads nothing: the index object present with the same sha256 means the upload completed; a
-partial upload (killed before the index) re-sends only the files whose object is missing or whose ``sha256``
-metadata differs. Large files go through boto3's managed transfer (multipart above ``MULTIPART_THRESHOLD``).
+Re-running ``up`` uploads nothing: the index object present with S3's own SHA-256 of the index we computed means
+the upload completed; a partial upload (killed before the index) re-sends only the files whose object is missing or
+whose S3 checksum differs. Every object is uploaded with ``ChecksumAlgorithm=SHA256``, so S3 computes (and, when
+the client sends one, validates) the checksum from the bytes it stores: nobody who can write to the bucket can make
+``up`` skip a file it replaced (user metadata such as ``x-amz-meta-sha256`` is whatever the writer says, so it
+decides nothing). Large files go through boto3's managed transfer (multipart above ``MULTIPART_THRESHOLD``); their
+S3 checksum is a checksum of the parts' checksums, compared with the same computed locally over our part layout.
+
+The artifact folder is the user's: a symlink in it that leaves it (or dangles, or loops) is refused before anything
+is hashed or uploaded (``mldeploy.artifacts.safe_copy``), as when it is copied into an image.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import time
@@ -21,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mldeploy.errors import AwsError
+from mldeploy.errors import ArtifactError, AwsError, ExitCode
 
 if TYPE_CHECKING:
     from mldeploy.aws.clients import Clients
@@ -33,7 +41,16 @@ INDEX_FILE = "mldeploy-files.json"
 SKIP = {".package-key", ".quantize.json"}
 """Packager bookkeeping in the artifact folder that the server never reads."""
 SHA_META = "sha256"
-"""User metadata (``x-amz-meta-sha256``) on every uploaded object: what a re-run compares."""
+"""User metadata (``x-amz-meta-sha256``) on every uploaded object: for people reading the bucket; never trusted (any
+writer sets it), a re-run compares S3's own ``ChecksumSHA256``."""
+CHECKSUM = "SHA256"
+"""``ChecksumAlgorithm`` of every upload. S3 API reference (HeadObject ``ChecksumSHA256``): "The Base64 encoded,
+256-bit SHA256 digest of the object ... When you use an API operation on an object that was uploaded using multipart
+uploads, this value may not be a direct checksum value of the full object. Instead, it's a calculation based on the
+checksum values of each individual part"; it is returned only with ``ChecksumMode=ENABLED`` ("To retrieve the
+checksum, this parameter must be enabled"). A SHA-256 full-object checksum exists for single-part objects only
+(S3 user guide, "Checking object integrity": full-object multipart checksums are CRC-based), so a multipart file is
+compared on the COMPOSITE value: sha256 of the concatenated part digests (``composite_sha256``)."""
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 MULTIPART_CHUNK = 64 * 1024 * 1024
 """Parts of 64 MiB: S3 allows at most 10,000 parts per upload (S3 user guide, "Amazon S3 multipart upload
@@ -93,12 +110,16 @@ _INDEXED: dict[tuple[Any, ...], ArtifactIndex] = {}
 
 
 def index_artifact(folder: Path) -> ArtifactIndex:
-    """Hash every file of the artifact folder (``model.json`` required)."""
+    """Hash every file of the artifact folder (``model.json`` required; a symlink out of it refused: exit 3)."""
     from mldeploy.artifacts.hashing import sha256_path  # lazy: mldeploy.artifacts imports the packager
+    from mldeploy.artifacts.safe_copy import check_links
     from runtime.manifest import MANIFEST_FILE, Manifest
 
     if not (folder / MANIFEST_FILE).is_file():
         raise AwsError(f"{folder}: no {MANIFEST_FILE} to upload", hint="run `mldeploy package` first")
+    check_links(folder, folder, lambda problem: ArtifactError(
+        f"model artifact {folder}: {problem}", hint="package again (mldeploy package writes no links), or replace "
+        "the link by the file", exit_code=ExitCode.CONFIG), within="the artifact folder")
     paths = []
     for p in sorted(folder.rglob("*"), key=lambda p: p.relative_to(folder).as_posix()):
         rel = p.relative_to(folder).as_posix()
@@ -145,11 +166,40 @@ class UploadResult:
                 "skipped": self.skipped, "uploaded_bytes": self.uploaded_bytes, "seconds": round(self.seconds, 2)}
 
 
+def _b64(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+def composite_sha256(path: Path, part_size: int = MULTIPART_CHUNK) -> tuple[str, int]:
+    """(base64 sha256 of the parts' sha256 digests, part count): S3's ``ChecksumSHA256`` of a multipart upload of
+    ``path`` in ``part_size`` parts (boto3's managed transfer cuts ``MULTIPART_CHUNK`` parts)."""
+    digests = []
+    with open(path, "rb") as fh:
+        while chunk := fh.read(part_size):
+            digests.append(hashlib.sha256(chunk).digest())
+    return base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode(), len(digests)
+
+
+def _verified(head: dict[str, Any] | None, f: IndexedFile, folder: Path) -> bool:
+    """The object S3 holds is ``f``: its size, and S3's SHA-256 checksum equal to ours (single part: the file's
+    sha256; multipart: the composite over our part layout, "<b64>-<parts>"). No checksum (uploaded without one, by
+    an older mldeploy or by hand): not verified, uploaded again."""
+    if head is None or head.get("ContentLength") != f.size or not head.get("ChecksumSHA256"):
+        return False
+    value, _, parts = str(head["ChecksumSHA256"]).partition("-")
+    if f.size < MULTIPART_THRESHOLD:  # what boto3 sends in one PutObject: a full-object checksum
+        return not parts and head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT" and value == _b64(f.sha256)
+    if head.get("ChecksumType", "COMPOSITE") != "COMPOSITE":
+        return False
+    want, count = composite_sha256(folder / f.path)
+    return value == want and (not parts or parts == str(count))  # moto omits the "-<parts>" suffix
+
+
 def _head(s3: Any, bucket: str, key: str, owner: str) -> dict[str, Any] | None:
     from botocore.exceptions import ClientError
 
     try:
-        return s3.head_object(Bucket=bucket, Key=key, ExpectedBucketOwner=owner)
+        return s3.head_object(Bucket=bucket, Key=key, ExpectedBucketOwner=owner, ChecksumMode="ENABLED")
     except ClientError as e:
         if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             return None
@@ -158,7 +208,7 @@ def _head(s3: Any, bucket: str, key: str, owner: str) -> dict[str, Any] | None:
 
 def upload(clients: Clients, folder: Path, loc: ModelLocation, index: ArtifactIndex, ui: Ui | None = None,
            *, account: str | None = None) -> UploadResult:
-    """Upload the artifact's files (those not already there with the same sha256), then the index."""
+    """Upload the artifact's files (those not already there with S3's checksum equal to ours), then the index."""
     from boto3.s3.transfer import TransferConfig
 
     from mldeploy.aws.clients import aws_errors
@@ -174,25 +224,24 @@ def upload(clients: Clients, folder: Path, loc: ModelLocation, index: ArtifactIn
                             max_concurrency=CONCURRENCY)
     with aws_errors("s3:PutObject"):
         head = _head(s3, loc.bucket, loc.prefix + INDEX_FILE, owner)
-        if head is not None and (head.get("Metadata") or {}).get(SHA_META) == index.sha256:
+        document = IndexedFile(INDEX_FILE, len(index.document), index.sha256)
+        if _verified(head, document, folder):  # S3's SHA-256 of the stored index is ours: the upload completed
             skipped = [f.path for f in index.files]
         else:
             for f in index.files:
                 key = loc.prefix + f.path
-                got = _head(s3, loc.bucket, key, owner)
-                if got is not None and (got.get("Metadata") or {}).get(SHA_META) == f.sha256 \
-                        and got.get("ContentLength") == f.size:
+                if _verified(_head(s3, loc.bucket, key, owner), f, folder):
                     skipped.append(f.path)
                     continue
                 if ui:
                     ui.info(f"uploading {f.path} ({f.size / 1e6:.1f} MB) to s3://{loc.bucket}/{key}")
                 s3.upload_file(str(folder / f.path), loc.bucket, key, Config=config, ExtraArgs={
-                    "Metadata": {SHA_META: f.sha256}, "ExpectedBucketOwner": owner})
+                    "Metadata": {SHA_META: f.sha256}, "ExpectedBucketOwner": owner, "ChecksumAlgorithm": CHECKSUM})
                 uploaded.append(f.path)
                 sent += f.size
             s3.put_object(Bucket=loc.bucket, Key=loc.prefix + INDEX_FILE, Body=index.document,
                           ContentType="application/json", Metadata={SHA_META: index.sha256},
-                          ExpectedBucketOwner=owner)
+                          ChecksumAlgorithm=CHECKSUM, ExpectedBucketOwner=owner)
     result = UploadResult(loc, uploaded, skipped, sent, time.monotonic() - t0)
     if ui:
         if uploaded:

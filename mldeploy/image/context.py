@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mldeploy.artifacts import code_paths
-from mldeploy.errors import BuildError
+from mldeploy.artifacts import code_paths, safe_copy
+from mldeploy.errors import ArtifactError, BuildError, ExitCode
 from mldeploy.gitinfo import git_commit
 from mldeploy.image.dockerfile import (
     UNUSED_FOR_ONNX,
@@ -146,6 +146,10 @@ def assemble(project: Project, artifact_dir: Path, manifest: Manifest, out_dir: 
         warn = console.warn
     cfg = project.config
     scan.check_tree(artifact_dir, "model artifact", warn=warn)  # before minutes of wheels and build
+    if model_in_image(project):  # a link out of the artifact folder (dangling, looping) is refused: exit 3
+        safe_copy.check_links(artifact_dir, artifact_dir, lambda problem: ArtifactError(
+            f"model artifact {artifact_dir}: {problem}", hint="package again (mldeploy package writes no links), or "
+            "replace the link by the file", exit_code=ExitCode.CONFIG), within="the artifact folder")
     out = out_dir or Workspace.of(project).context_dir
     if out.exists():
         if not (out / "Dockerfile").exists() and any(out.iterdir()):
@@ -167,7 +171,7 @@ def assemble(project: Project, artifact_dir: Path, manifest: Manifest, out_dir: 
     (wheels / LOCK_FILE).write_text("\n".join(wheelhouse.lock) + "\n", encoding="utf-8")
 
     shutil.copytree(runtime_dir(), out / "runtime", ignore=_SKIP)
-    if model_in_image(project):
+    if model_in_image(project):  # links checked above (before the wheels): copied as plain files
         shutil.copytree(artifact_dir, out / "model", ignore=lambda d, n: _SKIP(d, n) | scan.copy_ignore(d, n))
     else:  # model.store: s3: /app/model holds only runtime.json (the settings); the weights come from S3
         (out / "model").mkdir()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,8 @@ import numpy as np
 
 from mldeploy.artifacts.detect import missing_framework
 from mldeploy.artifacts.formats.base import Handler, Served, Signature, pinned, version_of
-from mldeploy.errors import ArtifactError
+from mldeploy.artifacts.safe_copy import copy_tree
+from mldeploy.errors import ArtifactError, ExitCode
 from runtime.manifest import Tensor
 
 _BATCH = 64
@@ -68,7 +68,15 @@ class SavedModelHandler(Handler):
         return {k: np.concatenate([p[k].numpy() for p in parts]) for k in self.output_names}
 
     def write_native(self, out_dir: Path) -> Served:
-        shutil.copytree(self.path, out_dir / "saved_model")
+        """Copy the SavedModel folder; a symlink in it out of the project folder (of the SavedModel folder when
+        ``model.path`` lies outside the project), dangling or looping, is refused (exit 3)."""
+        folder = self.path.resolve()
+        root = self.root.resolve()
+        inside = folder.is_relative_to(root)
+        copy_tree(self.path, out_dir / "saved_model", root if inside else folder, lambda problem: ArtifactError(
+            f"model.path: {self.path}: {problem}", hint="copy the file into the SavedModel folder instead of linking "
+            "to it (the image gets what the link points to)", exit_code=ExitCode.CONFIG),
+            within="the project folder" if inside else "the SavedModel folder")
         return Served(format="savedmodel", file="saved_model")
 
     def convert(self, target: str, out_dir: Path, sig: Signature) -> Served:
