@@ -430,6 +430,20 @@ def test_two_workers_share_metrics(artifacts, tmp_path):
         assert proc.stop() == 0
 
 
+def test_every_worker_writes_json_logs(artifacts, tmp_path):
+    # uvicorn spawns its workers: they do not run ``runtime.__main__``, so the app factory must set logging up
+    env = {"MLDEPLOY_ACCESS_LOG_SAMPLE_RATE": "1"}
+    with serve(tmp_path, artifacts["onnx"], workers=2, env=env) as proc:
+        with httpx.Client() as c:
+            for _ in range(20):
+                assert c.post(proc.url + "/predict", json={"inputs": IRIS_ROWS[:1]}).status_code == 200
+        assert proc.stop() == 0
+    docs = [json.loads(li) for li in proc.logs().splitlines() if li.startswith("{")]
+    loaded = [d for d in docs if str(d.get("msg", "")).startswith("loaded")]
+    assert len(loaded) == 2, [d.get("msg") for d in docs][:20]  # one per worker (the supervisor loads no model)
+    assert sum(1 for d in docs if d.get("path") == "/predict" or d.get("route") == "/predict") == 20
+
+
 # -- graceful shutdown -----------------------------------------------------------------------------------------------
 
 def test_sigterm_drains_without_losing_requests(tmp_path):
