@@ -8,13 +8,15 @@ from __future__ import annotations
 import math
 import time
 
-from limits import parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
-
 
 class RateLimiter:
     def __init__(self, limit: str) -> None:
+        # imported here, not at module level: ``limits`` costs ~25 ms of start-up and most servers run without a
+        # rate limit (runtime.http.app imports this module either way)
+        from limits import parse
+        from limits.storage import MemoryStorage
+        from limits.strategies import MovingWindowRateLimiter
+
         self.item = parse(limit)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
 
