@@ -1,7 +1,7 @@
 """Serving benchmark: the mldeploy runtime against reference servers, same models, same machine, same run.
 
     python benchmarks/serve_bench.py [--duration 10] [--concurrency 1,8,32,64] [--workers 2] [--repeat 3]
-        [--servers thin,ours,litserve,bentoml,naive] [--scenarios iris,cnn] [--before DIR]
+        [--servers thin,ours,litserve,bentoml,naive] [--scenarios iris,cnn] [--before DIR] [--side-by-side]
     python benchmarks/serve_bench.py --calls [--calls-concurrency 32]   # Python calls per request, in process
     python benchmarks/serve_bench.py --inproc   # µs per request in process, thin vs ours (no sockets)
 
@@ -23,10 +23,12 @@ Servers (``iris``: one 100-tree random forest, one JSON row per request):
 All servers of a scenario run at once and are measured in turn at each concurrency (and each ``--repeat`` round, the
 order reversed every other round — ABBA — since the server measured second reads slower), so background load on a
 shared machine hits them alike; the table shows each server's median round and, as its ratio to the thin server, the
-median of its per-round ratios. Load comes from Debian's ``wrk`` (one thread, so it does not starve the servers'
-CPU) with ``post.lua``. CPU per request is the servers' CPU seconds (utime + stime of every process in the server's
-session, from ``/proc/<pid>/stat``, read before and after the run) ÷ requests answered. Results: a table on stdout
-and ``benchmarks/results/serve_bench.json``.
+median of its per-round ratios. With ``--side-by-side`` every server is loaded at the same time instead (one wrk
+each): absolute figures are lower (they share the CPUs) but each round's ratios come from the same moments, steadier
+while other work comes and goes on the machine. Load comes from Debian's ``wrk`` (one thread, so it does not starve
+the servers' CPU) with ``post.lua``. CPU per request is the servers' CPU seconds (utime + stime of every process in
+the server's session, from ``/proc/<pid>/stat``, read before and after the run) ÷ requests answered. Results: a
+table on stdout and ``benchmarks/results/serve_bench.json``.
 """
 
 from __future__ import annotations
@@ -159,9 +161,44 @@ class Target:
         return wrk(f"http://127.0.0.1:{self.server.port}{self.path}", self.body, self.ctype, c, duration, self.headers)
 
 
-def measure(scenario: str, targets: list[Target], conc: list[int], duration: float, repeat: int = 1) -> list[Point]:
+def _point(scenario: str, t: Target, c: int, r: dict, cpu: float, rnd: int) -> Point:
+    errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
+    p = Point(scenario, t.server.name, c, r["requests"] / (r["duration_us"] / 1e6), r["p50_us"] / 1000,
+              r["p95_us"] / 1000, r["p99_us"] / 1000, errors, r["requests"], cpu * 1000 / max(1, r["requests"]), rnd)
+    print(f"  {scenario:5} {p.server:8} c={c:<3} {p.rps:9.1f} req/s  p50 {p.p50_ms:8.2f}  "
+          f"p95 {p.p95_ms:8.2f}  p99 {p.p99_ms:8.2f} ms  cpu {p.cpu_ms_per_request:6.3f} ms/req  "
+          f"errors {p.errors}", flush=True)
+    return p
+
+
+def measure_side_by_side(scenario: str, targets: list[Target], c: int, duration: float, rnd: int) -> list[Point]:
+    """One round with every server under load at the same time (one wrk each): on a machine shared with other
+    work, each ratio then comes from the same moments (the servers compete for the CPUs alike)."""
+    import threading
+
+    results: dict[str, dict] = {}
+    cpu0 = {t.server.name: t.server.cpu_seconds() for t in targets}
+
+    def load(t: Target) -> None:
+        results[t.server.name] = t.run(c, duration)
+
+    order = targets if rnd % 2 == 0 else targets[::-1]  # the one started first reads faster: ABBA again
+    threads = [threading.Thread(target=load, args=(t,)) for t in order]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    points = [_point(scenario, t, c, results[t.server.name], t.server.cpu_seconds() - cpu0[t.server.name], rnd)
+              for t in targets]
+    for t in targets:
+        t.server.settle()
+    return points
+
+
+def measure(scenario: str, targets: list[Target], conc: list[int], duration: float, repeat: int = 1,
+            side_by_side: bool = False) -> list[Point]:
     """All servers are up; each concurrency level is measured on each server in turn (interleaved, the order
-    reversed every other round: ABBA), ``repeat`` rounds."""
+    reversed every other round: ABBA), ``repeat`` rounds — or, ``side_by_side``, on all of them at once."""
     for t in targets:
         t.server.wait_ready()
     for t in targets:
@@ -170,6 +207,9 @@ def measure(scenario: str, targets: list[Target], conc: list[int], duration: flo
     points = []
     for rnd in range(repeat):
         for c in conc:
+            if side_by_side:
+                points += measure_side_by_side(scenario, targets, c, duration, rnd)
+                continue
             # ABBA: the order alternates per round (and concurrency), as the server measured second reads slower
             # (the first one's connections and CPU heat are still winding down)
             for t in (targets if (rnd + conc.index(c)) % 2 == 0 else targets[::-1]):
@@ -177,14 +217,7 @@ def measure(scenario: str, targets: list[Target], conc: list[int], duration: flo
                 r = t.run(c, duration)
                 cpu1 = t.server.cpu_seconds()  # before settling: abandoned requests are not this run's
                 t.server.settle()
-                errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
-                p = Point(scenario, t.server.name, c, r["requests"] / (r["duration_us"] / 1e6), r["p50_us"] / 1000,
-                          r["p95_us"] / 1000, r["p99_us"] / 1000, errors, r["requests"],
-                          (cpu1 - cpu0) * 1000 / max(1, r["requests"]), rnd)
-                print(f"  {scenario:5} {p.server:8} c={c:<3} {p.rps:9.1f} req/s  p50 {p.p50_ms:8.2f}  "
-                      f"p95 {p.p95_ms:8.2f}  p99 {p.p99_ms:8.2f} ms  cpu {p.cpu_ms_per_request:6.3f} ms/req  "
-                      f"errors {p.errors}", flush=True)
-                points.append(p)
+                points.append(_point(scenario, t, c, r, cpu1 - cpu0, rnd))
     return points
 
 
@@ -388,9 +421,9 @@ def bento(iris: Path, workers: int) -> Server | None:
 
 
 def run_scenario(scenario: str, targets: list[Target], conc: list[int], duration: float,
-                 repeat: int) -> list[Point]:
+                 repeat: int, side_by_side: bool = False) -> list[Point]:
     try:
-        return measure(scenario, targets, conc, duration, repeat)
+        return measure(scenario, targets, conc, duration, repeat, side_by_side)
     finally:
         for t in targets:
             t.server.stop()
@@ -547,6 +580,8 @@ def main() -> int:
     ap.add_argument("--concurrency", default="1,8,32,64")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=1, help="interleaved rounds; the table shows the median")
+    ap.add_argument("--side-by-side", action="store_true",
+                    help="load every server at the same time (one wrk each): steadier ratios on a shared machine")
     ap.add_argument("--scenarios", default="iris,cnn")
     ap.add_argument("--servers", default="thin,ours,litserve,bentoml,naive")
     ap.add_argument("--before", type=Path, help="also serve the runtime of DIR/runtime as 'before' (A/B)")
@@ -604,7 +639,7 @@ def main() -> int:
                                   js, auth))
         if "ours" in servers:
             targets.append(Target(ours(iris, w), "/predict", bodies["iris_ours"], js, auth))
-        points += run_scenario("iris", targets, conc, d, args.repeat)
+        points += run_scenario("iris", targets, conc, d, args.repeat, args.side_by_side)
     if "cnn" in scenarios and cnn is not None:
         raw = ("application/octet-stream", f"X-Tensor-Shape: 1,3,224,224;X-Tensor-Dtype: float32;{auth}")
         targets = []
@@ -615,7 +650,7 @@ def main() -> int:
                                   *raw))
         if "ours" in servers:
             targets.append(Target(ours(cnn, w), "/predict", bodies["cnn_ours"], *raw))
-        points += run_scenario("cnn", targets, conc, d, args.repeat)
+        points += run_scenario("cnn", targets, conc, d, args.repeat, args.side_by_side)
     print()
     print(table(points))
     (RESULTS / "serve_bench.json").write_text(json.dumps([asdict(p) for p in points], indent=2))

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ[env_of[key]] = str(value)
         from runtime.http.app import ModelServer
 
-        ModelServer.build(settings)  # validate models folder + auth secrets before binding the port
+        built = ModelServer.build(settings)  # validate models folder + auth secrets before binding the port
         metrics_dir = None
         if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # set after the check above: only the (spawned) workers write metric files
@@ -70,7 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         from runtime.http.metrics_endpoint import MetricsEndpoint
         from runtime.metrics import render_multiprocess
 
-        endpoint = MetricsEndpoint(render_multiprocess, settings.host, settings.metrics_port)
+        routes = {}
+        if built.shadow is not None:  # /shadow: the sum of the workers' measures (runtime.shadow.render_shared)
+            from runtime.shadow import render_shared
+
+            sensitive = settings.auth.sensitive_data
+            routes["/shadow"] = lambda: render_shared(metrics_dir, sensitive)
+        endpoint = MetricsEndpoint(render_multiprocess, settings.host, settings.metrics_port, routes)
         endpoint.start()
     uvicorn.run(
         "runtime.http.app:create_app_from_env",
@@ -85,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         limit_max_requests=None,
         server_header=False,
         proxy_headers=False,  # X-Forwarded-For is read by runtime.http.clientip, from trusted proxies only
-        loop="auto",
-        http="auto",
+        loop="auto",  # uvloop when installed
+        http=http_protocol(),
         lifespan="on",
     )
     if endpoint is not None:
@@ -96,6 +102,16 @@ def main(argv: list[str] | None = None) -> int:
 
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def http_protocol() -> str:
+    """uvicorn's ``http``: httptools with one socket write per predict answer (``runtime.http.onewrite``) when
+    httptools is installed, else uvicorn's choice (h11)."""
+    import importlib.util
+
+    if importlib.util.find_spec("httptools") is None:
+        return "auto"
+    return "runtime.http.onewrite:OneWriteHttpTools"
 
 
 if __name__ == "__main__":

@@ -26,8 +26,12 @@ class AuthError(Exception):
     """401: missing or invalid credentials."""
 
 
+_sha256 = hashlib.sha256
+
+
 def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+    """The sha256 hex digest of a key (as ``sha256:<hex>`` entries name it)."""
+    return _sha256(key.encode()).hexdigest()
 
 
 def _read_secret(env_name: str, file: str | None, environ: dict[str, str]) -> str | None:
@@ -46,8 +50,8 @@ class Authenticator:
         env = dict(os.environ if environ is None else environ)
         self.mode = cfg.mode
         self.cfg = cfg
-        self._hashes: list[bytes] = []
-        self._principals: dict[bytes, str] = {}  # sha256 hex digest of a configured key -> its principal id
+        self._hashes: list[bytes] = []  # the sha256 digest of each configured key (raw bytes)
+        self._principals: dict[bytes, str] = {}  # sha256 digest of a configured key -> its principal id
         self._key: str | None = None
         self._jwt = None  # the jwt module, in jwt mode
         if cfg.mode == "api_key":
@@ -60,8 +64,12 @@ class Authenticator:
                 entry = entry.strip()
                 if entry:
                     digest = entry[7:].lower() if entry.startswith("sha256:") else hash_key(entry)
-                    self._hashes.append(digest.encode())
-                    self._principals[digest.encode()] = "key:" + digest[:12]
+                    try:
+                        raw_digest = bytes.fromhex(digest)
+                    except ValueError:  # not hex: a configured entry no key can match (as before)
+                        raw_digest = digest.encode()
+                    self._hashes.append(raw_digest)
+                    self._principals[raw_digest] = "key:" + digest[:12]
         elif cfg.mode == "jwt":
             key = _read_secret(cfg.jwt_secret_env, cfg.jwt_secret_file, env)
             what = "public key (PEM)" if cfg.jwt_algorithm == "RS256" else "secret"
@@ -89,6 +97,13 @@ class Authenticator:
         scheme, _, token = headers.get("authorization", "").partition(" ")
         return self.verify(headers.get("x-api-key") or None, token if scheme.lower() == "bearer" and token else None)
 
+    def known_key(self, api_key: str) -> str | None:
+        """The principal of a configured API key, else None (no error, nothing counted): the predict fast path's
+        check of the common request, which leaves every other one to ``verify``."""
+        if len(api_key) > MAX_TOKEN_BYTES:
+            return None
+        return self._principals.get(_sha256(api_key.strip().encode()).digest())
+
     def verify(self, api_key: str | None, bearer: str | None) -> str | None:
         """A principal id (for rate limits and logs) from an API key or a bearer token; raises AuthError."""
         if self.mode == "none":
@@ -100,7 +115,7 @@ class Authenticator:
         if len(token) > MAX_TOKEN_BYTES:
             raise AuthError(f"credentials longer than {MAX_TOKEN_BYTES} bytes")
         if self.mode == "api_key":
-            digest = hash_key(token.strip()).encode()
+            digest = _sha256(token.strip().encode()).digest()
             principal = self._principals.get(digest)  # a configured key: one lookup of its digest, no scan
             if principal is None:
                 # an unknown key costs a constant-time comparison with every key, whatever it is (the lookup

@@ -10,6 +10,12 @@ by the warm-up) stays below ``INLINE_MAX_MS``, batches of at most ``max_batch_si
 itself, and a request arriving at an idle batcher (empty queue, nothing being parsed) runs at once in its own task,
 without queueing. A slower batch raises the average past the bound and later ones go back to the thread; big
 requests (above ``max_batch_size`` rows) always do.
+
+A batch timed in the thread includes the wait for the GIL, which the busy event loop holds — milliseconds under
+load, whatever the model — which could keep a fast model that one preempted batch pushed over the bound in the
+thread for good. So while the batches last timed on the loop (warm-up, requests answered inline, probes) averaged
+within ``PROBE_FACTOR`` × the bound, a batch runs on the loop every ``PROBE_S`` (a probe) and its time replaces the
+average: measured again, without the GIL wait. A model never timed that fast on the loop is never probed.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from runtime.loaders import LoadedModel
 
 Inputs = dict[str, np.ndarray]
 INLINE_MAX_MS = 1.0  # on the event loop only while a batch takes less than this (exponential average)
+PROBE_S = 1.0  # off the loop, a batch runs on it again this often to measure again (see the module docstring)
+PROBE_FACTOR = 2.0  # ... while the average is within this many times INLINE_MAX_MS
 _EWMA_WEIGHT = 0.2
 
 
@@ -64,6 +72,7 @@ class Batcher:
         after_batch: Callable[[Inputs, Inputs, int, float], None] | None = None,
         name: str = "model",
         inline_max_ms: float = INLINE_MAX_MS,
+        probe_s: float = PROBE_S,
     ) -> None:
         self.model = model
         self.max_batch_size = max_batch_size
@@ -79,12 +88,16 @@ class Batcher:
         self._carry: _Item | None = None
         self.inline_max = inline_max_ms / 1000.0
         self.batch_seconds: float | None = None  # exponential average of the model's time per batch
+        self.probe_s = probe_s
+        self._probed_at = 0.0  # time.monotonic() of the last probe (set at start: none in the first probe_s)
+        self._loop_seconds: float | None = None  # the average of the batches timed on the loop (probes' gate)
 
     @property
     def depth(self) -> int:
         return self._queue.qsize()
 
     def start(self) -> None:
+        self._probed_at = time.monotonic()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self, timeout: float = 30.0) -> None:
@@ -99,15 +112,30 @@ class Batcher:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def predict_sync(self, inputs: Inputs) -> Inputs:
-        """Run outside the queue (warm-up at start); its time seeds ``batch_seconds``."""
+        """Run outside the queue (warm-up at start, nothing else running); its time seeds both averages."""
         t0 = time.perf_counter()
         out = self.model.predict(inputs)
-        self._timed(time.perf_counter() - t0)
+        self._timed(time.perf_counter() - t0, on_loop=True)
         return out
 
-    def _timed(self, seconds: float) -> None:
+    def _timed(self, seconds: float, probe: bool = False, on_loop: bool = False) -> None:
+        """Fold a batch's time into the average (a probe's replaces it), and into the loop's if timed there."""
         avg = self.batch_seconds
-        self.batch_seconds = seconds if avg is None else avg + _EWMA_WEIGHT * (seconds - avg)
+        self.batch_seconds = seconds if avg is None or probe else avg + _EWMA_WEIGHT * (seconds - avg)
+        if probe or on_loop:
+            loop = self._loop_seconds
+            self._loop_seconds = seconds if loop is None else loop + _EWMA_WEIGHT * (seconds - loop)
+
+    def _probe(self, rows: int) -> bool:
+        """Whether this batch, which would go to the thread, runs on the loop to measure the model again."""
+        loop = self._loop_seconds
+        if loop is None or loop >= PROBE_FACTOR * self.inline_max or rows > self.max_batch_size:
+            return False
+        now = time.monotonic()
+        if now - self._probed_at < self.probe_s:
+            return False
+        self._probed_at = now
+        return True
 
     def inline(self, rows: int) -> bool:
         """Whether a batch of ``rows`` runs on the event loop (see the module docstring)."""
@@ -128,6 +156,8 @@ class Batcher:
             outputs = self.model.predict(inputs)
             seconds = time.perf_counter() - t0
             self.batch_seconds = avg + _EWMA_WEIGHT * (seconds - avg)
+            loop = self._loop_seconds  # timed on the loop: the probes' gate too
+            self._loop_seconds = seconds if loop is None else loop + _EWMA_WEIGHT * (seconds - loop)
             if self.after_batch:
                 self.after_batch(inputs, outputs, rows, seconds)
         except Exception as e:  # the model's own exceptions
@@ -183,8 +213,11 @@ class Batcher:
                 for it in batch:
                     groups.setdefault(it.key, []).append(it)
                 for items in groups.values():
-                    if self.inline(sum(it.rows for it in items)):
+                    rows = sum(it.rows for it in items)
+                    if self.inline(rows):
                         results = self._infer_group(items)
+                    elif self._probe(rows):
+                        results = self._infer_group(items, True)
                     else:
                         results = await loop.run_in_executor(self._executor, self._infer_group, items)
                     for it, res in zip(items, results, strict=True):
@@ -197,22 +230,23 @@ class Batcher:
             finally:
                 self._busy = False
 
-    def _infer_group(self, items: list[_Item]) -> list[Inputs | BaseException]:
-        """Inference thread: one batched call; on failure, each request alone so one bad input fails alone."""
+    def _infer_group(self, items: list[_Item], probe: bool = False) -> list[Inputs | BaseException]:
+        """One batched call (in the inference thread, or on the loop: inline or a ``probe``); on failure, each
+        request alone so one bad input fails alone."""
         try:
-            return self._infer(items)
+            return self._infer(items, probe)
         except Exception as e:  # the model's own exceptions
             if len(items) == 1:
                 return [InferenceError(f"{type(e).__name__}: {e}")]
         out: list[Inputs | BaseException] = []
         for it in items:
             try:
-                out.extend(self._infer([it]))
+                out.extend(self._infer([it], probe))
             except Exception as e:
                 out.append(InferenceError(f"{type(e).__name__}: {e}"))
         return out
 
-    def _infer(self, items: list[_Item]) -> list[Inputs]:
+    def _infer(self, items: list[_Item], probe: bool = False) -> list[Inputs]:
         t0 = time.perf_counter()
         single = len(items) == 1
         if single:
@@ -221,7 +255,7 @@ class Batcher:
             inputs = {k: np.concatenate([it.inputs[k] for it in items]) for k in items[0].inputs}
         outputs = self.model.predict(inputs)
         seconds = time.perf_counter() - t0
-        self._timed(seconds)
+        self._timed(seconds, probe)
         total = items[0].rows if single else sum(it.rows for it in items)
         if self.after_batch:
             self.after_batch(inputs, outputs, total, seconds)

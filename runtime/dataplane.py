@@ -76,6 +76,7 @@ def is_json(ctype: str) -> bool:
 
 
 _all, _isfinite = np.logical_and.reduce, np.isfinite
+_SUM_CHECK = 64  # up to this many values, ``_json_rows`` checks finiteness with one Python sum
 
 
 def _json_rows(body: bytes, spec: InputSpec) -> Inputs | None:
@@ -102,7 +103,11 @@ def _json_rows(body: bytes, spec: InputSpec) -> Inputs | None:
     width = t.shape[1]
     if arr.ndim != 2 or not arr.shape[1] or (width not in (None, -1) and arr.shape[1] != width):
         return None
-    if not _all(_isfinite(arr), axis=None):  # NaN/Infinity: parse_json's error (ndarray.all() is 2× slower)
+    if arr.size <= _SUM_CHECK:  # NaN/Infinity (e.g. 1e39 as float32): parse_json's error
+        total = sum(arr.ravel().tolist())  # a few values: one Python sum beats a numpy reduction's overhead
+        if total - total != 0:  # inf or nan; finite float64 values summing past 1e308 merely take parse_json
+            return None
+    elif not _all(_isfinite(arr), axis=None):  # (ndarray.all() is 2× slower)
         return None
     return {t.name: arr}
 

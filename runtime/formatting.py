@@ -50,7 +50,8 @@ class OutputFormatter:
         """Returns (response fields, top-1 confidence per row as a list of floats, or None)."""
         proba = self.probabilities(outputs)
         if proba is not None and proba.ndim == 2 and len(proba) <= _LIST_ROWS and 0 < proba.shape[-1] <= _LIST_CLASSES:
-            done = self._format_rows(outputs, proba, top_k)
+            done = (self._format_row(outputs, proba, proba.tolist()[0], top_k) if len(proba) == 1
+                    else self._format_rows(outputs, proba, top_k))
             if done is not None:
                 return done
         body: dict[str, Any] = {}

@@ -325,6 +325,9 @@ def _texts_or_null(spec: InputSpec, t: Tensor, values: tuple[Any, ...] | list[An
         raise InputError([*loc, bad], f"must be a string or null, got {_json_type(values[bad])}")
     arr = np.empty(len(values), dtype=object)
     arr[:] = list(values)
+    if t.categories is not None:  # a category column: its other values are checked too (runtime.text)
+        from runtime.text import check_categories
+        check_categories(t.name, arr, loc, frozenset(t.categories), t.categories)
     return arr
 
 

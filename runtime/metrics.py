@@ -12,6 +12,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -83,6 +84,7 @@ class Metrics:
         self._buffers: list[_Buffered] = []
         self._buffers_lock = threading.Lock()
         self._gauges: list[tuple[Any, Any]] = []  # (gauge child, () -> value) refreshed at each flush
+        self._on_flush: list[Any] = []  # (now) -> None, called at each flush (drift publication)
         self.flushed_at = 0.0
 
     # -- the hot path: per-request samples are tallied in process memory and pushed every FLUSH_INTERVAL_S
@@ -105,6 +107,11 @@ class Metrics:
         with self._buffers_lock:
             self._gauges.append((child, read))
 
+    def on_flush(self, callback: Any) -> None:
+        """Call ``callback(now)`` (``time.monotonic()``) at every flush, after the buffered samples."""
+        with self._buffers_lock:
+            self._on_flush.append(callback)
+
     def _register(self, buf: _Buffered) -> Any:
         with self._buffers_lock:
             self._buffers.append(buf)
@@ -116,13 +123,15 @@ class Metrics:
 
     def flush(self, now: float | None = None) -> None:
         """Push every buffered sample to its Prometheus value (any thread)."""
-        self.flushed_at = time.monotonic() if now is None else now
+        self.flushed_at = now = time.monotonic() if now is None else now
         with self._buffers_lock:
-            buffers, gauges = list(self._buffers), list(self._gauges)
+            buffers, gauges, hooks = list(self._buffers), list(self._gauges), list(self._on_flush)
         for buf in buffers:
             buf.flush()
         for child, read in gauges:
             child.set(read())
+        for hook in hooks:
+            hook(now)
 
     async def flush_periodically(self) -> None:
         """Flush every ``FLUSH_INTERVAL_S`` (also while no request comes) until cancelled."""
@@ -138,53 +147,56 @@ class Metrics:
 
 
 class _Buffered:
-    __slots__ = ("child", "lock")
+    """Samples appended to a deque by any thread without a lock (``deque.append`` is atomic); ``flush`` (any
+    thread, one at a time: the lock) takes the samples present when it starts and pushes them to ``child``."""
+
+    __slots__ = ("child", "lock", "pending")
 
     def __init__(self, child: Any) -> None:
         self.child = child
         self.lock = threading.Lock()
+        self.pending: deque[float] = deque()
+
+    def _take(self) -> list[float]:
+        """The samples present now, oldest first (appends meanwhile stay for the next flush); under ``lock``."""
+        pending = self.pending
+        popleft = pending.popleft
+        return [popleft() for _ in range(len(pending))]
 
     def flush(self) -> None:
         raise NotImplementedError
 
 
 class BufferedCounter(_Buffered):
-    __slots__ = ("pending",)
+    __slots__ = ("inc",)
 
     def __init__(self, child: Any) -> None:
         super().__init__(child)
-        self.pending = 0.0
-
-    def inc(self, amount: float = 1.0) -> None:
-        with self.lock:
-            self.pending += amount
+        append = self.pending.append
+        self.inc = lambda amount=1.0: append(amount)  # one C call on the hot path
+        """``inc(amount=1.0)``: count ``amount``."""
 
     def flush(self) -> None:
         with self.lock:
-            pending, self.pending = self.pending, 0.0
-        if pending:
-            self.child.inc(pending)
+            amounts = self._take()
+        if amounts:
+            self.child.inc(math.fsum(amounts))
 
 
 class BufferedHistogram(_Buffered):
     """Observations appended in process memory; ``flush`` sorts them into buckets (numpy for many) and adds the
-    counts and sum to the child's bucket and sum values. An observation is a lock and a list append."""
+    counts and sum to the child's bucket and sum values. An observation is a deque append."""
 
-    __slots__ = ("bounds", "values", "_np_bounds")
+    __slots__ = ("bounds", "observe", "observe_many", "_np_bounds")
 
     def __init__(self, child: Any) -> None:
         super().__init__(child)
         self.bounds = list(child._upper_bounds)
         self._np_bounds = np.asarray(self.bounds, dtype=np.float64)
-        self.values: list[float] = []
-
-    def observe(self, amount: float) -> None:
-        with self.lock:
-            self.values.append(amount)
-
-    def observe_many(self, amounts: list[float]) -> None:
-        with self.lock:
-            self.values.extend(amounts)
+        self.observe = self.pending.append
+        """``observe(amount)``: one observation."""
+        self.observe_many = self.pending.extend
+        """``observe_many(amounts)``: several (``deque.extend`` is atomic too)."""
 
     def counts(self, values: list[float]) -> list[int]:
         """Per bucket: how many of ``values`` fall in it (the first bucket with value <= bound, as observe()
@@ -201,9 +213,9 @@ class BufferedHistogram(_Buffered):
 
     def flush(self) -> None:
         with self.lock:
-            if not self.values:
-                return
-            values, self.values = self.values, []
+            values = self._take()
+        if not values:
+            return
         buckets = self.child._buckets
         for i, c in enumerate(self.counts(values)[:len(buckets)]):
             if c:
@@ -221,8 +233,9 @@ def render_multiprocess() -> bytes:
 class DriftTracker:
     """Running per-feature mean/std (Chan's parallel update, per batch) compared with the manifest baseline.
 
-    Gauges are refreshed at most once per ``interval_s`` so wide inputs cost nothing per request. Nothing is
-    published (nor shown by ``stats``) before ``min_count`` rows: with few rows the means are the callers' inputs.
+    Gauges are refreshed at most once per ``interval_s``, from the metrics flush (``Metrics.on_flush``), so wide
+    inputs cost nothing per request. Nothing is published (nor shown by ``stats``) before ``min_count`` rows: with
+    few rows the means are the callers' inputs.
     """
 
     FOLD_ROWS = 512
@@ -241,22 +254,25 @@ class DriftTracker:
         self._lock = threading.Lock()
         self._pending: list[np.ndarray] = []
         self._pending_rows = 0
+        metrics.on_flush(self._tick)
 
     def update(self, x: np.ndarray) -> None:
         """Queue a batch; batches are folded into the running statistics every ``FOLD_ROWS`` rows (or when read,
-        or ``interval_s`` after the last publication) — a list append per request instead of a numpy reduction."""
+        or published) — a list append per request instead of a numpy reduction."""
         if x.ndim != 2 or x.shape[1] != len(self.names) or x.dtype.kind not in "iufc":
             return
         with self._lock:
             self._pending.append(x)
             self._pending_rows += x.shape[0]
             full = self._pending_rows >= self.FOLD_ROWS
-        now = time.monotonic()
+        if full:
+            self._fold()
+
+    def _tick(self, now: float) -> None:
+        """At a metrics flush: publish if ``interval_s`` has passed since the last publication."""
         if now - self._last >= self.interval_s:
             self._last = now
             self.publish()
-        elif full:
-            self._fold()
 
     def _fold(self) -> None:
         with self._lock:

@@ -1,5 +1,6 @@
 """The predict fast path (``runtime.http.fastpath.PredictFront``): it answers as the Starlette stack does (same
-bodies, headers, errors and metrics), hands every other request to the stack, and runs the after-response hooks.
+bodies, headers, errors and metrics) — native predict and v2 infer — hands every other request to the stack, and
+runs the after-response hooks.
 
 In process, on the real app and a real ONNX model (``TestClient`` / direct ASGI calls): no server, no sockets.
 """
@@ -125,7 +126,7 @@ def test_after_response_hooks_see_each_answered_prediction(iris, caplog):
     with TestClient(app) as c:
         assert c.post("/predict", json={"inputs": [ROW]}, headers=AUTH).status_code == 200
         body = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": ROW}]}
-        assert c.post("/v2/models/iris/infer", json=body, headers=AUTH).status_code == 200  # the stack's route
+        assert c.post("/v2/models/iris/infer", json=body, headers=AUTH).status_code == 200  # v2, on the front too
         assert c.post("/predict", json={"inputs": [[1.0]]}, headers=AUTH).status_code == 422  # no prediction
         assert len(seen) == 2 and seen[0] == ("1.0.0", 1, [[pytest.approx(v) for v in ROW]])
 
@@ -269,3 +270,108 @@ def test_buffered_histograms_match_prometheus(n):
                 if metric.name == name for s in metric.samples if not s.name.endswith("_created")]
 
     assert samples(m.registry, "mldeploy_inference_seconds") == samples(registry, "plain")
+
+
+def _v2_binary(rows: list[list[float]], size: int | None = None, extra: bytes = b"") -> tuple[bytes, dict]:
+    """A v2 request with the binary tensor extension: JSON header, then the FP32 rows."""
+    raw = np.asarray(rows, np.float32).tobytes()
+    head = orjson.dumps({"inputs": [{"name": "input", "shape": [len(rows), 4], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": len(raw) if size is None else size}}],
+                         "parameters": {"binary_data_output": True}})
+    return head + raw + extra, {"inference-header-content-length": str(len(head)),
+                                "content-type": "application/octet-stream"}
+
+
+_V2_ROWS = {"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32", "data": [ROW, ROW]}]}
+_BINARY_OK = _v2_binary([ROW, ROW])
+_BINARY_SHORT = _v2_binary([ROW], size=16, extra=b"")[0][:-4]
+
+
+@pytest.mark.parametrize(("path", "kwargs", "status", "front"), [
+    ("/v2/models/iris/infer", {"json": _V2_ROWS}, 200, True),
+    ("/v2/models/iris/versions/1.0.0/infer?top_k=2",
+     {"json": {**_V2_ROWS, "id": "q-1", "outputs": [{"name": "probabilities"}]}}, 200, True),
+    ("/v2/models/iris/infer", {"content": _BINARY_OK[0], "headers": _BINARY_OK[1]}, 200, True),
+    ("/v2/models/iris/infer", {"json": _V2_ROWS, "headers": {"x-api-key": "wrong"}}, 401, True),
+    ("/v2/models/other/infer", {"json": _V2_ROWS}, 404, True),
+    ("/v2/models/iris/versions/9.9.9/infer", {"json": _V2_ROWS}, 404, True),
+    ("/v2/models/iris/infer", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, True),
+    ("/v2/models/iris/infer", {"json": {"inputs": [{"name": "nope", "shape": [1, 4], "datatype": "FP32",
+                                                   "data": ROW}]}}, 400, True),
+    ("/v2/models/iris/infer", {"json": {"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32",
+                                                   "data": ROW[:3]}]}}, 400, True),
+    ("/v2/models/iris/infer", {"json": _V2_ROWS, "headers": {"content-encoding": "gzip"}}, 400, True),
+    ("/v2/models/iris/infer", {"content": _BINARY_OK[0],
+                               "headers": {**_BINARY_OK[1], "inference-header-content-length": "x"}}, 400, True),
+    ("/v2/models/iris/infer", {"content": b"{}", "headers": {"inference-header-content-length": "500"}}, 400, True),
+    ("/v2/models/iris/infer", {"content": _BINARY_SHORT, "headers": _BINARY_OK[1]}, 400, True),
+    ("/v2/models/iris/infer", {"json": {"inputs": [{"name": "input", "shape": [300, 4], "datatype": "FP32",
+                                                   "data": [ROW] * 300}]}}, 413, False),  # > max_body_bytes
+    ("/v2/models/iris/infer/", {"json": _V2_ROWS}, 307, None),  # not an infer path: the router redirects
+])
+def test_v2_infer_answers_alike_on_both_paths(iris, path, kwargs, status, front):
+    """``POST /v2/models/{name}[/versions/{v}]/infer`` on the front and on the stack's route (a header sent twice
+    sends it there): same status, body, headers and request metrics."""
+    app = _app(iris)
+    served = _spy(app)
+    headers = {**AUTH, **kwargs.pop("headers", {})}
+    twice = [*headers.items(), ("x-extra", "1"), ("x-extra", "2")]
+    with TestClient(app, follow_redirects=False) as c:
+        r = c.post(path, headers=headers, **kwargs)
+        s = c.post(path, headers=twice, **kwargs)
+    assert served == ([] if front is None else [front, False])
+    assert r.status_code == s.status_code == status
+    if status == 413:  # the serving middleware's refusal, with each request's id
+        assert r.json()["detail"] == s.json()["detail"]
+    else:
+        assert r.content == s.content
+    if status == 200:
+        assert r.headers["x-model-version"] == "1.0.0" and r.headers["cache-control"] == "no-store"
+        assert r.headers["x-content-type-options"] == "nosniff" and len(r.headers["x-request-id"]) == 16
+    if status != 413:  # the 413 answer closes the connection and sets its own headers
+        _same_headers(r, s)
+    if status < 300:
+        doc = orjson.loads(r.content[:int(r.headers.get("inference-header-content-length", len(r.content)))])
+        assert doc["model_name"] == "iris" and doc["model_version"] == "1.0.0"
+    m = app.state.server.metrics
+    m.flush()
+    counted = sum(sm.value for metric in m.registry.collect() if metric.name == "mldeploy_requests"
+                  for sm in metric.samples if sm.name == "mldeploy_requests_total"
+                  and sm.labels["route"] == "other" and sm.labels["status"] == str(status))
+    assert counted == 2  # the serving middleware's label for the v2 paths, on both
+
+
+def test_v2_infer_hooks_and_binary_answer_on_the_front(iris):
+    """The front's v2 answer runs the after-response hooks, and a binary answer splits as its header says."""
+    app = _app(iris)
+    served = _spy(app)
+    seen = []
+    app.state.server.dataplane.after_response.append(lambda p: seen.append(p.rows))
+    with TestClient(app) as c:
+        r = c.post("/v2/models/iris/infer", content=_BINARY_OK[0], headers={**AUTH, **_BINARY_OK[1]})
+    assert served == [True] and seen == [2] and r.status_code == 200
+    assert r.headers["content-type"] == "application/octet-stream"
+    n = int(r.headers["inference-header-content-length"])
+    doc = orjson.loads(r.content[:n])
+    sizes = [o["parameters"]["binary_data_size"] for o in doc["outputs"]]
+    assert sum(sizes) == len(r.content) - n
+    proba = next(o for o in doc["outputs"] if o["name"] == "probabilities")
+    offset = n + sum(sizes[:doc["outputs"].index(proba)])
+    values = np.frombuffer(r.content[offset:offset + proba["parameters"]["binary_data_size"]], np.float32)
+    assert values.reshape(proba["shape"]).sum(axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
+
+
+def test_a_blocked_client_is_refused_even_with_a_valid_key_on_the_front(iris):
+    """The front's quick check of a configured key gives way to the guard once an IP is blocked for failed
+    attempts: 429 with Retry-After, as the stack answers."""
+    app = _app(iris, MLDEPLOY_AUTH_FAILURE_LIMIT="3/minute")
+    served = _spy(app)
+    with TestClient(app) as c:
+        assert c.post("/predict", json={"inputs": [ROW]}, headers=AUTH).status_code == 200
+        assert [c.post("/predict", json={"inputs": [ROW]}, headers={"x-api-key": "bad"}).status_code
+                for _ in range(3)] == [401] * 3
+        r = c.post("/predict", json={"inputs": [ROW]}, headers=AUTH)
+        s = c.post("/predict", json={"inputs": [ROW]}, headers=[*AUTH.items(), ("x-extra", "1"), ("x-extra", "2")])
+    assert served == [True] * 5 + [False]
+    assert r.status_code == s.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    assert r.json()["detail"] == s.json()["detail"]

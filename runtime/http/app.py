@@ -169,7 +169,8 @@ class RestServer:
         srv = self.server
         self.endpoints = Endpoints(srv.dataplane, srv.guard, srv.drain)
         self.endpoints.register(app.router)
-        register_protocols(app.router, srv.dataplane, srv.guard, srv.drain)  # Open Inference Protocol v2, KServe V1
+        # Open Inference Protocol v2, KServe V1, OpenAI
+        self.v2 = register_protocols(app.router, srv.dataplane, srv.guard, srv.drain)
 
     def _add_exception_handlers(self, app: FastAPI) -> None:
         for exc_type, handler in protocol_handlers(HANDLERS).items():  # {"error": …} on protocol paths
@@ -196,7 +197,7 @@ class RestServer:
                            serving=serving)
         # in front of it all: the common predict requests without Starlette (falls back to the stack above)
         app.front = PredictFront(app.stack, srv.dataplane, srv.guard, serving, lambda: app.exception_handlers,
-                                 s.max_body_bytes, s.max_header_bytes, bool(s.cors.allow_origins))
+                                 s.max_body_bytes, s.max_header_bytes, bool(s.cors.allow_origins), self.v2)
 
 
 def create_app(settings: Settings | None = None, environ: dict[str, str] | None = None) -> FastAPI:
@@ -206,5 +207,16 @@ def create_app(settings: Settings | None = None, environ: dict[str, str] | None 
 
 
 def create_app_from_env() -> FastAPI:
-    """uvicorn factory (``runtime.http.app:create_app_from_env``): settings from runtime.json + MLDEPLOY_* env."""
-    return create_app(load_settings(environ=dict(os.environ)))
+    """uvicorn factory (``runtime.http.app:create_app_from_env``): settings from runtime.json + MLDEPLOY_* env.
+
+    With ``workers > 1`` uvicorn *spawns* each worker: ``runtime.__main__`` (which sets logging up) does not run
+    there, so a process whose root logger has no handler yet sets it up here (else its JSON logs, access lines
+    included, are dropped)."""
+    import logging
+
+    settings = load_settings(environ=dict(os.environ))
+    if not logging.getLogger().handlers:
+        from runtime.telemetry import setup_logging
+
+        setup_logging(settings.log_level)
+    return create_app(settings)

@@ -7,10 +7,13 @@ serving bookkeeping (``runtime.http.middleware.Serving``) as the FastAPI routes:
 * ``PredictFront`` — a raw ASGI app in front of the whole Starlette stack (``ServingApp.__call__``). It takes the
   common case: a JSON or raw-tensor body with a ``Content-Length`` within ``max_body_bytes``, headers within
   ``max_header_bytes``, no root path, and no ``Origin`` header while CORS is on. One pass over the headers reads
-  everything the request needs; the answer goes out with precomputed header lists; no Starlette ``Request``,
-  ``Response`` or middleware is built unless an error is answered (by the app's own exception handlers, with the
-  same headers the serving middleware adds). An unexpected exception gets the JSON 500 and is re-raised, as
-  Starlette's ``ServerErrorMiddleware`` does.
+  everything the request needs; the answer goes out with precomputed header lists — in one socket write under
+  ``python -m runtime`` (``runtime.http.onewrite``); no Starlette ``Request``, ``Response`` or middleware is built
+  unless an error is answered (by the app's own exception handlers, with the same headers the serving middleware
+  adds). An unexpected exception gets the JSON 500 and is re-raised, as Starlette's ``ServerErrorMiddleware``
+  does. It also answers the Open Inference Protocol v2 inference routes (``POST /v2/models/{name}[/versions/
+  {version}]/infer``: a JSON body up to 64 KiB, or a JSON header + binary tensors) as ``V2Endpoints`` does —
+  same decoder, answer, ``{"error": …}`` errors and metrics label.
 * ``PredictFastPath`` — the innermost middleware, for every other predict request (multipart and image uploads,
   streamed ``.npy``, chunked bodies, 413/431 refusals, CORS): after the serving middleware and CORS, it skips
   ``ExceptionMiddleware``, the exit-stack middleware, route matching, ``request_response`` and
@@ -38,7 +41,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runtime.batching import Batcher
 from runtime.dataplane import BIG_ROWS, JSON, NPY, InferenceService, Prediction, is_json
-from runtime.http.middleware import Serving, new_request_id
+from runtime.http.middleware import Serving, new_request_id, route_label
+from runtime.http.protocols.v2 import BIG_JSON, HEADER_LENGTH, STATE_KEY, V2Endpoints, encode_response
 from runtime.http.routes import Endpoints, npy_bytes
 from runtime.http.security import Guard
 from runtime.inputs import PayloadTooLargeError
@@ -51,8 +55,14 @@ _NOSNIFF = (b"x-content-type-options", b"nosniff")
 _NO_STORE = (b"cache-control", b"no-store")
 _CLOSE = (b"connection", b"close")
 _NPY = NPY.encode()
+_ONE_WRITE = "mldeploy.one_write"  # runtime.http.onewrite.EXTENSION (not imported: uvicorn stays out of the app)
+_HEADER_LENGTH = HEADER_LENGTH.encode()
 _ROUTES = {"predict": "/predict", "predict_named": "/v1/models/{name}/predict",
-           "predict_version": "/v1/models/{name}/versions/{version}/predict"}
+           "predict_version": "/v1/models/{name}/versions/{version}/predict",
+           # the serving middleware's label for the v2 paths (runtime.http.middleware.route_label)
+           "infer": route_label("/v2/models/{name}/infer"),
+           "infer_version": route_label("/v2/models/{name}/versions/{version}/infer")}
+_V2 = frozenset({"infer", "infer_version"})
 
 
 def match(path: str) -> tuple[str, str | None, str | None] | None:
@@ -67,6 +77,19 @@ def match(path: str) -> tuple[str, str | None, str | None] | None:
         return "predict_named", parts[3], None
     if len(parts) == 7 and parts[4] == "versions" and parts[3] and parts[5]:
         return "predict_version", parts[3], parts[5]
+    return None
+
+
+def match_v2(path: str) -> tuple[str, str, str | None] | None:
+    """(endpoint name, ``{name}``, ``{version}``) for an Open Inference Protocol v2 inference path
+    (``/v2/models/{name}[/versions/{version}]/infer``), or None."""
+    if not path.startswith("/v2/models/") or not path.endswith("/infer"):
+        return None
+    parts = path.split("/")  # "", "v2", "models", name, ["versions", version,] "infer"
+    if len(parts) == 5 and parts[3]:
+        return "infer", parts[3], None
+    if len(parts) == 7 and parts[4] == "versions" and parts[3] and parts[5]:
+        return "infer_version", parts[3], parts[5]
     return None
 
 
@@ -164,14 +187,17 @@ class PredictFront:
     """The raw ASGI front of the app (see the module docstring); ``app`` is the whole Starlette stack."""
 
     def __init__(self, app: ASGIApp, dataplane: InferenceService, guard: Guard, serving: Serving,
-                 exception_handlers: Handlers, max_body_bytes: int, max_header_bytes: int, cors: bool) -> None:
+                 exception_handlers: Handlers, max_body_bytes: int, max_header_bytes: int, cors: bool,
+                 v2: V2Endpoints | None = None) -> None:
         self.app = app
         self.dataplane = dataplane
+        self.v2 = v2  # the v2 endpoints: their inference routes are answered here as well
         self.name = dataplane.name
         self.max_response_bytes = dataplane.settings.max_response_bytes
         self.guard = guard if guard.active else None
         self.api_key_mode = guard.auth.mode == "api_key"
         self.auth_on = guard.auth.enabled
+        self.keys_only = self.api_key_mode and guard.limiter is None  # API keys and no rate limit
         self.serving = serving
         self._exception_handlers = exception_handlers
         self._errors = _RouteErrors(exception_handlers)
@@ -183,7 +209,8 @@ class PredictFront:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
-            found = match(scope["path"])
+            path = scope["path"]
+            found = match(path) or (match_v2(path) if self.v2 is not None else None)
             if found is not None and await self._serve(scope, receive, send, *found):
                 return
         await self.app(scope, receive, send)
@@ -208,10 +235,16 @@ class PredictFront:
         if (length is None or not length.isdigit() or int(length) > self.limit or (self.cors and b"origin" in h)
                 or sum(map(len, chain.from_iterable(raw))) > self.max_header_bytes):
             return False  # chunked body, 413, 431, CORS: the serving middleware and CORS handle those
-        ctype = h.get(b"content-type")
-        media = JSON if ctype is None else ctype.decode("latin-1").split(";", 1)[0].strip().lower()
-        if media != _OCTET and not is_json(media):
-            return False  # multipart, images, streamed .npy, 415: the data plane's request decoder
+        v2 = endpoint in _V2
+        if v2:  # the v2 decoder reads any Content-Type (JSON, or a JSON header + tensors after it)
+            media = JSON
+            if int(length) > BIG_JSON and _HEADER_LENGTH not in h:
+                return False  # a large JSON body: the route decodes it off the event loop
+        else:
+            ctype = h.get(b"content-type")
+            media = JSON if ctype is None else ctype.decode("latin-1").split(";", 1)[0].strip().lower()
+            if media != _OCTET and not is_json(media):
+                return False  # multipart, images, streamed .npy, 415: the data plane's request decoder
         rid = h.get(b"x-request-id")
         if rid is not None and not _RID_RE.match(rid):
             rid = None
@@ -228,28 +261,39 @@ class PredictFront:
         try:
             try:
                 rl_headers = self._guard(scope, h) if self.guard is not None else None
-                dp = self.dataplane
                 headers = _Headers(h)
-                chosen, mv = dp.select(headers, state, name, version)
-                body = await self._body(receive, mv.batcher, t0, chosen)
-                p = await dp.predict_body(body, media, headers, chosen, mv, scope["query_string"], t0)
-                state["prediction"] = p
-                accept = h.get(b"accept")
-                npy = accept is not None and _NPY in accept
-                if p.rows > BIG_ROWS:
-                    payload = await asyncio.to_thread(self._encode, p, rid_s, npy)
+                if v2:
+                    out, payload = await self._infer(scope, receive, state, headers, name, version, t0)
+                    out += [(b"x-request-id", rid_b), _NOSNIFF]
                 else:
-                    payload = self._encode(p, rid_s, npy)
-                out = self._answer_headers(p.version, NPY if npy else JSON) + [
-                    (b"content-length", str(len(payload)).encode()), (b"x-request-id", rid_b)]
+                    dp = self.dataplane
+                    chosen, mv = dp.select(headers, state, name, version)
+                    body = await self._body(receive, mv.batcher, t0, chosen)
+                    p = await dp.predict_body(body, media, headers, chosen, mv, scope["query_string"], t0)
+                    state["prediction"] = p
+                    accept = h.get(b"accept")
+                    npy = accept is not None and _NPY in accept
+                    if p.rows > BIG_ROWS:
+                        payload = await asyncio.to_thread(self._encode, p, rid_s, npy)
+                    else:
+                        payload = self._encode(p, rid_s, npy)
+                    out = self._answer_headers(p.version, NPY if npy else JSON) + [
+                        (b"content-length", b"%d" % len(payload)), (b"x-request-id", rid_b)]
                 if rl_headers:
                     out += [(k.lower().encode(), v.encode()) for k, v in rl_headers.items()]
                 if serving.drain.active:
                     out.append(_CLOSE)
                 status = 200
                 started = True
-                await send({"type": "http.response.start", "status": 200, "headers": out})
-                await send({"type": "http.response.body", "body": payload})
+                start = {"type": "http.response.start", "status": 200, "headers": out}
+                answer = {"type": "http.response.body", "body": payload}
+                extensions = scope.get("extensions")
+                one_write = extensions.get(_ONE_WRITE) if extensions else None
+                if one_write is not None:  # runtime.http.onewrite: head and body in one socket write
+                    await one_write(send, start, answer)
+                else:
+                    await send(start)
+                    await send(answer)
             except Exception as exc:
                 if started:
                     raise
@@ -268,6 +312,24 @@ class PredictFront:
             serving.record(scope, _ROUTES[endpoint], status, time.perf_counter() - t0, rid_s)
         return True
 
+    async def _infer(self, scope: Scope, receive: Receive, state: dict[str, Any], headers: _Headers, name: str,
+                     version: str | None, t0: float) -> tuple[list[tuple[bytes, bytes]], bytes]:
+        """A v2 inference (as ``V2Endpoints._infer``): the answer's headers (without the request id) and body."""
+        dp = self.v2.dataplane  # type: ignore[union-attr]
+        chosen, mv = dp.select(headers, state, name, version)
+        body = await self._body(receive, mv.batcher, t0, chosen)
+        p, req = await dp.infer_body(body, headers, chosen, mv, scope["query_string"], t0)
+        state[STATE_KEY] = req
+        state["prediction"] = p
+        if p.rows > BIG_ROWS:
+            payload, content = await asyncio.to_thread(encode_response, p, req, name, self.max_response_bytes)
+        else:
+            payload, content = encode_response(p, req, name, self.max_response_bytes)
+        out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in content.items()]
+        out += [(b"x-model-version", p.version.encode("latin-1")), _NO_STORE,
+                (b"content-length", b"%d" % len(payload))]
+        return out, payload
+
     def _guard(self, scope: Scope, h: dict[bytes, bytes]) -> dict[str, str] | None:
         """``Guard.check`` with the credentials read as its security schemes read them; the X-RateLimit-*
         headers for the answer (None without a rate limit)."""
@@ -280,7 +342,12 @@ class PredictFront:
                 bearer = credentials
         api_key = h.get(b"x-api-key") if self.api_key_mode else None
         key = (api_key.decode("latin-1") or None) if api_key is not None else None
-        self.guard.check(_GuardRequest(scope), key, bearer)  # type: ignore[arg-type]
+        guard = self.guard
+        if key is not None and self.keys_only:  # the common request: a configured key, no rate limit
+            failures = guard.failures  # type: ignore[union-attr]
+            if (failures is None or not failures.blocked) and guard.auth.known_key(key) is not None:  # type: ignore[union-attr]
+                return None
+        guard.check(_GuardRequest(scope), key, bearer)  # type: ignore[arg-type,union-attr]
         return scope["state"].get("rate_limit_headers")
 
     async def _body(self, receive: Receive, batcher: Batcher, t0: float, chosen: str) -> bytes:

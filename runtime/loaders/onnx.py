@@ -11,6 +11,11 @@ import onnxruntime as ort
 from runtime.loaders.base import ModelLoadError
 from runtime.manifest import Manifest
 
+try:
+    from onnxruntime.capi.onnxruntime_pybind11_state import EPFail as _EP_FAIL
+except ImportError:  # another onnxruntime layout: no direct binding calls (``OnnxModel._run`` stays None)
+    _EP_FAIL = None
+
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
@@ -30,10 +35,24 @@ class OnnxModel:
         """The execution provider the session runs on (reported by /ready and the startup log)."""
         self.output_names = [o.name for o in session.get_outputs()]
         self.input_types = {i.name: i.type for i in session.get_inputs()}
+        # ``InferenceSession.run`` re-checks the feed on every call (missing inputs, OrtValue ownership, graph
+        # capture) before calling the binding; ``load`` checked the input names once and the data plane only feeds
+        # numpy arrays of them, so the binding is called directly — and ``session.run`` again on an EPFail, for its
+        # fallback to the CPU provider, which replaces the binding
+        self._run = getattr(getattr(session, "_sess", None), "run", None) if _EP_FAIL is not None else None
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        values = self.session.run(self.output_names, inputs)
-        return dict(zip(self.output_names, values, strict=True))
+        names = self.output_names
+        run = self._run
+        if run is not None:
+            try:
+                values = run(names, inputs, None)
+            except _EP_FAIL:
+                values = self.session.run(names, inputs)  # falls back (a new binding session) or raises
+                self._run = self.session._sess.run
+        else:
+            values = self.session.run(names, inputs)
+        return dict(zip(names, values, strict=True))
 
 
 def load(manifest: Manifest, path: Path, threads: int) -> OnnxModel:

@@ -27,8 +27,11 @@ from runtime.lifecycle import Drain
 __all__ = ["protocol_handlers", "register_protocols"]
 
 
-def register_protocols(router: APIRouter, dataplane: InferenceService, guard: Guard, drain: Drain) -> None:
-    """Add the v2, KServe V1 and OpenAI routes to ``router`` (after the native ones)."""
-    V2Endpoints(dataplane, guard, drain).register(router)
+def register_protocols(router: APIRouter, dataplane: InferenceService, guard: Guard, drain: Drain) -> V2Endpoints:
+    """Add the v2, KServe V1 and OpenAI routes to ``router`` (after the native ones); the v2 endpoints (whose
+    inference the predict fast path also serves, ``runtime.http.fastpath``)."""
+    v2 = V2Endpoints(dataplane, guard, drain)
+    v2.register(router)
     KServeV1Endpoints(dataplane, guard).register(router)
     OpenAIEndpoints(dataplane, guard).register(router)
+    return v2

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from runtime import __version__
-from runtime.batching import Inputs
+from runtime.batching import InferenceError, Inputs, QueueFullError
 from runtime.dataplane import BIG_ROWS, InferenceService, ModelNotServedError, Prediction
 from runtime.http.protocols import tensors
 from runtime.http.protocols.dataplane import ProtocolDataPlane
@@ -33,8 +33,8 @@ HEADER_LENGTH = "inference-header-content-length"
 OCTET = "application/octet-stream"
 EXTENSIONS = ["binary_tensor_data"]
 PLATFORMS = {"onnx": "onnxruntime_onnx", "torchscript": "pytorch_libtorch", "savedmodel": "tensorflow_savedmodel"}
-_STATE_KEY = "v2_request"
-_BIG_JSON = 64 * 1024
+STATE_KEY = "v2_request"
+BIG_JSON = 64 * 1024  # JSON bodies above this are decoded off the event loop
 _EMPTY = memoryview(b"")
 
 
@@ -212,7 +212,7 @@ async def decode_infer_request(request: Request, mv: ModelVersion) -> Inputs:
     length = request.headers.get(HEADER_LENGTH)
     if length is None:
         body = await request.body()
-        if len(body) > _BIG_JSON:
+        if len(body) > BIG_JSON:
             inputs, req = await asyncio.to_thread(_decode_json_body, body, mv)
         else:
             inputs, req = _decode_json_body(body, mv)
@@ -220,8 +220,29 @@ async def decode_infer_request(request: Request, mv: ModelVersion) -> Inputs:
         if not length.strip().isdigit():
             raise InputError(["header", "Inference-Header-Content-Length"], "must be a non-negative integer")
         inputs, req = await _decode_binary_body(request, mv, int(length))
-    request.scope.setdefault("state", {})[_STATE_KEY] = req
+    request.scope.setdefault("state", {})[STATE_KEY] = req
     return inputs
+
+
+def decode_infer_body(body: bytes, headers: Any, mv: ModelVersion) -> tuple[Inputs, InferRequest]:
+    """``decode_infer_request`` of a body already read whole (the predict fast path, ``runtime.http.fastpath``),
+    on the caller's thread: the same checks, errors and answer. ``headers``: anything with ``get(name,
+    default)`` over the request's headers."""
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise InputError(["header", "Content-Encoding"], f"{encoding!r} is not accepted; send uncompressed bodies")
+    length = headers.get(HEADER_LENGTH)
+    if length is None:
+        return _decode_json_body(body, mv)
+    if not length.strip().isdigit():
+        raise InputError(["header", "Inference-Header-Content-Length"], "must be a non-negative integer")
+    header_length = int(length)
+    if len(body) < header_length:
+        raise InputError(["header", "Inference-Header-Content-Length"],
+                         f"{header_length} bytes of JSON header announced; the body has {len(body)}")
+    view = memoryview(body)
+    plan, req = _plan(_load_header(view[:header_length]), mv)
+    return _build(plan, view[header_length:], mv.spec), req
 
 
 async def _decode_binary_body(request: Request, mv: ModelVersion, header_length: int) -> tuple[Inputs, InferRequest]:
@@ -286,6 +307,23 @@ class TensorDataPlane(ProtocolDataPlane):
 
     async def decode(self, request: Request, mv: ModelVersion) -> Inputs:
         return await decode_infer_request(request, mv)
+
+    async def infer_body(self, body: bytes, headers: Any, chosen: str, mv: ModelVersion, query_string: bytes,
+                         started: float) -> tuple[Prediction, InferRequest]:
+        """``predict`` of a body already read (the predict fast path): decode (``decode_infer_body``) → batch
+        (inline when the batcher is idle, as ``predict_body``) → format, within ``request_timeout_s`` of
+        ``started`` (``time.perf_counter()``); the same errors as ``predict``. The fast path leaves JSON bodies
+        above 64 KiB to the route, which decodes them off the event loop."""
+        batcher = mv.batcher
+        try:
+            inputs, req = decode_infer_body(body, headers, mv)
+            outputs = batcher.run_now(inputs, next(iter(inputs.values())).shape[0])
+            if outputs is None:
+                async with asyncio.timeout(self._left(started)):
+                    outputs = await batcher.submit(inputs)
+        except (QueueFullError, TimeoutError, InferenceError) as e:
+            raise self.failed(e, chosen) from None
+        return await self._prediction(chosen, mv, inputs, outputs, query_string), req
 
 
 class V2Endpoints:
@@ -367,7 +405,7 @@ class V2Endpoints:
 
     async def _infer(self, request: Request, name: str, version: str | None) -> Response:
         p = await self.dataplane.predict(request, name=name, version=version)
-        req: InferRequest = request.scope["state"][_STATE_KEY]
+        req: InferRequest = request.scope["state"][STATE_KEY]
         if p.rows > BIG_ROWS:
             body, content = await asyncio.to_thread(encode_response, p, req, name, self.max_response_bytes)
         else:
