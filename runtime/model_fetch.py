@@ -34,6 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from runtime.contract import shadow as shadow_limits
 from runtime.manifest import MANIFEST_FILE, Manifest
 
 log = logging.getLogger("mldeploy.model_fetch")
@@ -44,8 +45,10 @@ ENV_INDEX = "MLDEPLOY_MODEL_INDEX_SHA256"
 ENV_OWNER, ENV_CACHE = "MLDEPLOY_MODEL_S3_OWNER", "MLDEPLOY_MODEL_CACHE_DIR"
 ENV_SHADOW_PREFIX, ENV_SHADOW_INDEX = "MLDEPLOY_SHADOW_S3_PREFIX", "MLDEPLOY_SHADOW_INDEX_SHA256"
 ENV_SHADOW_VERSION, ENV_SHADOW_SAMPLE = "MLDEPLOY_SHADOW_VERSION", "MLDEPLOY_SHADOW_SAMPLE"
+ENV_SHADOW_QUEUE, ENV_SHADOW_QUEUE_BYTES = "MLDEPLOY_SHADOW_QUEUE", "MLDEPLOY_SHADOW_QUEUE_BYTES"
 """``canary --shadow`` on AWS: a second artifact (the candidate) in the same bucket, evaluated off the request path
-by ``runtime.shadow`` (the stable tasks' task definition names it; see docs/release-gates.md)."""
+by ``runtime.shadow`` (the stable tasks' task definition names it, and the shadow queue's bounds from
+``release.gates.queue`` / ``queue_bytes``; see docs/release-gates.md)."""
 SERVING_DIR = "serving"
 CHUNK = 16 * 1024 * 1024
 CONCURRENCY = 10
@@ -260,6 +263,22 @@ class ShadowSource:
     source: S3Source
     version: str
     sample: float
+    queue: int = shadow_limits.QUEUE
+    queue_bytes: int = shadow_limits.QUEUE_BYTES
+
+
+def _bounded(env: Any, name: str, default: int, low: int, high: int) -> int:
+    """An integer variable in ``low..high`` (unset: ``default``); FetchError names the variable."""
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise FetchError(f"{name}: {raw!r} is not an integer") from None
+    if not low <= value <= high:
+        raise FetchError(f"{name}: {value} is not in {low}..{high}")
+    return value
 
 
 def shadow_requested(stable: S3Source, environ: dict[str, str] | os._Environ[str] | None = None
@@ -279,14 +298,19 @@ def shadow_requested(stable: S3Source, environ: dict[str, str] | os._Environ[str
         raise FetchError(f"{ENV_SHADOW_SAMPLE}: {env.get(ENV_SHADOW_SAMPLE)!r} is not a number") from None
     if not 0 < sample <= 1:
         raise FetchError(f"{ENV_SHADOW_SAMPLE}: {sample} is not in (0, 1]")
+    lim = shadow_limits  # the bounds runtime.shadow.ShadowConfig.parse applies to routing.json
+    queue = _bounded(env, ENV_SHADOW_QUEUE, lim.QUEUE, lim.QUEUE_MIN, lim.QUEUE_MAX)
+    queue_bytes = _bounded(env, ENV_SHADOW_QUEUE_BYTES, lim.QUEUE_BYTES, lim.QUEUE_BYTES_MIN, lim.QUEUE_BYTES_MAX)
     assert prefix and digest and version
     src = S3Source(stable.bucket, prefix if prefix.endswith("/") else prefix + "/", digest.lower(), stable.owner)
-    return ShadowSource(src, version, sample)
+    return ShadowSource(src, version, sample, queue, queue_bytes)
 
 
-def serving_folder(stable: Path, candidate: Path, candidate_version: str, sample: float, root: Path) -> Path:
+def serving_folder(stable: Path, candidate: Path, candidate_version: str, sample: float, root: Path, *,
+                   queue: int = shadow_limits.QUEUE, queue_bytes: int = shadow_limits.QUEUE_BYTES) -> Path:
     """A models folder holding both artifacts (symlinks, nothing copied) and the ``routing.json`` the local target
-    writes for a shadow: every request to the stable version, ``sample`` of them shadowed by the candidate."""
+    writes for a shadow: every request to the stable version, ``sample`` of them shadowed by the candidate, through
+    a queue of at most ``queue`` offers and ``queue_bytes`` bytes."""
     stable_version = Manifest.load(stable).version
     got = Manifest.load(candidate).version
     if got != candidate_version:
@@ -303,7 +327,7 @@ def serving_folder(stable: Path, candidate: Path, candidate_version: str, sample
     (dest / stable_version).symlink_to(stable.resolve(), target_is_directory=True)
     (dest / candidate_version).symlink_to(candidate.resolve(), target_is_directory=True)
     routing = {"weights": {stable_version: 100, candidate_version: 0},
-               "shadow": {"version": candidate_version, "sample": sample}}
+               "shadow": {"version": candidate_version, "sample": sample, "queue": queue, "queue_bytes": queue_bytes}}
     (dest / "routing.json").write_text(json.dumps(routing))
     return dest
 
@@ -400,7 +424,8 @@ def prepare(settings_dir: str | None, host: str, port: int, environ: dict[str, s
     if settings_dir and (Path(settings_dir) / "runtime.json").is_file():
         shutil.copy(Path(settings_dir) / "runtime.json", fetched.folder / "runtime.json")
     if shadow is not None:
-        folder = serving_folder(fetched.folder, cand.folder, shadow.version, shadow.sample, fetched.folder.parent)
+        folder = serving_folder(fetched.folder, cand.folder, shadow.version, shadow.sample, fetched.folder.parent,
+                                queue=shadow.queue, queue_bytes=shadow.queue_bytes)
         if (fetched.folder / "runtime.json").is_file():  # load_settings reads it in MLDEPLOY_MODELS_DIR
             shutil.copy(fetched.folder / "runtime.json", folder / "runtime.json")
         log.info("shadow evaluation of %s on %.0f%% of the requests (%d files, %.1f MB verified)", shadow.version,

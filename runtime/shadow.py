@@ -47,6 +47,7 @@ import numpy as np
 import orjson
 from prometheus_client import Counter, Gauge, Histogram
 
+from runtime.contract.shadow import QUEUE, QUEUE_BYTES, QUEUE_BYTES_MAX, QUEUE_BYTES_MIN, QUEUE_MAX, QUEUE_MIN
 from runtime.metrics import LATENCY_BUCKETS, Metrics
 
 log = logging.getLogger("mldeploy.shadow")
@@ -59,7 +60,6 @@ REST_MIN_S = 0.1  # … and at least this long between drains: offers gather and
 Offer = tuple[str, str, dict[str, np.ndarray], dict[str, np.ndarray]]  # stable, candidate, inputs, stable outputs
 SHARE_INTERVAL_S = 0.2  # several workers: each writes its measures to the shared directory at most this often
 SHARE_PREFIX = "shadow-"  # shadow-<pid>.json in PROMETHEUS_MULTIPROC_DIR
-QUEUE_BYTES = 64 * 1024 * 1024  # default byte budget of the queued offers (inputs + outputs)
 
 
 def offer_bytes(item: Offer) -> int:
@@ -91,7 +91,7 @@ class ShadowConfig:
     sample: float = 1.0  # share of the stable side's requests offered
     tolerance: float = 1e-6  # regressors: relative tolerance (absolute below 1)
     keep: int = 0  # most-disagreeing rows kept for inspection (0: none)
-    queue: int = 64  # offers waiting for the candidate; the newest is dropped beyond
+    queue: int = QUEUE  # offers waiting for the candidate; the newest is dropped beyond
     queue_bytes: int = QUEUE_BYTES  # bytes (inputs + outputs) the waiting offers may hold; the newest is dropped beyond
 
     @classmethod
@@ -107,13 +107,15 @@ class ShadowConfig:
         if doc["version"] not in versions:
             raise ValueError(f"shadow version {doc['version']!r} is not loaded ({versions})")
         cfg = cls(doc["version"], float(doc.get("sample", 1.0)), float(doc.get("tolerance", 1e-6)),
-                  int(doc.get("keep", 0)), int(doc.get("queue", 64)), int(doc.get("queue_bytes", QUEUE_BYTES)))
+                  int(doc.get("keep", 0)), int(doc.get("queue", QUEUE)), int(doc.get("queue_bytes", QUEUE_BYTES)))
         if not 0 < cfg.sample <= 1:
             raise ValueError(f"shadow.sample {cfg.sample} must be in (0, 1]")
-        if cfg.tolerance < 0 or not 0 <= cfg.keep <= 1000 or not 1 <= cfg.queue <= 10000:
-            raise ValueError("shadow.tolerance must be >= 0, shadow.keep 0..1000, shadow.queue 1..10000")
-        if not 1024 <= cfg.queue_bytes <= 1 << 40:
-            raise ValueError(f"shadow.queue_bytes {cfg.queue_bytes} must be in 1024..2**40 (default {QUEUE_BYTES})")
+        if cfg.tolerance < 0 or not 0 <= cfg.keep <= 1000 or not QUEUE_MIN <= cfg.queue <= QUEUE_MAX:
+            raise ValueError("shadow.tolerance must be >= 0, shadow.keep 0..1000, "
+                             f"shadow.queue {QUEUE_MIN}..{QUEUE_MAX}")
+        if not QUEUE_BYTES_MIN <= cfg.queue_bytes <= QUEUE_BYTES_MAX:
+            raise ValueError(f"shadow.queue_bytes {cfg.queue_bytes} must be in {QUEUE_BYTES_MIN}..{QUEUE_BYTES_MAX} "
+                             f"(default {QUEUE_BYTES})")
         return cfg
 
 

@@ -101,7 +101,8 @@ def test_shadow_report_matches_offline_and_a_changed_label_set_is_refused(tmp_pa
     out = ok(["canary", "--shadow", "--sample", "1", *LOCAL], project, env())
     assert "keeps the contract of 1.0.0" in out.stderr + out.stdout
     doc = json.loads((models / "routing.json").read_text())
-    assert doc["weights"] == {"1.0.0": 100, "1.1.0": 0} and doc["shadow"] == {"version": "1.1.0", "sample": 1.0}
+    assert doc["weights"] == {"1.0.0": 100, "1.1.0": 0} and doc["shadow"] == {"version": "1.1.0", "sample": 1.0,
+                                                                          "queue": 64, "queue_bytes": 64 * 2**20}
     with runtime_server(tmp_path, models_dir=models) as proc, httpx.Client() as c:
         data = rows()
         for i in range(0, len(data), 25):  # paced below the default queue (64): every row is shadowed, none dropped
@@ -111,7 +112,8 @@ def test_shadow_report_matches_offline_and_a_changed_label_set_is_refused(tmp_pa
         report = json.loads(ok(["canary", "--report", "--json", "--metrics-url", proc.metrics_url, *LOCAL],
                                project, env()).stdout)
         text = ok(["canary", "--report", "--metrics-url", proc.metrics_url, *LOCAL], project, env())
-    assert report["queue"]["dropped"] == 0
+    assert report["queue"]["dropped"] == 0 and report["queue"]["dropped_bytes"] == 0
+    assert "150 offered, dropped 0 (0 over the byte budget)" in text.stderr + text.stdout
     m = report["measures"]
     assert report["candidate"] == "1.1.0" and m["rows"] == 150
     assert abs(m["agreement"] - offline_agreement(1.0, 0.02)) <= 1e-6  # all 150 rows shadowed: the same figure

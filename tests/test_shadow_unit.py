@@ -174,15 +174,43 @@ def test_local_routing_keeps_the_shadow_while_the_canary_runs_and_drops_it_with_
     target.set_shadow("1.1.0", 0.25)
     doc = json.loads((models / "routing.json").read_text())
     assert doc == {"weights": {"1.0.0": 100, "1.1.0": 0}, "sticky_header": "X-User",
-                   "shadow": {"version": "1.1.0", "sample": 0.25}}
+                   "shadow": {"version": "1.1.0", "sample": 0.25, "queue": 64, "queue_bytes": 64 * 2**20}}
     router = Router(["1.0.0", "1.1.0"], models / "routing.json")
     assert router.shadow == ShadowConfig("1.1.0", 0.25) and router.weights == {"1.0.0": 100}  # the runtime took it
     assert target.served_versions() == ["1.0.0", "1.1.0"]  # a container must load the shadow candidate
     ops.canary(target, history, NULL_UI, percent=10, image="1.1.0", version="1.1.0")
-    assert target.shadow() == {"version": "1.1.0", "sample": 0.25}  # a weight move keeps it
+    assert target.shadow() == doc["shadow"]  # a weight move keeps it
     ops.rollback(target, history, NULL_UI)
     assert json.loads((models / "routing.json").read_text()) == {"weights": {"1.0.0": 100}, "sticky_header": "X-User"}
     assert target.served_versions() == ["1.0.0"]
+
+
+def test_local_set_shadow_writes_the_configured_queue_and_keeps_keys_set_by_hand(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``release.gates.queue`` / ``queue_bytes`` are the source; ``tolerance`` and ``keep`` set by hand in
+    routing.json survive ``canary --shadow`` (a hand-set ``queue`` does not: the config says otherwise)."""
+    import json
+
+    from mldeploy.release.targets.local import LocalTarget
+    from mldeploy.ui import NULL_UI
+    from runtime.routing import Router
+    from tests.unit.fakes import project
+
+    models = tmp_path / "models"
+    monkeypatch.setenv("MLDEPLOY_MODELS_DIR", str(models))
+    for version in ("1.0.0", "1.1.0"):
+        (models / version).mkdir(parents=True)
+        (models / version / "model.json").write_text("{}")
+    (models / "routing.json").write_text(json.dumps({"weights": {"1.0.0": 100, "1.1.0": 0}, "shadow": {
+        "version": "1.0.9", "sample": 0.5, "tolerance": 0.01, "keep": 5, "queue": 3, "queue_bytes": 2048}}))
+    config = ("name: demo\nmodel:\n  path: model.onnx\n  version: 1.1.0\n"
+              "release:\n  gates:\n    queue: 16\n    queue_bytes: 1048576\n")
+    target = LocalTarget(project(config, root=tmp_path), NULL_UI)
+    target.set_shadow("1.1.0", 0.25)
+    assert json.loads((models / "routing.json").read_text())["shadow"] == {
+        "version": "1.1.0", "sample": 0.25, "tolerance": 0.01, "keep": 5, "queue": 16, "queue_bytes": 1048576}
+    router = Router(["1.0.0", "1.1.0"], models / "routing.json")
+    assert router.shadow == ShadowConfig("1.1.0", 0.25, 0.01, 5, 16, 1048576)  # the runtime takes all of it
 
 
 def test_offers_waiting_together_run_in_one_call_with_the_same_measures() -> None:
@@ -231,3 +259,77 @@ def test_the_workers_measures_add_up_in_the_shared_directory(tmp_path: Any) -> N
     hidden = shared_snapshot(str(tmp_path), sensitive=True)
     assert hidden["pairs"][0]["disagreements"] == "not stored (runtime.auth.sensitive_data)"
     assert shared_snapshot(str(tmp_path / "none"), sensitive=False)["pairs"] == []
+
+
+def test_aws_shadow_env_queue_bounds_reach_the_routing_json_the_runtime_reads(tmp_path: Any) -> None:
+    """``MLDEPLOY_SHADOW_QUEUE`` / ``MLDEPLOY_SHADOW_QUEUE_BYTES`` (the shadow revision's, from
+    ``release.gates``) → ``shadow_requested`` → ``serving_folder``'s routing.json → ``ShadowConfig``; out of the
+    runtime's ranges (or not integers) the task exits naming the variable, before anything is downloaded."""
+    from runtime import model_fetch
+    from runtime.model_fetch import FetchError, S3Source
+    from runtime.routing import Router
+
+    def artifact(folder: Any, version: str) -> Any:
+        folder.mkdir(parents=True)
+        m = Manifest(name="m", version=version, format="onnx", source_format="onnx", file="m.onnx", sha256="0",
+                     size_bytes=1, created_at="now", inputs=[Tensor(name="x", shape=[None, 1])],
+                     outputs=[Tensor(name="y", role="prediction")])
+        (folder / "model.json").write_text(m.model_dump_json())
+        return folder
+
+    stable = S3Source("b", "app/default/1.0.0/ab/", "ab" * 32)
+    env = {"MLDEPLOY_SHADOW_S3_PREFIX": "app/default/1.1.0/cd/", "MLDEPLOY_SHADOW_INDEX_SHA256": "cd" * 32,
+           "MLDEPLOY_SHADOW_VERSION": "1.1.0", "MLDEPLOY_SHADOW_SAMPLE": "0.5"}
+    shadow = model_fetch.shadow_requested(stable, {**env, "MLDEPLOY_SHADOW_QUEUE": "8",
+                                                   "MLDEPLOY_SHADOW_QUEUE_BYTES": "4096"})
+    assert shadow is not None and (shadow.queue, shadow.queue_bytes) == (8, 4096)
+    default = model_fetch.shadow_requested(stable, env)  # a revision written before the variables existed
+    assert default is not None and (default.queue, default.queue_bytes) == (64, 64 * 2**20)
+    for name, bad, words in [("MLDEPLOY_SHADOW_QUEUE", "0", "not in 1..10000"),
+                             ("MLDEPLOY_SHADOW_QUEUE", "many", "not an integer"),
+                             ("MLDEPLOY_SHADOW_QUEUE_BYTES", "1023", "not in 1024..")]:
+        with pytest.raises(FetchError, match=f"{name}: .*{words}"):
+            model_fetch.shadow_requested(stable, {**env, name: bad})
+    folder = model_fetch.serving_folder(artifact(tmp_path / "s", "1.0.0"), artifact(tmp_path / "c", "1.1.0"),
+                                        "1.1.0", shadow.sample, tmp_path / "root", queue=shadow.queue,
+                                        queue_bytes=shadow.queue_bytes)
+    router = Router(["1.0.0", "1.1.0"], folder / "routing.json")
+    assert router.shadow == ShadowConfig("1.1.0", 0.5, queue=8, queue_bytes=4096)
+
+
+def test_the_report_shows_the_drops_over_the_byte_budget_next_to_the_count_drops() -> None:
+    """``canary --report``'s queue line and ``--json`` queue from a real ``/shadow`` document (the evaluator's
+    ``snapshot``): offers past the count bound and past the byte budget are both dropped; the line says how many
+    of the drops were the budget's."""
+    import json
+
+    from mldeploy.cli.render.shadow import queue_line, report_doc
+
+    gate = threading.Event()
+    cand = Model(lambda i: {"y": i["x"][:, 0]}, gate)
+    cfg = ShadowConfig("1.1.0", queue=2, queue_bytes=1024)
+    shadow = ShadowEvaluator(repo(Model(lambda i: None), cand, cfg), Metrics())
+    small, big = np.ones((1, 1)), np.ones((100, 1))  # 16 bytes an offer; 1600 bytes: past the budget alone
+    try:
+        shadow.on_response(prediction(small, small[:, 0]))
+        for _ in range(3):
+            shadow.on_response(prediction(big, big[:, 0]))
+        for _ in range(10):
+            shadow.on_response(prediction(small, small[:, 0]))
+        doc = {"target": "local", "candidate": "1.1.0", "measures": None, "gates": [],
+               "queue": json.loads(shadow.render())["queue"]}  # what GET /shadow sends
+    finally:
+        gate.set()
+        shadow.stop()
+    q = doc["queue"]
+    assert q["offered"] == 14 and q["dropped_bytes"] == 3 and q["dropped"] >= 3 + 10 - 3  # ≤ 1 taken + 2 waiting
+    line = queue_line(q)
+    assert line.startswith(f"queue: {q['depth']}/2 waiting (")
+    assert f"14 offered, dropped {q['dropped']} (3 over the byte budget)" in line
+    out = report_doc(doc)
+    assert out["queue"]["dropped_bytes"] == 3 and out["queue"]["bytes_capacity"] == 1024
+    assert json.loads(json.dumps(out))["queue"] == out["queue"]  # the --json document
+    old = {k: v for k, v in q.items() if k not in ("dropped_bytes", "bytes", "bytes_capacity")}  # older runtime
+    assert report_doc({**doc, "queue": old})["queue"]["dropped_bytes"] == 0
+    assert queue_line(old).endswith(f"dropped {q['dropped']} (0 over the byte budget)")
+    assert report_doc({**doc, "queue": None})["queue"] is None  # AWS: no queue in CloudWatch

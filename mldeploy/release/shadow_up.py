@@ -8,7 +8,8 @@ records it active. ``keep_shadow`` rewrites the stable task-definition and servi
 
 * the config equals the shadow's base revision: nothing to register; the service stays on the shadow revision;
 * the config changed: the new base revision is registered as planned, then a shadow revision of it (the same
-  ``MLDEPLOY_SHADOW_*`` variables, tagged ``mldeploy:shadow-of`` = the new base), and the service moves onto that.
+  ``MLDEPLOY_SHADOW_*`` variables, but the queue's bounds taken from the config's ``release.gates.queue`` /
+  ``queue_bytes``; tagged ``mldeploy:shadow-of`` = the new base), and the service moves onto that.
   Its memory is checked by the rule ``canary --shadow`` applies (``aws_plans.memory_check``; over it, ``plan`` and
   ``up`` exit 3 naming ``aws.memory``: ``aws_plans.enforce_memory``);
 * the config deploys the shadow's candidate version itself, or no longer uses ``model.store: s3``: the shadow ends
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from mldeploy.aws.engine.model import Action, ApiCall, Ref, Step, is_unknown, noop
 from mldeploy.aws.resources import model_store, service, stack_outputs, task_definition
-from mldeploy.release.targets.aws_plans import SHADOW_ENV, SHADOW_OF_TAG, with_shadow
+from mldeploy.release.targets.aws_plans import SHADOW_ENV, SHADOW_OF_TAG, queue_env, with_shadow
 
 if TYPE_CHECKING:
     from mldeploy.aws.engine.model import Plan
@@ -107,6 +108,7 @@ def keep_shadow(spec: StackSpec, remote: Remote, known: Known, plan: Plan) -> Sh
     shadow_td, tags = running
     shadow_arn = shadow_td["taskDefinitionArn"]
     shadow_env = {k: v for k, v in _env(shadow_td).items() if k in SHADOW_ENV}
+    shadow_env.update(queue_env(spec))  # a re-registered shadow takes the config's queue bounds (release.gates)
     version = shadow_env.get("MLDEPLOY_SHADOW_VERSION", "?")
     key = spec.key("task_definition_arn")
     want = task_definition.desired(spec, known, known[spec.key("image")])

@@ -136,11 +136,12 @@ def canary(
 def _shadow_report(session: Session, target: Target, metrics_url: str | None) -> None:
     """``canary --report``: the measures and gate verdicts; exit 0 whatever they say (``--auto`` enforces)."""
     from mldeploy import console
+    from mldeploy.cli.render.shadow import queue_line, report_doc
     from mldeploy.release.gates import lines
     from mldeploy.workflows import release
 
-    doc = release.shadow_report(session.project, _clients(session, target), target=target.value,
-                                metrics_url=metrics_url)
+    doc = report_doc(release.shadow_report(session.project, _clients(session, target), target=target.value,
+                                           metrics_url=metrics_url))
     if session.json:
         console.emit_json(doc)
         return
@@ -148,9 +149,8 @@ def _shadow_report(session: Session, target: Target, metrics_url: str | None) ->
     ui.info(f"shadow evaluation of {doc['candidate']} ({target.value})")
     for line in lines(doc["measures"]):
         ui.info(f"  {line}")
-    q = doc.get("queue")
-    if q:
-        ui.info(f"  queue: {q['depth']}/{q['capacity']} waiting, {q['offered']} offered, {q['dropped']} dropped")
+    if doc["queue"]:
+        ui.info(f"  {queue_line(doc['queue'])}")
     for g in doc["gates"]:
         (ui.info if g["ok"] else ui.warn)(f"  {'pass' if g['ok'] else 'FAIL'} release.gates.{g['gate']}: "
                                           f"{g['detail']}")

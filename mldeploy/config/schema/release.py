@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 
 from mldeploy.config.schema.common import Strict
+from runtime.contract import shadow as limits  # the runtime's own bounds (runtime.shadow.ShadowConfig.parse)
 
 
 class ReleaseGates(Strict):
@@ -24,6 +25,11 @@ class ReleaseGates(Strict):
         default=0.1, description="Share of stable requests the candidate also answers during the shadow phase.")
     shadow_timeout_s: Annotated[int, Field(ge=1, le=86400)] = Field(
         default=1800, description="How long the shadow phase waits for min_samples before rolling back.")
+    queue: Annotated[int, Field(ge=limits.QUEUE_MIN, le=limits.QUEUE_MAX)] = Field(
+        default=limits.QUEUE, description="Shadow offers waiting for the candidate; the newest is dropped beyond.")
+    queue_bytes: Annotated[int, Field(ge=limits.QUEUE_BYTES_MIN, le=limits.QUEUE_BYTES_MAX)] = Field(
+        default=limits.QUEUE_BYTES, description="Bytes (inputs + outputs) the waiting shadow offers may hold; the "
+        "newest is dropped beyond.")
 
 
 class ReleaseSection(Strict):
@@ -32,6 +38,12 @@ class ReleaseSection(Strict):
     stability_timeout_s: Annotated[int, Field(ge=10, le=7200)] = 900
     gates: ReleaseGates | None = Field(
         default=None, description="Judge the candidate's predictions on shadowed live requests before any traffic.")
+
+    def shadow_queue(self) -> tuple[int, int]:
+        """(``queue``, ``queue_bytes``) every shadow phase runs with: ``release.gates``'s, else the runtime's
+        defaults (``canary --shadow`` writes them to routing.json locally, to ``MLDEPLOY_SHADOW_QUEUE*`` on AWS)."""
+        g = self.gates
+        return (g.queue, g.queue_bytes) if g is not None else (limits.QUEUE, limits.QUEUE_BYTES)
 
     @field_validator("steps")
     @classmethod

@@ -43,9 +43,16 @@ SHADOW_OF_TAG = "mldeploy:shadow-of"
 """A shadow revision of the stable task definition names the revision it was copied from (its ARN: ECS tag values
 are "a maximum length of 256" characters, botocore ecs Tag.value; an ARN is far below)."""
 SHADOW_ENV = ("MLDEPLOY_SHADOW_S3_PREFIX", "MLDEPLOY_SHADOW_INDEX_SHA256", "MLDEPLOY_SHADOW_VERSION",
-              "MLDEPLOY_SHADOW_SAMPLE", "MLDEPLOY_SHADOW_BYTES")
-"""The candidate a shadow revision's tasks download and evaluate (``runtime.model_fetch``; not secrets: the
-bucket policy and the task role's per-prefix grant guard the objects)."""
+              "MLDEPLOY_SHADOW_SAMPLE", "MLDEPLOY_SHADOW_BYTES", "MLDEPLOY_SHADOW_QUEUE", "MLDEPLOY_SHADOW_QUEUE_BYTES")
+"""The candidate a shadow revision's tasks download and evaluate, and the shadow queue's bounds
+(``runtime.model_fetch``; not secrets: the bucket policy and the task role's per-prefix grant guard the objects)."""
+
+
+def queue_env(spec: StackSpec) -> dict[str, str]:
+    """``MLDEPLOY_SHADOW_QUEUE`` / ``MLDEPLOY_SHADOW_QUEUE_BYTES`` from the config (``ReleaseSection.shadow_queue``:
+    ``release.gates.queue`` / ``queue_bytes``, else the runtime's defaults)."""
+    count, size = spec.config.release.shadow_queue()
+    return {"MLDEPLOY_SHADOW_QUEUE": str(count), "MLDEPLOY_SHADOW_QUEUE_BYTES": str(size)}
 
 
 def _copy_args(remote: Remote, source_td: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -198,7 +205,7 @@ def shadow_task_definition(spec: StackSpec, fleet: Fleet, remote: Remote, known:
     verdict = with_shadow(spec, args, container, {
         "MLDEPLOY_SHADOW_S3_PREFIX": location.prefix, "MLDEPLOY_SHADOW_INDEX_SHA256": location.index_sha256,
         "MLDEPLOY_SHADOW_VERSION": version, "MLDEPLOY_SHADOW_SAMPLE": f"{sample:g}",
-        "MLDEPLOY_SHADOW_BYTES": str(location.total_bytes)})
+        "MLDEPLOY_SHADOW_BYTES": str(location.total_bytes), **queue_env(spec)})
     _, base_tags = describe_task_definition(remote, base)
     tags = {**base_tags, **spec.names.tags(spec.config.aws.tags), SHADOW_OF_TAG: base}
     steps = _register(fleet, remote, known, "shadow.task_definition_arn", args, td, tags,

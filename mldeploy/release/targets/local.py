@@ -78,9 +78,14 @@ class LocalTarget:
         return shadow if isinstance(shadow, dict) else None
 
     def set_shadow(self, version: str, sample: float, keep: int = 0) -> None:
-        """The runtime evaluates ``version`` on ``sample`` of the stable answers (it must be in the weights)."""
+        """The runtime evaluates ``version`` on ``sample`` of the stable answers (it must be in the weights),
+        through a queue bounded as the config says (``release.gates.queue`` / ``queue_bytes``, else the runtime's
+        defaults). Keys of the ``shadow`` object this does not write (``tolerance``, a hand-set ``keep`` …) stay."""
         doc = self._routing_doc()
-        doc["shadow"] = {"version": version, "sample": sample, **({"keep": keep} if keep else {})}
+        before = doc.get("shadow")
+        queue, queue_bytes = self.project.config.release.shadow_queue()
+        doc["shadow"] = {**(before if isinstance(before, dict) else {}), "version": version, "sample": sample,
+                         "queue": queue, "queue_bytes": queue_bytes, **({"keep": keep} if keep else {})}
         atomic_write_json(self.routing_path, doc)
 
     def served_versions(self) -> list[str]:

@@ -109,7 +109,8 @@ def test_shadow_grants_the_prefix_registers_the_shadow_revision_and_rolls_the_st
     assert {k: v for k, v in env.items() if k.startswith("MLDEPLOY_SHADOW_")} == {
         "MLDEPLOY_SHADOW_S3_PREFIX": CAND.prefix, "MLDEPLOY_SHADOW_INDEX_SHA256": CAND.index_sha256,
         "MLDEPLOY_SHADOW_VERSION": "1.1.0", "MLDEPLOY_SHADOW_SAMPLE": "0.25",
-        "MLDEPLOY_SHADOW_BYTES": str(CAND.total_bytes)}
+        "MLDEPLOY_SHADOW_BYTES": str(CAND.total_bytes),
+        "MLDEPLOY_SHADOW_QUEUE": "64", "MLDEPLOY_SHADOW_QUEUE_BYTES": str(64 * 2**20)}  # no release.gates: defaults
     # the stable model is unchanged: same version, same prefix
     assert (env["MLDEPLOY_MODEL_VERSION"], env["MLDEPLOY_MODEL_S3_PREFIX"]) == ("1.0.0", STABLE_LOC.prefix)
     register = steps[1].calls[0].params
@@ -123,6 +124,28 @@ def test_shadow_grants_the_prefix_registers_the_shadow_revision_and_rolls_the_st
     # 512 MiB + 2 × (100 + 200) MiB = 1112 MiB of 2048: above nothing, below 80 %
     assert aws.memory_verdict is not None and aws.memory_verdict[0] == "ok"
     assert "1112 MiB" in aws.memory_verdict[1]
+
+
+def test_the_shadow_revision_carries_the_configured_queue_bounds() -> None:
+    """``release.gates.queue`` / ``queue_bytes`` reach the stable tasks as ``MLDEPLOY_SHADOW_QUEUE*``."""
+    config = S3 + "release:\n  gates:\n    sample: 0.5\n    queue: 8\n    queue_bytes: 1048576\n"
+    aws = target(s3_world(), config)
+    steps = aws.plan_shadow(aws.snapshot(), "1.1.0", 0.5, {})
+    env = env_of(steps[1])
+    assert (env["MLDEPLOY_SHADOW_SAMPLE"], env["MLDEPLOY_SHADOW_QUEUE"], env["MLDEPLOY_SHADOW_QUEUE_BYTES"]) == (
+        "0.5", "8", "1048576")
+
+
+@pytest.mark.parametrize("gates, field", [("queue: 0", "queue"), ("queue: 10001", "queue"),
+                                          ("queue_bytes: 1023", "queue_bytes"),
+                                          (f"queue_bytes: {2**40 + 1}", "queue_bytes")])
+def test_queue_bounds_outside_the_runtime_ranges_are_refused_naming_the_field(gates: str, field: str) -> None:
+    from runtime.contract import shadow as limits
+
+    assert (limits.QUEUE_MIN, limits.QUEUE_MAX, limits.QUEUE_BYTES_MIN, limits.QUEUE_BYTES_MAX) == (
+        1, 10_000, 1024, 2**40)  # the ranges runtime.shadow.ShadowConfig.parse applies to routing.json
+    with pytest.raises(ConfigError, match=rf"release\.gates\.{field}"):
+        project(S3 + f"release:\n  gates:\n    {gates}\n")
 
 
 def test_a_running_shadow_is_the_base_revision_to_the_history_and_is_removed_onto_it() -> None:

@@ -123,7 +123,8 @@ def test_a_changed_config_registers_the_new_stable_revision_and_a_shadow_revisio
     assert isinstance(register, ApiCall) and register.outputs == (
         ("shadow.task_definition_arn", "taskDefinition.taskDefinitionArn"),)
     env = {e["name"]: e["value"] for e in register.params["containerDefinitions"][0]["environment"]}
-    assert env == {**{e["name"]: e["value"] for e in want["containerDefinitions"][0]["environment"]}, **SHADOW}
+    assert env == {**{e["name"]: e["value"] for e in want["containerDefinitions"][0]["environment"]}, **SHADOW,
+                   "MLDEPLOY_SHADOW_QUEUE": "64", "MLDEPLOY_SHADOW_QUEUE_BYTES": str(64 * MIB)}  # no release.gates
     assert {"key": aws_plans.SHADOW_OF_TAG, "value": Ref("task_definition_arn")} in register.params["tags"]
     assert {k: v for k, v in register.params.items() if k not in ("containerDefinitions", "tags")} == {
         k: v for k, v in want.items() if k not in ("containerDefinitions", "tags")}
@@ -140,12 +141,27 @@ def test_a_changed_config_registers_the_new_stable_revision_and_a_shadow_revisio
                                  "1024 MiB")
 
 
+def test_a_re_registered_shadow_revision_takes_the_configured_queue_bounds() -> None:
+    """The running shadow was started with other bounds (or before they existed): the config is the source."""
+    config = S3 + "aws:\n  environment: {FEATURE_FLAG: 'on'}\nrelease:\n  gates: {queue: 16, queue_bytes: 4096}\n"
+    s = spec(project(config), image=IMAGE_A)
+    remote = shadow_world(spec(image=IMAGE_A), {**SHADOW, "MLDEPLOY_SHADOW_QUEUE": "64"})
+    plan, known = up_plan(s, remote)
+    kept = shadow_up.keep_shadow(s, remote, known, plan)
+    assert kept is not None and kept.outcome == "re-registered"
+    (register,) = plan.steps[1].calls
+    env = {e["name"]: e["value"] for e in register.params["containerDefinitions"][0]["environment"]}  # type: ignore[union-attr]
+    assert (env["MLDEPLOY_SHADOW_QUEUE"], env["MLDEPLOY_SHADOW_QUEUE_BYTES"]) == ("16", "4096")
+    assert env["MLDEPLOY_SHADOW_SAMPLE"] == "0.25"  # the rest of the shadow is kept as it runs
+
+
 def test_a_killed_up_reuses_the_revisions_it_registered() -> None:
     changed = spec(project(S3 + "aws:\n  environment: {FEATURE_FLAG: 'on'}\n"), image=IMAGE_A)
     s = spec(image=IMAGE_A)
     remote = shadow_world(s)
     tds = {td_arn(3): revision(s, 3, IMAGE_A), td_arn(4): shadow_revision(s, 4, 3),
-           td_arn(5): revision(changed, 5, IMAGE_A), td_arn(6): shadow_revision(changed, 6, 5)}
+           td_arn(5): revision(changed, 5, IMAGE_A),  # the killed run wrote the config's queue bounds too
+           td_arn(6): shadow_revision(changed, 6, 5, {**SHADOW, **aws_plans.queue_env(changed)})}
     remote.answer("ecs", "describe_task_definition", task_definitions({**tds, "demo": tds[td_arn(6)]}))
     plan, known = up_plan(changed, remote)
     kept = shadow_up.keep_shadow(changed, remote, known, plan)
