@@ -10,7 +10,7 @@ import pkgutil
 import sys
 
 MODULES = [
-    "runtime.http.app", "runtime.__main__", "uvicorn.main", "uvicorn.config", "uvicorn.server",
+    "runtime.http.app", "runtime.http.rest", "runtime.__main__", "uvicorn.main", "uvicorn.config", "uvicorn.server",
     "uvicorn.loops.auto", "uvicorn.loops.asyncio", "uvicorn.loops.uvloop", "uvicorn.protocols.http.auto",
     "uvicorn.protocols.http.h11_impl", "uvicorn.protocols.http.httptools_impl", "uvicorn.lifespan.on",
     "uvicorn.logging", "multiprocessing.spawn", "concurrent.futures.thread", "json", "logging.config",

@@ -7,7 +7,8 @@ answered with orjson bytes; middleware is pure ASGI. The common predict requests
 plane, exception handlers and serving bookkeeping, and everything else to the FastAPI stack (where the native
 predict routes still skip FastAPI's routing and dependency resolution). Inference runs in each version's batcher
 thread — or, for small batches of a model measured to answer within ``runtime.batching.INLINE_MAX_MS``, in the
-request's own task.
+request's own task. The FastAPI app itself (``ServingApp``, ``RestServer``) lives in ``runtime.http.rest``;
+``python -m runtime`` serves ``create_lazy_app``'s ``runtime.http.lazy.LazyApp``, which gets ready without it.
 """
 
 from __future__ import annotations
@@ -18,21 +19,14 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-
-from fastapi import FastAPI
-from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from typing import TYPE_CHECKING, Any
 
 from runtime.auth import Authenticator
 from runtime.dataplane import InferenceService
 from runtime.http.clientip import ClientIP
-from runtime.http.docs import add_docs
-from runtime.http.errors import HANDLERS
-from runtime.http.fastpath import PredictFastPath, PredictFront
+from runtime.http.lazy import LazyApp
 from runtime.http.metrics_endpoint import MetricsEndpoint
-from runtime.http.middleware import Serving, ServingMiddleware
-from runtime.http.protocols import protocol_handlers, register_protocols
-from runtime.http.routes import Endpoints
+from runtime.http.middleware import Serving
 from runtime.http.security import Guard
 from runtime.lifecycle import Drain
 from runtime.metrics import Metrics
@@ -42,8 +36,19 @@ from runtime.settings import Settings, inference_threads, load_settings
 from runtime.shadow import ShadowEvaluator
 from runtime.telemetry import EmfAggregator, flush_periodically
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 log = logging.getLogger("mldeploy.server")
-_EXPOSED = ["X-Request-ID", "X-Model-Version", "X-RateLimit-Remaining"]
+
+
+def __getattr__(name: str) -> Any:
+    """``RestServer`` / ``ServingApp`` from ``runtime.http.rest``, imported on first use (it imports FastAPI)."""
+    if name in ("RestServer", "ServingApp"):
+        from runtime.http import rest
+
+        return getattr(rest, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -79,6 +84,12 @@ class ModelServer:
             dataplane.after_response.append(shadow.on_response)
         return cls(settings, metrics, emf, repository, dataplane, guard, Drain(), client_ip, shadow)
 
+    def serving(self) -> Serving:
+        """The per-request bookkeeping of this server's app (one per app: it registers the in-flight gauge)."""
+        s = self.settings
+        return Serving(self.metrics, self.emf, s.access_log, self.drain,
+                       self.client_ip if s.trusted_proxies else None, self.dataplane.responded)
+
     def render_metrics(self) -> bytes:
         """The Prometheus text (queue depths refreshed first); called from the metrics port's thread."""
         self.repository.sync_queue_depths()
@@ -95,7 +106,7 @@ class ModelServer:
         return MetricsEndpoint(self.render_metrics, s.host, s.metrics_port, routes)
 
     @asynccontextmanager
-    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(self, app: Any) -> AsyncIterator[None]:
         """Load + warm up every version, flush EMF periodically, drain on SIGTERM; stop gracefully."""
         await self.repository.start(inference_threads(self.settings))
         emf_task = asyncio.get_running_loop().create_task(
@@ -123,90 +134,30 @@ class ModelServer:
             log.info("stopped")
 
 
-class ServingApp(FastAPI):
-    """FastAPI with a raw ASGI front (``runtime.http.fastpath.PredictFront``) before its middleware stack."""
-
-    front: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        front = self.front
-        if front is not None and scope["type"] == "http":
-            scope["app"] = self
-            await front(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
-
-    async def stack(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The FastAPI app itself: its middleware stack and router."""
-        await super().__call__(scope, receive, send)
-
-
-class RestServer:
-    """Builds the FastAPI application of one ``ModelServer``."""
-
-    def __init__(self, server: ModelServer) -> None:
-        self.server = server
-
-    def create_application(self) -> FastAPI:
-        srv = self.server
-        latest, versions = srv.repository.latest, srv.repository.router.versions
-        app = ServingApp(
-            title=f"{srv.repository.name} (mldeploy)", version=latest.version, lifespan=srv.lifespan,
-            description=f"{latest.task} model served by mldeploy; versions: {', '.join(versions)}",
-            default_response_class=Response, docs_url=None, redoc_url=None,  # no CDN-loaded pages
-            openapi_url="/openapi.json" if srv.settings.docs else None,
-        )
-        app.state.server = srv
-        self._register_endpoints(app)
-        if srv.settings.docs:
-            add_docs(app)
-        self._add_exception_handlers(app)
-        self._add_middlewares(app)
-        return app
-
-    def _register_endpoints(self, app: FastAPI) -> None:
-        # on the app's own APIRouter: FastAPI's include_router adds a routing hop (~100 calls) to every request
-        srv = self.server
-        self.endpoints = Endpoints(srv.dataplane, srv.guard, srv.drain)
-        self.endpoints.register(app.router)
-        # Open Inference Protocol v2, KServe V1, OpenAI
-        self.v2 = register_protocols(app.router, srv.dataplane, srv.guard, srv.drain)
-
-    def _add_exception_handlers(self, app: FastAPI) -> None:
-        for exc_type, handler in protocol_handlers(HANDLERS).items():  # {"error": …} on protocol paths
-            app.add_exception_handler(exc_type, handler)
-
-    def _add_middlewares(self, app: FastAPI) -> None:
-        s = self.server.settings
-        # added first, so innermost (just above the router): the native predict routes without FastAPI's routing
-        app.add_middleware(PredictFastPath, endpoints=self.endpoints, guard=self.server.guard,
-                           exception_handlers=lambda: app.exception_handlers)
-        if s.cors.allow_origins:
-            from starlette.middleware.cors import CORSMiddleware
-
-            c = s.cors
-            app.add_middleware(CORSMiddleware, allow_origins=c.allow_origins, allow_methods=c.allow_methods,
-                               allow_headers=c.allow_headers, allow_credentials=c.allow_credentials,
-                               expose_headers=_EXPOSED)
-        # added last, so outermost: it also times and counts CORS preflights and 413s
-        srv = self.server
-        serving = Serving(srv.metrics, srv.emf, s.access_log, srv.drain,
-                          srv.client_ip if s.trusted_proxies else None, srv.dataplane.responded)
-        app.add_middleware(ServingMiddleware, metrics=srv.metrics, emf=srv.emf, max_body_bytes=s.max_body_bytes,
-                           access_log=s.access_log, drain=srv.drain, max_header_bytes=s.max_header_bytes,
-                           serving=serving)
-        # in front of it all: the common predict requests without Starlette (falls back to the stack above)
-        app.front = PredictFront(app.stack, srv.dataplane, srv.guard, serving, lambda: app.exception_handlers,
-                                 s.max_body_bytes, s.max_header_bytes, bool(s.cors.allow_origins), self.v2)
-
-
 def create_app(settings: Settings | None = None, environ: dict[str, str] | None = None) -> FastAPI:
     """Build the app; raises StartupError / AuthConfigError when it must not start."""
+    from runtime.http.rest import RestServer
+
     settings = settings or load_settings(environ=environ)
     return RestServer(ModelServer.build(settings, environ)).create_application()
 
 
-def create_app_from_env() -> FastAPI:
+def create_lazy_app(settings: Settings | None = None, environ: dict[str, str] | None = None) -> LazyApp:
+    """``create_app`` for a server process: lifespan and probes at once, the FastAPI app built after ready
+    (``runtime.http.lazy``); raises StartupError / AuthConfigError when it must not start."""
+    settings = settings or load_settings(environ=environ)
+    server = ModelServer.build(settings, environ)
+    serving = server.serving()
+
+    def build() -> FastAPI:
+        from runtime.http.rest import RestServer
+
+        return RestServer(server, serving).create_application()
+
+    return LazyApp(server, serving, build)
+
+
+def create_app_from_env() -> LazyApp:
     """uvicorn factory (``runtime.http.app:create_app_from_env``): settings from runtime.json + MLDEPLOY_* env.
 
     With ``workers > 1`` uvicorn *spawns* each worker: ``runtime.__main__`` (which sets logging up) does not run
@@ -219,4 +170,4 @@ def create_app_from_env() -> FastAPI:
         from runtime.telemetry import setup_logging
 
         setup_logging(settings.log_level)
-    return create_app(settings)
+    return create_lazy_app(settings)

@@ -1,14 +1,15 @@
-"""The endpoints, as a class over the data plane, registered on an ``APIRouter``."""
+"""The endpoints, as a class over the data plane, registered on an ``APIRouter`` (FastAPI is imported only by
+``register``: the probes are answered without it until the app is built, ``runtime.http.app.LazyApp``)."""
 
 from __future__ import annotations
 
 import asyncio
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Depends, Request
+from starlette.requests import Request  # at run time: FastAPI reads the endpoints' annotations
 from starlette.responses import Response
 
 from runtime.dataplane import BIG_ROWS, JSON, NPY, InferenceService, Prediction
@@ -16,6 +17,9 @@ from runtime.http.security import Guard, rate_limit_headers
 from runtime.inputs import PayloadTooLargeError
 from runtime.lifecycle import Drain
 from runtime.openapi import request_body, responses
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 
 def npy_bytes(arr: np.ndarray) -> bytes:
@@ -42,6 +46,8 @@ class Endpoints:
 
     def register(self, router: APIRouter) -> None:
         """Add every route to ``router``; inference and metadata routes carry the guard dependency."""
+        from fastapi import Depends
+
         dep = self.guard.dependency()
         guarded = [Depends(dep)] if dep else []
         latest = self.repository.latest
@@ -90,10 +96,17 @@ class Endpoints:
         return json_response(200, self.repository.describe())
 
     async def health(self) -> Response:
-        return json_response(200, {"status": "ok"})
+        return json_response(*probe(self.repository, self.drain, "/health"))
 
     async def ready(self) -> Response:
-        ok = self.repository.ready and not self.drain.active
-        doc = {"ready": ok, "draining": self.drain.active, "versions": self.repository.router.versions,
-               "providers": self.repository.providers}  # where each version runs: CUDA/GPU or CPU
-        return json_response(200 if ok else 503, doc)
+        return json_response(*probe(self.repository, self.drain, "/ready"))
+
+
+def probe(repository: Any, drain: Drain, path: str) -> tuple[int, dict[str, Any]]:
+    """The status and document of ``GET /health`` or ``GET /ready`` (also answered by ``runtime.http.lazy``)."""
+    if path == "/health":
+        return 200, {"status": "ok"}
+    ok = repository.ready and not drain.active
+    doc = {"ready": ok, "draining": drain.active, "versions": repository.router.versions,
+           "providers": repository.providers}  # where each version runs: CUDA/GPU or CPU
+    return 200 if ok else 503, doc

@@ -10,22 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
-
-from fastapi import Request, Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from typing import TYPE_CHECKING, Any
 
 from runtime.auth import Authenticator, AuthError
 from runtime.http.clientip import ClientIP
 from runtime.metrics import Metrics
 from runtime.ratelimit import RateLimiter
 
-API_KEY = APIKeyHeader(name="X-API-Key", scheme_name="ApiKey", auto_error=False,
-                       description="One of the keys in auth.api_keys_env / auth.api_keys_file")
-API_KEY_BEARER = HTTPBearer(scheme_name="ApiKeyBearer", auto_error=False,
-                            description="An API key sent as 'Authorization: Bearer <key>'")
-JWT_BEARER = HTTPBearer(scheme_name="JWT", bearerFormat="JWT", auto_error=False,
-                        description="A JWT signed with the configured HS256 secret or RS256 key (exp required)")
+if TYPE_CHECKING:
+    from starlette.requests import Request
 _NO_HEADERS: dict[str, str] = {}
 
 
@@ -138,22 +131,6 @@ class Guard:
         """
         if not self.active:
             return None
-        mode = self.auth.mode
-        if mode == "api_key":
-            async def api_key_guard(request: Request, key: Annotated[str | None, Security(API_KEY)],
-                                    bearer: Annotated[HTTPAuthorizationCredentials | None,
-                                                      Security(API_KEY_BEARER)]) -> None:
-                self.check(request, key, bearer.credentials if bearer else None)
+        from runtime.http.guard_dependency import dependency  # FastAPI: only once the app is built
 
-            return api_key_guard
-        if mode == "jwt":
-            async def jwt_guard(request: Request,
-                                bearer: Annotated[HTTPAuthorizationCredentials | None, Security(JWT_BEARER)]) -> None:
-                self.check(request, None, bearer.credentials if bearer else None)
-
-            return jwt_guard
-
-        async def rate_limit_guard(request: Request) -> None:
-            self.check(request, None, None)
-
-        return rate_limit_guard
+        return dependency(self)
