@@ -85,6 +85,7 @@ class Metrics:
         self._buffers_lock = threading.Lock()
         self._gauges: list[tuple[Any, Any]] = []  # (gauge child, () -> value) refreshed at each flush
         self._on_flush: list[Any] = []  # (now) -> None, called at each flush (drift publication)
+        self._before_flush: list[Any] = []  # () -> None, called first at each flush (batched request samples)
         self.flushed_at = 0.0
 
     # -- the hot path: per-request samples are tallied in process memory and pushed every FLUSH_INTERVAL_S
@@ -112,6 +113,12 @@ class Metrics:
         with self._buffers_lock:
             self._on_flush.append(callback)
 
+    def before_flush(self, callback: Any) -> None:
+        """Call ``callback()`` at the start of every flush, before the buffered samples are pushed (a source that
+        batches its own samples adds them to the buffers then)."""
+        with self._buffers_lock:
+            self._before_flush.append(callback)
+
     def _register(self, buf: _Buffered) -> Any:
         with self._buffers_lock:
             self._buffers.append(buf)
@@ -124,6 +131,10 @@ class Metrics:
     def flush(self, now: float | None = None) -> None:
         """Push every buffered sample to its Prometheus value (any thread)."""
         self.flushed_at = now = time.monotonic() if now is None else now
+        with self._buffers_lock:
+            first = list(self._before_flush)
+        for callback in first:
+            callback()
         with self._buffers_lock:
             buffers, gauges, hooks = list(self._buffers), list(self._gauges), list(self._on_flush)
         for buf in buffers:

@@ -166,6 +166,12 @@ def test_the_runtime_answers_pipelined_and_closing_requests_whole(iris, tmp_path
                   + req % (len(body), 2, b"", body) + req % (len(body), 3, b"connection: close\r\n", body))
         answers = _read_answers(s, 4)
         assert s.recv(1) == b""  # closed after the last answer, as asked
+        with socket.create_connection(("127.0.0.1", int(proc.url.rsplit(":", 1)[1])), timeout=10) as s10:
+            s10.sendall((req % (len(body), 4, b"", body)).replace(b"HTTP/1.1", b"HTTP/1.0"))
+            (status10, headers10, body10), = _read_answers(s10, 1)
+            assert s10.recv(1) == b""  # HTTP/1.0 without keep-alive: closed after the answer
+    assert status10 == b"HTTP/1.1 200 OK" and headers10[b"connection"] == b"close"
+    assert orjson.loads(body10)["request_id"] == "r-4" and int(headers10[b"content-length"]) == len(body10)
     statuses = [a[0] for a in answers]
     assert statuses == [b"HTTP/1.1 200 OK"] * 4
     docs = [orjson.loads(a[2]) for a in answers]
@@ -181,3 +187,108 @@ def test_without_httptools_uvicorn_chooses(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "httptools" else real(name, *a))
     assert http_protocol() == "auto"
+
+
+def _cycle(transport, *, keep_alive: bool = True, method: str = "POST", http_version: str = "1.1",
+           default_headers=None):
+    """A real uvicorn ``RequestResponseCycle`` over a ``HeldHead`` of ``transport``; ``done`` counts on_response."""
+    import asyncio
+    import logging
+
+    from uvicorn.protocols.http.flow_control import FlowControl
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    held = HeldHead(transport)
+    done = []
+    cycle = RequestResponseCycle(
+        scope={"type": "http", "method": method, "http_version": http_version, "path": "/predict"},
+        transport=held, flow=FlowControl(transport), logger=logging.getLogger("t"),
+        access_logger=logging.getLogger("t.access"), access_log=False,
+        default_headers=default_headers if default_headers is not None else [
+            (b"date", b"Wed, 02 Dec 2026 04:00:00 GMT"), (b"server", b"uvicorn")],
+        message_event=asyncio.Event(), expect_100_continue=False, keep_alive=keep_alive,
+        on_response=lambda: done.append(1))
+    return held, cycle, done
+
+
+_STATE = ("response_started", "response_complete", "keep_alive", "expected_content_length", "chunked_encoding")
+_BODY = b'{"predictions":["setosa"]}'
+_OK = [(b"content-type", b"application/json"), (b"X-Model-Version", b"1.0.0"), (b"cache-control", b"no-store"),
+       (b"content-length", b"%d" % len(_BODY)), (b"x-request-id", b"r-1")]
+
+
+@pytest.mark.parametrize(("headers", "keep_alive", "direct"), [
+    (_OK, True, True),
+    (_OK, False, True),  # HTTP/1.0 or the client's Connection: close: "connection: close" added, then closed
+    (_OK + [(b"connection", b"close")], True, False),  # draining: send's own Connection handling
+    (_OK + [(b"content-length", b"3")], True, False),  # a second Content-Length: send's first-wins reading
+    ([h for h in _OK if h[0] != b"content-length"], True, False),  # no length: chunked, by send
+    ([list(h) for h in _OK], True, False),  # headers as lists (unhashable): send reads them as well
+])
+def test_a_direct_answer_is_byte_for_byte_what_uvicorns_send_writes(headers, keep_alive, direct):
+    import asyncio
+
+    from runtime.http import onewrite
+
+    assert onewrite.DIRECT  # the uvicorn pinned here (runtime/requirements.txt: the host's) is supported
+    start = {"type": "http.response.start", "status": 200, "headers": headers}
+    answer = {"type": "http.response.body", "body": _BODY}
+    ours_t, theirs_t = _Transport(), _Transport()
+    held, cycle, done = _cycle(ours_t, keep_alive=keep_alive)
+    assert held.write_direct(cycle, start, answer) is direct
+    if not direct:
+        asyncio.run(held(cycle.send, start, answer))
+    ref_held, ref, ref_done = _cycle(theirs_t, keep_alive=keep_alive)
+
+    async def by_send():
+        await ref.send(start)
+        await ref.send(answer)
+
+    asyncio.run(by_send())
+    assert b"".join(c[1] for c in ours_t.calls) == b"".join(c[1] for c in theirs_t.calls)
+    assert [c[0] for c in ours_t.calls if c[0] == "close"] == [c[0] for c in theirs_t.calls if c[0] == "close"]
+    assert [getattr(cycle, a) for a in _STATE] == [getattr(ref, a) for a in _STATE]
+    assert cycle.message_event.is_set() and done == ref_done == [1]
+    if direct:
+        assert [c[0] for c in ours_t.calls][:1] == ["writelines"]  # head and body in one write
+
+
+@pytest.mark.parametrize(("headers", "default_headers", "error"), [
+    (_OK + [(b"x-bad", b"a\nb")], None, "Invalid HTTP header value"),
+    (_OK + [(b"bad name", b"x")], None, "Invalid HTTP header name"),
+    ([(b"content-length", b"999")], None, "shorter than Content-Length"),
+    (_OK, [(b"server", b"uvicorn\r")], "Invalid HTTP header value"),  # uvicorn's own defaults are checked too
+])
+def test_what_send_refuses_is_never_written_directly(headers, default_headers, error):
+    import asyncio
+
+    t = _Transport()
+    held, cycle, _ = _cycle(t, default_headers=default_headers)
+    start = {"type": "http.response.start", "status": 200, "headers": headers}
+    answer = {"type": "http.response.body", "body": _BODY}
+    assert held.write_direct(cycle, start, answer) is False and t.calls == [] and not cycle.response_started
+    with pytest.raises(RuntimeError, match=error):
+        asyncio.run(held(cycle.send, start, answer))  # uvicorn's send raises, as without the direct write
+
+
+def test_a_paused_or_gone_connection_and_other_uvicorns_go_through_send(monkeypatch):
+    import asyncio
+
+    from runtime.http import onewrite
+
+    start = {"type": "http.response.start", "status": 200, "headers": _OK}
+    answer = {"type": "http.response.body", "body": _BODY}
+    held, cycle, _ = _cycle(_Transport())
+    cycle.disconnected = True
+    assert held.write_direct(cycle, start, answer) is False
+    held, cycle, _ = _cycle(_Transport())
+    cycle.flow.write_paused = True
+    assert held.write_direct(cycle, start, answer) is False
+    monkeypatch.setattr(onewrite.uvicorn, "__version__", "0.99.0")
+    assert onewrite.direct_supported() is False
+    monkeypatch.setattr(onewrite, "DIRECT", False)
+    t = _Transport()
+    held, cycle, done = _cycle(t)
+    monkeypatch.setattr(HeldHead, "write_direct", lambda *a: pytest.fail("the direct write with DIRECT off"))
+    asyncio.run(held(cycle.send, start, answer))
+    assert [c[0] for c in t.calls] == ["writelines"] and cycle.response_complete and done == [1]

@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 import random
 import re
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -79,13 +81,13 @@ class Serving:
         self._latency: dict[tuple[str, str], Any] = {}
         self.in_flight = 0
         metrics.gauge(metrics.in_flight, lambda: self.in_flight)
-
-    def _sampled(self) -> bool:
-        self._credit += self.sample_rate
-        if self._credit >= 0.999999:  # not 1.0: ten additions of 0.1 make 0.9999999999999999
-            self._credit -= 1.0
-            return True
-        return False
+        # one append per answered request: (route, status, version, seconds), folded into the Prometheus buffers
+        # and the EMF reservoirs at each metrics flush (FLUSH_INTERVAL_S) and each EMF flush
+        self._samples: deque[tuple[str, int, str, float]] = deque()
+        self._sample = self._samples.append
+        self._fold_lock = threading.Lock()
+        metrics.before_flush(self.fold)
+        emf.before_flush(self.fold)
 
     def _labelled(self, route: str, status: int, version: str) -> tuple[Any, Any]:
         """The request counter child of (route, status, version) and the buffered latency histogram of (route,
@@ -110,32 +112,73 @@ class Serving:
         return headers
 
     def record(self, scope: Scope, route: str, status: int, elapsed: float, rid: str) -> None:
-        """Count one answered request: metrics, EMF, access log line, then the after-response hooks."""
+        """Count one answered request (metrics and EMF: one sample, see ``fold``), write its access log line if
+        due, then run the after-response hooks."""
         state = scope.get("state") or {}
         version = state.get("model_version", "")
+        self._sample((route, status, version, elapsed))
         m = self.metrics
-        key = (route, status, version)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = self._labelled(route, status, version)
-        counter, hist = children
-        counter.inc()  # buffered like the histograms: a scrape sees it within FLUSH_INTERVAL_S (at once with one
-        # worker: ``Metrics.render`` flushes first)
-        hist.observe(elapsed)
         now = time.monotonic()
-        if now - m.flushed_at >= FLUSH_INTERVAL_S:
-            m.flush(now)
-        if version:
-            self.emf.request(version, elapsed * 1000.0, status < 500)
-        if self.access_log and route not in _QUIET_ROUTES and (
-                status >= 400 or elapsed > self.slow_s or self._sampled()):
-            access.info("%s %s %d", scope["method"], scope["path"], status, extra={
-                "request_id": rid, "route": route, "status": status, "version": version,
-                "latency_ms": round(elapsed * 1000.0, 3),
-                "client": self._client(scope)})
+        if now - m.flushed_at >= FLUSH_INTERVAL_S:  # a scrape sees the sample within FLUSH_INTERVAL_S (at once
+            m.flush(now)  # with one worker: ``Metrics.render`` flushes first)
+        if self.access_log and route not in _QUIET_ROUTES:
+            if status >= 400 or elapsed > self.slow_s:
+                self._log(scope, route, status, elapsed, rid, version)
+            else:  # sampling: a line each time the accumulated rate reaches 1 (exactly sample_rate)
+                credit = self._credit + self.sample_rate
+                if credit >= 0.999999:  # not 1.0: ten additions of 0.1 make 0.9999999999999999
+                    credit -= 1.0
+                    self._log(scope, route, status, elapsed, rid, version)
+                self._credit = credit
         prediction = state.get("prediction")
         if prediction is not None and status < 400 and self.responded is not None:
             self.responded(prediction)
+
+    def fold(self) -> None:
+        """Move the recorded samples into the request counters and latency histograms (buffered: pushed by the
+        ``Metrics.flush`` that calls this first) and the EMF counts and reservoirs (any thread)."""
+        with self._fold_lock:  # held throughout: a flush that finds the lock taken waits for this fold's samples
+            pending = self._samples
+            popleft = pending.popleft
+            self._fold([popleft() for _ in range(len(pending))])
+        self.emf.fold()  # the confidences the data plane recorded meanwhile
+
+    def _fold(self, samples: list[tuple[str, int, str, float]]) -> None:
+        groups: dict[tuple[str, int, str], list[float]] = {}
+        for route, status, version, elapsed in samples:
+            key = (route, status, version)
+            got = groups.get(key)
+            if got is None:
+                got = groups[key] = []
+            got.append(elapsed)
+        per_version: dict[str, tuple[list[float], list[int]]] = {}
+        for key, elapsed in groups.items():
+            children = self._children.get(key)
+            if children is None:
+                children = self._children[key] = self._labelled(*key)
+            counter, hist = children
+            counter.inc(len(elapsed))
+            observe_many = getattr(hist, "observe_many", None)
+            if observe_many is not None:
+                observe_many(elapsed)
+            else:
+                for e in elapsed:
+                    hist.observe(e)
+            route, status, version = key
+            if version:
+                got = per_version.get(version)
+                if got is None:
+                    got = per_version[version] = ([], [0])
+                got[0].extend(elapsed)
+                if status >= 500:
+                    got[1][0] += len(elapsed)
+        for version, (latencies, errors) in per_version.items():
+            self.emf.add_requests(version, latencies, errors[0], scale=1000.0)
+
+    def _log(self, scope: Scope, route: str, status: int, elapsed: float, rid: str, version: str) -> None:
+        access.info("%s %s %d", scope["method"], scope["path"], status, extra={
+            "request_id": rid, "route": route, "status": status, "version": version,
+            "latency_ms": round(elapsed * 1000.0, 3), "client": self._client(scope)})
 
     def _client(self, scope: Scope) -> str | None:
         if self.client_ip is not None:
