@@ -99,8 +99,10 @@ def print_table(rows: list[Row]) -> None:
     from mldeploy import console
 
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False, title="Copilot → mldeploy")
-    for column in ("Copilot field", "mldeploy field", "status", "value / why not"):
-        table.add_column(column, overflow="fold")
+    # field names and the status stay whole (one can search for them); the reason column wraps
+    for column in ("Copilot field", "mldeploy field", "status"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("value / why not", overflow="fold")
     for r in rows:  # Text: no markup or :emoji: codes read from manifest values (":secret:" in an ARN)
         table.add_row(Text(r.copilot), Text(r.mldeploy or "—"),
                       Text(r.status, style="green" if r.status == MAPPED else "yellow"), Text(r.note))
