@@ -26,7 +26,6 @@ goes on to the FastAPI router. The routes stay registered on the router, so ``/o
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Awaitable, Callable
 from itertools import chain
@@ -41,7 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runtime.batching import Batcher
 from runtime.dataplane import BIG_ROWS, JSON, NPY, InferenceService, Prediction, is_json
-from runtime.http.middleware import Serving, new_request_id, route_label
+from runtime.http.middleware import RID_RE, Serving, new_request_id, route_label
 from runtime.http.protocols.v2 import BIG_JSON, HEADER_LENGTH, STATE_KEY, V2Endpoints, encode_response
 from runtime.http.routes import Endpoints, npy_bytes
 from runtime.http.security import Guard
@@ -49,7 +48,6 @@ from runtime.inputs import PayloadTooLargeError
 
 Endpoint = Callable[..., Awaitable[Response]]
 Handlers = Callable[[], dict[Any, Callable[..., Any]]]
-_RID_RE = re.compile(rb"^[\w.-]{1,64}$")
 _OCTET = "application/octet-stream"
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
 _NO_STORE = (b"cache-control", b"no-store")
@@ -246,7 +244,7 @@ class PredictFront:
             if media != _OCTET and not is_json(media):
                 return False  # multipart, images, streamed .npy, 415: the data plane's request decoder
         rid = h.get(b"x-request-id")
-        if rid is not None and not _RID_RE.match(rid):
+        if rid is not None and not RID_RE.match(rid):
             rid = None
         rid_b = rid or new_request_id()
         rid_s = rid_b.decode()

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from runtime.http.middleware import _RID_RE, Serving, new_request_id
+from runtime.http.middleware import RID_RE, Serving, new_request_id
 from runtime.http.routes import probe
 from runtime.lifecycle import server_process
 
@@ -42,7 +42,7 @@ def _rid(raw: list[tuple[bytes, bytes]]) -> bytes:
     """The request id as ``ServingMiddleware`` reads it (the last valid ``X-Request-ID``), else a new one."""
     rid = b""
     for k, v in raw:
-        if k == b"x-request-id" and _RID_RE.match(v):
+        if k == b"x-request-id" and RID_RE.match(v):
             rid = v
     return rid or new_request_id()
 

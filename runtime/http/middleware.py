@@ -28,7 +28,7 @@ from runtime.metrics import FLUSH_INTERVAL_S, Metrics
 from runtime.telemetry import EmfAggregator
 
 access = logging.getLogger("mldeploy.access")
-_RID_RE = re.compile(rb"^[\w.-]{1,64}$")
+RID_RE = re.compile(rb"^[\w.-]{1,64}$")  # a client's X-Request-ID we keep (else a new id)
 _STATIC_ROUTES = {"/predict", "/health", "/ready", "/v1/models", "/docs", "/openapi.json"}
 _QUIET_ROUTES = ("/health", "/ready")
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
@@ -213,7 +213,7 @@ class ServingMiddleware:
         header_bytes = 0
         for k, v in scope["headers"]:
             header_bytes += len(k) + len(v)
-            if k == b"x-request-id" and _RID_RE.match(v):
+            if k == b"x-request-id" and RID_RE.match(v):
                 rid = v
             elif k == b"content-length":
                 length = int(v) if v.isdigit() else None
